@@ -1,0 +1,384 @@
+package org.uchroot.actors;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.Behavior;
+import akka.actor.typed.javadsl.ActorContext;
+import akka.actor.typed.javadsl.BehaviorBuilder;
+import akka.actor.typed.javadsl.Behaviors;
+import akka.actor.typed.javadsl.StashBuffer;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Function;
+import java.util.function.UnaryOperator;
+
+/**
+ * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
+ * or {@link Revert}: every job still running is interrupted, and only once each has reported
+ * {@link MountsReleased} are the namespaces dismantled and the rootfs handed to a {@link
+ * CleanupActor}. An {@link InterruptJobs} stops the commands but leaves the testbed open, so the
+ * client can still run its own cleanup in it.
+ *
+ * <p>States: opening, open (or interrupted, which behaves the same), closing, reverting; the actor
+ * stops once closed.
+ */
+public final class SessionActor {
+
+  public sealed interface Command {}
+
+  /** Run a command; the requester hears {@link JobActor.Reply}s. */
+  public record RunJob(JobSpec spec, ActorRef<JobActor.Reply> replyTo) implements Command {}
+
+  /** Interrupt every running command, keeping the testbed open. */
+  public record InterruptJobs(ActorRef<JobsInterrupted> replyTo) implements Command {}
+
+  /** Interrupt one command, as its exec program asks when it is signalled. */
+  public record InterruptJob(JobId job) implements Command {}
+
+  public record GetStatus(ActorRef<Status> replyTo) implements Command {}
+
+  public record Close(ActorRef<CloseReply> replyTo) implements Command {}
+
+  public record Revert(ActorRef<RevertReply> replyTo) implements Command {}
+
+  /** From a job: its command ended (empty when it never started). */
+  public record JobFinished(JobId job, Optional<ExitStatus> status) implements Command {}
+
+  /** From a job: no process of it remains, so it holds nothing in the rootfs any more. */
+  public record MountsReleased(JobId job) implements Command {}
+
+  private record JobStopped(JobId job) implements Command {}
+
+  private record Provisioned(Testbed testbed) implements Command {}
+
+  private record ProvisionFailed(Throwable cause) implements Command {}
+
+  private record Dismantled(Throwable error) implements Command {}
+
+  private record CleanupDone(CleanupActor.Reply reply) implements Command {}
+
+  public sealed interface OpenReply {}
+
+  public record Opened(SessionId session, Testbed testbed, ActorRef<Command> ref)
+      implements OpenReply {}
+
+  public record OpenFailed(SessionId session, String reason) implements OpenReply {}
+
+  public sealed interface CloseReply {}
+
+  public record Closed(SessionId session) implements CloseReply {}
+
+  public record CloseFailed(SessionId session, String reason) implements CloseReply {}
+
+  public sealed interface RevertReply {}
+
+  public record Reverted(Testbed testbed) implements RevertReply {}
+
+  /** The testbed could not be made again; the session has ended. */
+  public record RevertFailed(String reason) implements RevertReply {}
+
+  public record JobsInterrupted(int jobs) {}
+
+  public enum State {
+    OPENING,
+    OPEN,
+    INTERRUPTED,
+    REVERTING,
+    CLOSING
+  }
+
+  public record Status(SessionId session, State state, int runningJobs, int interrupts) {}
+
+  /** The ports and settings a session works with. */
+  public record Ports(
+      TestbedProvisioner provisioner,
+      JobLauncher launcher,
+      RootfsRemover remover,
+      GracePeriods grace) {}
+
+  public static Behavior<Command> create(
+      SessionId id, SessionSpec spec, Ports ports, ActorRef<OpenReply> replyTo) {
+    return Behaviors.withStash(
+        1000,
+        stash ->
+            Behaviors.setup(
+                context -> {
+                  context.pipeToSelf(
+                      ports.provisioner().provision(id, spec, Optional.empty()),
+                      (testbed, error) ->
+                          testbed != null ? new Provisioned(testbed) : new ProvisionFailed(error));
+                  return new SessionActor(id, spec, ports, context, stash).opening(replyTo);
+                }));
+  }
+
+  private final SessionId id;
+  private final SessionSpec spec;
+  private final Ports ports;
+  private final ActorContext<Command> context;
+  private final StashBuffer<Command> stash;
+  private final ActorRef<CleanupActor.Command> cleanup;
+  /** Jobs that have not yet released their mounts. */
+  private final Map<JobId, ActorRef<JobActor.Command>> jobs = new LinkedHashMap<>();
+
+  private Testbed testbed;
+  private long lastJob;
+  private int interrupts;
+  private boolean interrupted;
+
+  private SessionActor(
+      SessionId id,
+      SessionSpec spec,
+      Ports ports,
+      ActorContext<Command> context,
+      StashBuffer<Command> stash) {
+    this.id = id;
+    this.spec = spec;
+    this.ports = ports;
+    this.context = context;
+    this.stash = stash;
+    this.cleanup = context.spawn(CleanupActor.create(ports.remover()), "cleanup");
+  }
+
+  private Behavior<Command> opening(ActorRef<OpenReply> replyTo) {
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            Provisioned.class,
+            msg -> {
+              testbed = msg.testbed();
+              context.getLog().info("session {} open on {}", id, testbed.rootfs());
+              replyTo.tell(new Opened(id, testbed, context.getSelf()));
+              return stash.unstashAll(open());
+            })
+        .onMessage(
+            ProvisionFailed.class,
+            msg -> {
+              replyTo.tell(new OpenFailed(id, JobActor.reason(msg.cause())));
+              return Behaviors.stopped();
+            })
+        .onMessage(GetStatus.class, msg -> replyStatus(msg, State.OPENING))
+        .onAnyMessage(
+            msg -> {
+              stash.stash(msg);
+              return Behaviors.same();
+            })
+        .build();
+  }
+
+  private Behavior<Command> open() {
+    return Behaviors.receive(Command.class)
+        .onMessage(RunJob.class, this::onRunJob)
+        .onMessage(
+            InterruptJobs.class,
+            msg -> {
+              interruptAll(msg.replyTo());
+              return Behaviors.same();
+            })
+        .onMessage(InterruptJob.class, this::onInterruptJob)
+        .onMessage(
+            GetStatus.class,
+            msg -> replyStatus(msg, interrupted ? State.INTERRUPTED : State.OPEN))
+        .onMessage(JobFinished.class, this::onJobFinished)
+        .onMessage(MountsReleased.class, msg -> onJobGone(msg.job()))
+        .onMessage(JobStopped.class, msg -> onJobGone(msg.job()))
+        .onMessage(Close.class, msg -> closing(new ArrayList<>(List.of(msg.replyTo()))))
+        .onMessage(Revert.class, msg -> reverting(msg.replyTo()))
+        .build();
+  }
+
+  private Behavior<Command> onRunJob(RunJob msg) {
+    JobId job = new JobId(id, ++lastJob);
+    ActorRef<JobActor.Command> ref =
+        context.spawn(
+            JobActor.create(
+                job,
+                testbed,
+                msg.spec(),
+                ports.launcher(),
+                ports.grace(),
+                context.getSelf(),
+                msg.replyTo()),
+            "job-" + job.sequence());
+    context.watchWith(ref, new JobStopped(job));
+    jobs.put(job, ref);
+    return Behaviors.same();
+  }
+
+  private void interruptAll(ActorRef<JobsInterrupted> replyTo) {
+    interrupts++;
+    interrupted = true;
+    jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
+    context.getLog().info("session {}: interrupted {} running job(s)", id, jobs.size());
+    replyTo.tell(new JobsInterrupted(jobs.size()));
+  }
+
+  private Behavior<Command> onInterruptJob(InterruptJob msg) {
+    ActorRef<JobActor.Command> job = jobs.get(msg.job());
+    if (job != null) {
+      job.tell(new JobActor.Interrupt());
+    }
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> onJobFinished(JobFinished msg) {
+    context.getLog().debug("job {} finished: {}", msg.job(), msg.status());
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> onJobGone(JobId job) {
+    jobs.remove(job);
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> replyStatus(GetStatus msg, State state) {
+    msg.replyTo().tell(new Status(id, state, jobs.size(), interrupts));
+    return Behaviors.same();
+  }
+
+  /** Ending for good: drain, dismantle, remove, then tell everyone who asked. */
+  private Behavior<Command> closing(List<ActorRef<CloseReply>> waiting) {
+    return draining(
+        State.CLOSING,
+        builder ->
+            builder
+                .onMessage(
+                    Close.class,
+                    msg -> {
+                      waiting.add(msg.replyTo());
+                      return Behaviors.same();
+                    })
+                .onMessage(
+                    Revert.class,
+                    msg -> {
+                      msg.replyTo().tell(new RevertFailed("the testbed is closing"));
+                      return Behaviors.same();
+                    }),
+        error -> {
+          CloseReply reply = error.isEmpty() ? new Closed(id) : new CloseFailed(id, error.get());
+          waiting.forEach(ref -> ref.tell(reply));
+          context.getLog().info("session {} closed", id);
+          return Behaviors.stopped();
+        });
+  }
+
+  /** Like closing, but provision a fresh testbed with the same scratch path afterwards. */
+  private Behavior<Command> reverting(ActorRef<RevertReply> replyTo) {
+    String scratch = testbed.scratch();
+    return draining(
+        State.REVERTING,
+        builder ->
+            builder.onAnyMessage(
+                msg -> {
+                  stash.stash(msg);
+                  return Behaviors.same();
+                }),
+        error -> {
+          if (error.isPresent()) {
+            replyTo.tell(new RevertFailed(error.get()));
+            return Behaviors.stopped();
+          }
+          context.pipeToSelf(
+              ports.provisioner().provision(id, spec, Optional.of(scratch)),
+              (fresh, failure) ->
+                  fresh != null ? new Provisioned(fresh) : new ProvisionFailed(failure));
+          return Behaviors.receive(Command.class)
+              .onMessage(
+                  Provisioned.class,
+                  msg -> {
+                    testbed = msg.testbed();
+                    interrupted = false;
+                    replyTo.tell(new Reverted(testbed));
+                    return stash.unstashAll(open());
+                  })
+              .onMessage(
+                  ProvisionFailed.class,
+                  msg -> {
+                    replyTo.tell(new RevertFailed(JobActor.reason(msg.cause())));
+                    return Behaviors.stopped();
+                  })
+              .onMessage(GetStatus.class, msg -> replyStatus(msg, State.REVERTING))
+              .onAnyMessage(
+                  msg -> {
+                    stash.stash(msg);
+                    return Behaviors.same();
+                  })
+              .build();
+        });
+  }
+
+  /**
+   * The common path of close and revert. Interrupts what still runs, waits for every job's
+   * MountsReleased, dismantles the namespaces, and has the rootfs removed; then calls {@code then}
+   * with the error, if any. Messages the path itself does not handle go to {@code others}.
+   */
+  private Behavior<Command> draining(
+      State state,
+      UnaryOperator<BehaviorBuilder<Command>> others,
+      Function<Optional<String>, Behavior<Command>> then) {
+    jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
+    context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
+    Behavior<Command> removing =
+        others.apply(
+            Behaviors.receive(Command.class)
+            .onMessage(
+                CleanupDone.class,
+                msg ->
+                    then.apply(
+                        msg.reply() instanceof CleanupActor.RemovalFailed failed
+                            ? Optional.of(failed.reason())
+                            : Optional.empty()))
+            .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
+            .onMessage(RunJob.class, this::reject))
+            .build();
+    Behavior<Command> dismantling =
+        others.apply(
+            Behaviors.receive(Command.class)
+            .onMessage(
+                Dismantled.class,
+                msg -> {
+                  if (msg.error() != null) {
+                    return then.apply(Optional.of(JobActor.reason(msg.error())));
+                  }
+                  ActorRef<CleanupActor.Reply> adapter =
+                      context.messageAdapter(CleanupActor.Reply.class, CleanupDone::new);
+                  cleanup.tell(new CleanupActor.RemoveRootfs(testbed, adapter));
+                  return removing;
+                })
+            .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
+            .onMessage(RunJob.class, this::reject))
+            .build();
+    Behavior<Command> waiting =
+        others.apply(
+            Behaviors.receive(Command.class)
+            .onMessage(MountsReleased.class, msg -> afterJobGone(msg.job(), dismantling))
+            .onMessage(JobStopped.class, msg -> afterJobGone(msg.job(), dismantling))
+            .onMessage(JobFinished.class, this::onJobFinished)
+            .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
+            .onMessage(RunJob.class, this::reject)
+            .onMessage(
+                InterruptJobs.class,
+                msg -> {
+                  msg.replyTo().tell(new JobsInterrupted(jobs.size()));
+                  return Behaviors.same();
+                })
+            .onMessage(InterruptJob.class, msg -> Behaviors.same()))
+            .build();
+    return jobs.isEmpty() ? dismantle(dismantling) : waiting;
+  }
+
+  private Behavior<Command> afterJobGone(JobId job, Behavior<Command> dismantling) {
+    jobs.remove(job);
+    return jobs.isEmpty() ? dismantle(dismantling) : Behaviors.same();
+  }
+
+  private Behavior<Command> dismantle(Behavior<Command> dismantling) {
+    context.pipeToSelf(ports.provisioner().dismantle(testbed), (ok, error) -> new Dismantled(error));
+    return dismantling;
+  }
+
+  private Behavior<Command> reject(RunJob msg) {
+    msg.replyTo().tell(new JobActor.JobRejected("the testbed of session " + id + " is going away"));
+    return Behaviors.same();
+  }
+}

@@ -1,0 +1,35 @@
+package org.uchroot.actors;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * What a testbed is made from.
+ *
+ * @param tarball the rootfs tarball, any compression GNU tar reads
+ * @param binds host directories to bind into the testbed
+ * @param unpackDir where to unpack; must not exist yet. Empty: a fresh temporary directory
+ * @param unpackPrefix name prefix of that temporary directory
+ * @param normalUser the unprivileged account created in the testbed
+ */
+public record SessionSpec(
+    Path tarball,
+    List<BindMount> binds,
+    Optional<Path> unpackDir,
+    Optional<String> unpackPrefix,
+    String normalUser) {
+
+  public SessionSpec {
+    Objects.requireNonNull(tarball, "tarball");
+    binds = List.copyOf(binds);
+    Objects.requireNonNull(unpackDir, "unpackDir");
+    Objects.requireNonNull(unpackPrefix, "unpackPrefix");
+    Objects.requireNonNull(normalUser, "normalUser");
+  }
+
+  public static SessionSpec of(Path tarball) {
+    return new SessionSpec(tarball, List.of(), Optional.empty(), Optional.empty(), "uchroot");
+  }
+}

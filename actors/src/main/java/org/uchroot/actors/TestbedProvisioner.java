@@ -1,0 +1,26 @@
+package org.uchroot.actors;
+
+import java.util.Optional;
+import java.util.concurrent.CompletionStage;
+
+/**
+ * Makes and dismantles the testbeds of sessions. Implementations never block the caller: they run
+ * their work (tar, helper processes) on an executor of their own and complete the stage there.
+ * Whoever receives a {@link Testbed} owns it until it has been dismantled and removed.
+ */
+public interface TestbedProvisioner {
+
+  /**
+   * Unpacks the rootfs and creates the session's namespaces around it.
+   *
+   * @param scratch the scratch path to recreate (on revert); empty to make a fresh one
+   */
+  CompletionStage<Testbed> provision(SessionId session, SessionSpec spec, Optional<String> scratch);
+
+  /**
+   * Ends the session's namespaces (everything still inside dies with its init), waits until they
+   * are gone, and fails if anything is still mounted at or below the rootfs. Leaves the rootfs on
+   * disk for the {@link RootfsRemover}.
+   */
+  CompletionStage<Void> dismantle(Testbed testbed);
+}
