@@ -264,7 +264,7 @@ public final class SessionActor {
 
   /** Like closing, but provision a fresh testbed with the same scratch path afterwards. */
   private Behavior<Command> reverting(ActorRef<RevertReply> replyTo) {
-    String scratch = testbed.scratch();
+    Testbed previous = testbed;
     return draining(
         State.REVERTING,
         builder ->
@@ -279,7 +279,7 @@ public final class SessionActor {
             return Behaviors.stopped();
           }
           context.pipeToSelf(
-              ports.provisioner().provision(id, spec, Optional.of(scratch)),
+              ports.provisioner().provision(id, spec, Optional.of(previous)),
               (fresh, failure) ->
                   fresh != null ? new Provisioned(fresh) : new ProvisionFailed(failure));
           return Behaviors.receive(Command.class)

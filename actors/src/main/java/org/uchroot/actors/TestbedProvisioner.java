@@ -13,9 +13,11 @@ public interface TestbedProvisioner {
   /**
    * Unpacks the rootfs and creates the session's namespaces around it.
    *
-   * @param scratch the scratch path to recreate (on revert); empty to make a fresh one
+   * @param previous on revert, the dismantled and removed testbed this one replaces: its rootfs
+   *     path and scratch path are made again, so that paths the client saw stay valid
    */
-  CompletionStage<Testbed> provision(SessionId session, SessionSpec spec, Optional<String> scratch);
+  CompletionStage<Testbed> provision(
+      SessionId session, SessionSpec spec, Optional<Testbed> previous);
 
   /**
    * Ends the session's namespaces (everything still inside dies with its init), waits until they

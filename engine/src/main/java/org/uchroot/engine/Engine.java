@@ -1,0 +1,121 @@
+package org.uchroot.engine;
+
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.DispatcherSelector;
+import akka.actor.typed.javadsl.AskPattern;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import org.uchroot.actors.SessionActor;
+import org.uchroot.actors.SessionId;
+import org.uchroot.actors.SessionManager;
+import org.uchroot.actors.SessionSpec;
+
+/**
+ * The embedding entry point: one actor system hosting any number of sessions. Thread-safe.
+ *
+ * <pre>{@code
+ * try (Engine engine = Engine.start(EngineConfig.load())) {
+ *   Session session = engine.open(SessionSpec.of(Path.of("bookworm.tar"))).toCompletableFuture().join();
+ *   ExitStatus status = session.run(List.of("true"), JobStdio...).toCompletableFuture().join();
+ *   session.close().toCompletableFuture().join();
+ * }
+ * }</pre>
+ */
+public final class Engine implements AutoCloseable {
+
+  private static final Duration OPEN_TIMEOUT = Duration.ofHours(1);
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final EngineConfig config;
+  private final ActorSystem<SessionManager.Command> system;
+
+  private Engine(EngineConfig config, ActorSystem<SessionManager.Command> system) {
+    this.config = config;
+    this.system = system;
+  }
+
+  /** Starts an engine; {@link #close()} ends every session it still has, then the engine. */
+  public static Engine start(EngineConfig config) {
+    ActorSystem<SessionManager.Command> system =
+        ActorSystem.create(
+            akka.actor.typed.javadsl.Behaviors.setup(
+                context -> {
+                  Executor blocking =
+                      context
+                          .getSystem()
+                          .dispatchers()
+                          .lookup(DispatcherSelector.fromConfig("uchroot-blocking-dispatcher"));
+                  Executor io =
+                      context
+                          .getSystem()
+                          .dispatchers()
+                          .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
+                  IdMapping mapping = Host.idMapping();
+                  SessionActor.Ports ports =
+                      new SessionActor.Ports(
+                          new LinuxProvisioner(config, mapping, blocking),
+                          new LinuxJobLauncher(config, blocking, io),
+                          new SafeRemover(mapping, blocking),
+                          config.grace());
+                  return SessionManager.create(ports, Engine::newSessionId);
+                }),
+            "uchroot",
+            config.config());
+    return new Engine(config, system);
+  }
+
+  public EngineConfig config() {
+    return config;
+  }
+
+  /** Provisions a testbed; fails with {@link UchrootException} saying why it could not. */
+  public CompletionStage<Session> open(SessionSpec spec) {
+    return AskPattern.<SessionManager.Command, SessionActor.OpenReply>ask(
+            system,
+            replyTo -> new SessionManager.OpenSession(spec, replyTo),
+            OPEN_TIMEOUT,
+            system.scheduler())
+        .thenApply(
+            reply -> {
+              if (reply instanceof SessionActor.Opened opened) {
+                return new Session(opened.session(), opened.testbed(), opened.ref(), system);
+              }
+              throw new UchrootException(((SessionActor.OpenFailed) reply).reason());
+            });
+  }
+
+  /** Interrupts the commands of every session, as a Ctrl+C asks; no session is closed. */
+  public void interruptAll() {
+    system.tell(new SessionManager.InterruptAll());
+  }
+
+  /** Closes every session; completes with how many were closed. */
+  public CompletionStage<Integer> closeAll() {
+    return AskPattern.<SessionManager.Command, SessionManager.AllClosed>ask(
+            system, SessionManager.CloseAll::new, Duration.ofHours(6), system.scheduler())
+        .thenApply(SessionManager.AllClosed::sessions);
+  }
+
+  /** Closes every session, waiting for their removal, then stops the engine. */
+  @Override
+  public void close() {
+    try {
+      closeAll().toCompletableFuture().get(6, TimeUnit.HOURS);
+    } catch (Exception e) {
+      throw new UchrootException("could not close every session: " + e.getMessage(), e);
+    } finally {
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().join();
+    }
+  }
+
+  private static SessionId newSessionId() {
+    byte[] bytes = new byte[4];
+    RANDOM.nextBytes(bytes);
+    return new SessionId("s" + HexFormat.of().formatHex(bytes));
+  }
+}

@@ -1,0 +1,70 @@
+package org.uchroot.engine;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Objects;
+import org.uchroot.actors.GracePeriods;
+
+/**
+ * Settings of an {@link Engine}, read from {@code uchroot.conf}: the copy in the engine's jar, then
+ * {@code $UCHROOT_CONF_DIR/uchroot.conf} or {@code -Duchroot.conf.dir}, then {@code -D} system
+ * properties, the last winning.
+ *
+ * @param libexecDir where {@code uchroot-enter} and {@code session-setup.sh} are
+ * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
+ * @param grace how long an interrupted command gets before SIGTERM, then before it is killed
+ * @param normalUser the unprivileged account created in each testbed
+ * @param config the whole configuration, Akka's part included
+ */
+public record EngineConfig(
+    Path libexecDir, Path runtimeDir, GracePeriods grace, String normalUser, Config config) {
+
+  public EngineConfig {
+    Objects.requireNonNull(libexecDir, "libexecDir");
+    Objects.requireNonNull(runtimeDir, "runtimeDir");
+    Objects.requireNonNull(grace, "grace");
+    Objects.requireNonNull(normalUser, "normalUser");
+    Objects.requireNonNull(config, "config");
+  }
+
+  /** Reads the configuration as described above. */
+  public static EngineConfig load() {
+    return from(loadConfig());
+  }
+
+  public static Config loadConfig() {
+    Config base = ConfigFactory.parseResources("uchroot.conf");
+    String dir = System.getProperty("uchroot.conf.dir", System.getenv("UCHROOT_CONF_DIR"));
+    if (dir != null && Files.isRegularFile(Path.of(dir, "uchroot.conf"))) {
+      base = ConfigFactory.parseFile(Path.of(dir, "uchroot.conf").toFile()).withFallback(base);
+    }
+    return ConfigFactory.systemProperties()
+        .withFallback(base)
+        .withFallback(ConfigFactory.defaultReference())
+        .resolve();
+  }
+
+  public static EngineConfig from(Config config) {
+    Config c = config.getConfig("uchroot");
+    String libexec = System.getProperty("uchroot.libexec.dir", c.getString("libexec-dir"));
+    if (libexec.isEmpty()) {
+      throw new IllegalStateException(
+          "uchroot.libexec-dir is not set: start uchroot through its launch scripts");
+    }
+    String runtime = c.getString("runtime-dir");
+    return new EngineConfig(
+        Path.of(libexec),
+        runtime.isEmpty() ? Host.defaultRuntimeDir() : Path.of(runtime),
+        new GracePeriods(
+            c.getDuration("interrupt.grace-before-term"),
+            c.getDuration("interrupt.grace-before-kill")),
+        c.getString("normal-user"),
+        config);
+  }
+
+  public EngineConfig withGrace(GracePeriods grace) {
+    return new EngineConfig(libexecDir, runtimeDir, grace, normalUser, config);
+  }
+}

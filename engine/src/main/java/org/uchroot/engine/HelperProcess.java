@@ -1,0 +1,73 @@
+package org.uchroot.engine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+
+/** Runs the short-lived helper programs of the engine (tar, useradd, rm) to their end. */
+final class HelperProcess {
+
+  private HelperProcess() {}
+
+  /** Where helpers find their programs; their environment is otherwise empty. */
+  static final String PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+  static ProcessBuilder builder(List<String> argv) {
+    ProcessBuilder builder = new ProcessBuilder(argv);
+    Map<String, String> env = builder.environment();
+    env.clear();
+    env.put("PATH", PATH);
+    return builder;
+  }
+
+  /**
+   * Runs {@code argv} with stdin from /dev/null and fails with its stderr when it exits non-zero.
+   * Blocks: call only from the blocking executor.
+   */
+  static void run(String what, List<String> argv) {
+    Process process;
+    try {
+      process =
+          builder(argv)
+              .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .start();
+    } catch (IOException e) {
+      throw new UchrootException(what + ": cannot run " + argv.get(0) + ": " + e.getMessage(), e);
+    }
+    String stderr = drain(process.getErrorStream());
+    int status = waitFor(process);
+    if (status != 0) {
+      throw new UchrootException(
+          what + " failed (exit status " + status + ")" + (stderr.isBlank() ? "" : ": " + oneLine(stderr)));
+    }
+  }
+
+  static int waitFor(Process process) {
+    while (true) {
+      try {
+        return process.waitFor();
+      } catch (InterruptedException e) {
+        // The executor's threads are not interrupted on purpose; keep waiting for the helper.
+      }
+    }
+  }
+
+  static String drain(InputStream in) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (in) {
+      in.transferTo(out);
+    } catch (IOException e) {
+      // The helper went away; what it wrote so far is all there is.
+    }
+    return out.toString(StandardCharsets.UTF_8);
+  }
+
+  /** Joins the lines of a tool's stderr, so that errors stay one line. */
+  static String oneLine(String text) {
+    return String.join("; ", text.strip().split("\\s*\\n\\s*"));
+  }
+}

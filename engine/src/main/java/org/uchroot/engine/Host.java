@@ -1,0 +1,98 @@
+package org.uchroot.engine;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import jnr.posix.POSIX;
+import jnr.posix.POSIXFactory;
+
+/** The calling user and the few system calls the engine needs from the JVM. */
+public final class Host {
+
+  private static final POSIX POSIX = POSIXFactory.getNativePOSIX();
+
+  private Host() {}
+
+  public static int uid() {
+    return POSIX.getuid();
+  }
+
+  public static int gid() {
+    return POSIX.getgid();
+  }
+
+  public static boolean isRoot() {
+    return uid() == 0;
+  }
+
+  public static String userName() {
+    var pw = POSIX.getpwuid(uid());
+    return pw != null ? pw.getLoginName() : Integer.toString(uid());
+  }
+
+  /** Sends {@code signal} to {@code pid}; false if it no longer exists. */
+  public static boolean kill(long pid, int signal) {
+    return POSIX.kill((int) pid, signal) == 0;
+  }
+
+  /**
+   * The id mapping for sessions of the calling user: none for root; otherwise root inside mapped to
+   * the caller and ids 1..n to the caller's own subordinate ranges, read from /etc/subuid and
+   * /etc/subgid (never another user's, whatever line comes first).
+   */
+  public static IdMapping idMapping() {
+    if (isRoot()) {
+      return IdMapping.HOST;
+    }
+    String name = userName();
+    String uid = Integer.toString(uid());
+    IdMapping.Range users =
+        subordinateRange(Path.of("/etc/subuid"), name, uid)
+            .orElseThrow(() -> new IllegalStateException(noRange("/etc/subuid", name)));
+    IdMapping.Range groups =
+        subordinateRange(Path.of("/etc/subgid"), name, uid)
+            .orElseThrow(() -> new IllegalStateException(noRange("/etc/subgid", name)));
+    return new IdMapping.Subordinate(users, groups);
+  }
+
+  private static String noRange(String file, String name) {
+    return "no subordinate id range for " + name + " in " + file + " (see subuid(5))";
+  }
+
+  /** The first range that belongs to the user, by name or by numeric uid. */
+  static Optional<IdMapping.Range> subordinateRange(Path file, String name, String uid) {
+    List<String> lines;
+    try {
+      lines = Files.exists(file) ? Files.readAllLines(file) : List.of();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    for (String line : lines) {
+      String[] f = line.trim().split(":");
+      if (f.length == 3 && (f[0].equals(name) || f[0].equals(uid))) {
+        try {
+          long start = Long.parseLong(f[1]);
+          long count = Long.parseLong(f[2]);
+          if (count > 0) {
+            return Optional.of(new IdMapping.Range(start, count));
+          }
+        } catch (NumberFormatException e) {
+          // A malformed line is not ours to judge; newuidmap skips it too.
+        }
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** {@code $XDG_RUNTIME_DIR/uchroot}, {@code /run/uchroot} for root, else {@code /tmp/uchroot-UID}. */
+  static Path defaultRuntimeDir() {
+    String xdg = System.getenv("XDG_RUNTIME_DIR");
+    if (xdg != null && !xdg.isEmpty() && Files.isDirectory(Path.of(xdg))) {
+      return Path.of(xdg, "uchroot");
+    }
+    return isRoot() ? Path.of("/run/uchroot") : Path.of("/tmp", "uchroot-" + uid());
+  }
+}

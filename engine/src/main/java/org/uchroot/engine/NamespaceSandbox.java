@@ -1,0 +1,64 @@
+package org.uchroot.engine;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.uchroot.actors.Sandbox;
+
+/**
+ * The namespaces of one session, held by an {@code unshare} process whose child, the session's
+ * init ({@code tini}), is pid 1 of the session's pid namespace. The init lives as long as the
+ * engine holds its stdin open: closing it, or the engine dying, ends the session and the kernel
+ * kills everything left inside.
+ */
+final class NamespaceSandbox implements Sandbox {
+
+  private final Process holder;
+  private final long initPid;
+  private final Path rootfs;
+
+  NamespaceSandbox(Process holder, long initPid, Path rootfs) {
+    this.holder = holder;
+    this.initPid = initPid;
+    this.rootfs = rootfs;
+  }
+
+  /** Host pid of the session's init; jobs join the namespaces of this process. */
+  long initPid() {
+    return initPid;
+  }
+
+  Path rootfs() {
+    return rootfs;
+  }
+
+  /** Ends the namespaces and waits until they are gone. Blocks. */
+  void end() {
+    try (OutputStream keepAlive = holder.getOutputStream()) {
+      // Closing is the whole message: the init's child sees end of file and exits.
+    } catch (IOException e) {
+      // Already closed: the holder is going or gone.
+    }
+    if (!waitFor(10)) {
+      Host.kill(initPid, 9);
+      if (!waitFor(10)) {
+        holder.destroyForcibly();
+        waitFor(10);
+      }
+    }
+  }
+
+  private boolean waitFor(int seconds) {
+    try {
+      return holder.waitFor(seconds, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  boolean isAlive() {
+    return holder.isAlive();
+  }
+}

@@ -1,0 +1,186 @@
+package org.uchroot.engine;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.Props;
+import akka.actor.typed.javadsl.AskPattern;
+import akka.actor.typed.javadsl.Behaviors;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicLong;
+import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.JobActor;
+import org.uchroot.actors.JobId;
+import org.uchroot.actors.JobSpec;
+import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.SessionActor;
+import org.uchroot.actors.SessionId;
+import org.uchroot.actors.Testbed;
+
+/**
+ * An open testbed of an {@link Engine}. Thread-safe; every method returns at once and completes its
+ * stage when the session has done the work.
+ */
+public final class Session {
+
+  /** Long enough for any grace period plus the removal of a large rootfs. */
+  private static final Duration LONG = Duration.ofHours(6);
+
+  private static final Duration SHORT = Duration.ofSeconds(30);
+  private static final AtomicLong REPLY_ACTORS = new AtomicLong();
+
+  private final SessionId id;
+  private final ActorRef<SessionActor.Command> ref;
+  private final ActorSystem<?> system;
+  private volatile Testbed testbed;
+
+  Session(SessionId id, Testbed testbed, ActorRef<SessionActor.Command> ref, ActorSystem<?> system) {
+    this.id = id;
+    this.testbed = testbed;
+    this.ref = ref;
+    this.system = system;
+  }
+
+  public SessionId id() {
+    return id;
+  }
+
+  /** The host directory that is {@code /} in the testbed. */
+  public Path rootfs() {
+    return testbed.rootfs();
+  }
+
+  /** The scratch directory inside the testbed; the same across reverts. */
+  public String scratch() {
+    return testbed.scratch();
+  }
+
+  /** The scratch directory as a host path. */
+  public Path scratchOnHost() {
+    return testbed.scratchOnHost();
+  }
+
+  /** Starts {@code argv} in the testbed with the given streams. */
+  public Job start(List<String> argv, JobStdio stdio) {
+    CompletableFuture<JobId> started = new CompletableFuture<>();
+    CompletableFuture<ExitStatus> result = new CompletableFuture<>();
+    ActorRef<JobActor.Reply> replies =
+        system.systemActorOf(
+            replyCollector(started, result),
+            "job-replies-" + REPLY_ACTORS.incrementAndGet(),
+            Props.empty());
+    ref.tell(new SessionActor.RunJob(new JobSpec(argv, stdio), replies));
+    return new StartedJob(started, result);
+  }
+
+  /** Runs {@code argv} to its end. */
+  public CompletionStage<ExitStatus> run(List<String> argv, JobStdio stdio) {
+    return start(argv, stdio).result();
+  }
+
+  /** Interrupts every running command; the testbed stays open. Completes with how many. */
+  public CompletionStage<Integer> interrupt() {
+    return AskPattern.<SessionActor.Command, SessionActor.JobsInterrupted>ask(
+            ref, SessionActor.InterruptJobs::new, SHORT, system.scheduler())
+        .thenApply(SessionActor.JobsInterrupted::jobs);
+  }
+
+  public CompletionStage<SessionStatus> status() {
+    return AskPattern.<SessionActor.Command, SessionActor.Status>ask(
+            ref, SessionActor.GetStatus::new, SHORT, system.scheduler())
+        .thenApply(s -> new SessionStatus(s.state(), s.runningJobs(), s.interrupts()));
+  }
+
+  /** Ends what runs, and makes the testbed afresh, with the same scratch path. */
+  public CompletionStage<Void> revert() {
+    return AskPattern.<SessionActor.Command, SessionActor.RevertReply>ask(
+            ref, SessionActor.Revert::new, LONG, system.scheduler())
+        .thenApply(
+            reply -> {
+              if (reply instanceof SessionActor.Reverted reverted) {
+                testbed = reverted.testbed();
+                return null;
+              }
+              throw new UchrootException(((SessionActor.RevertFailed) reply).reason());
+            });
+  }
+
+  /**
+   * Interrupts what still runs, waits until every command has released the rootfs, ends the
+   * namespaces and removes the rootfs; completes after the removal.
+   */
+  public CompletionStage<Void> close() {
+    return AskPattern.<SessionActor.Command, SessionActor.CloseReply>ask(
+            ref, SessionActor.Close::new, LONG, system.scheduler())
+        .thenApply(
+            reply -> {
+              if (reply instanceof SessionActor.CloseFailed failed) {
+                throw new UchrootException(failed.reason());
+              }
+              return null;
+            });
+  }
+
+  private static akka.actor.typed.Behavior<JobActor.Reply> replyCollector(
+      CompletableFuture<JobId> started, CompletableFuture<ExitStatus> result) {
+    return Behaviors.receive(JobActor.Reply.class)
+        .onMessage(
+            JobActor.JobStarted.class,
+            msg -> {
+              started.complete(msg.job());
+              return Behaviors.same();
+            })
+        .onMessage(
+            JobActor.JobCompleted.class,
+            msg -> {
+              result.complete(msg.status());
+              return Behaviors.stopped();
+            })
+        .onMessage(
+            JobActor.JobFailed.class,
+            msg -> {
+              UchrootException error = new UchrootException(msg.reason());
+              started.completeExceptionally(error);
+              result.completeExceptionally(error);
+              return Behaviors.stopped();
+            })
+        .onMessage(
+            JobActor.JobRejected.class,
+            msg -> {
+              UchrootException error = new UchrootException(msg.reason());
+              started.completeExceptionally(error);
+              result.completeExceptionally(error);
+              return Behaviors.stopped();
+            })
+        .build();
+  }
+
+  private final class StartedJob implements Job {
+    private final CompletableFuture<JobId> started;
+    private final CompletableFuture<ExitStatus> result;
+
+    StartedJob(CompletableFuture<JobId> started, CompletableFuture<ExitStatus> result) {
+      this.started = started;
+      this.result = result;
+    }
+
+    @Override
+    public JobId id() {
+      return started.join();
+    }
+
+    @Override
+    public CompletionStage<ExitStatus> result() {
+      return result;
+    }
+
+    @Override
+    public void interrupt() {
+      // An interrupt that arrives before the job is known still reaches it once it is.
+      started.thenAccept(job -> ref.tell(new SessionActor.InterruptJob(job)));
+    }
+  }
+}

@@ -1,0 +1,105 @@
+#!/bin/sh
+# session-setup.sh ROOTFS [--bind OUTSIDE INSIDE]... -- INIT [ARGS...]
+#
+# Runs as pid 1 of the session's fresh pid and mount namespaces (inside a user
+# namespace when unprivileged), started by unshare(1) with --mount-proc on
+# ROOTFS/proc.  Prepares ROOTFS the way autopkgtest's unshare-helper does,
+# announces readiness on stdout and execs INIT.  It does not chroot: the init
+# keeps the host root so that each job can set itself up from outside ROOTFS
+# before chrooting.
+#
+# Failures print one line on stderr and exit non-zero (125 for bad arguments,
+# like unshare-helper); mount's own multi-line chatter is folded into it.
+
+set -u
+
+fail() {
+    echo "uchroot-sandbox: $*" >&2
+    exit 1
+}
+
+# run WHAT COMMAND...: runs COMMAND, turning its failure into one line.
+run() {
+    what=$1
+    shift
+    if ! out=$("$@" 2>&1); then
+        fail "$what: $(printf '%s\n' "$out" | head -n 1)"
+    fi
+}
+
+if [ "$#" -lt 1 ]; then
+    echo "uchroot-sandbox: usage: session-setup.sh ROOTFS [--bind OUTSIDE INSIDE]... -- INIT..." >&2
+    exit 125
+fi
+rootdir=$1
+shift
+case "$rootdir" in
+    (/*) ;;
+    (*) echo "uchroot-sandbox: internal error: not an absolute path: $rootdir" >&2; exit 125 ;;
+esac
+[ -d "$rootdir" ] || fail "not a directory: $rootdir"
+
+# Bind mounts come first, as in unshare-helper, so that one aimed at /dev or
+# /sys is covered by the sandbox's own mounts below rather than the reverse.
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        (--bind)
+            if [ "$#" -lt 3 ]; then
+                echo "uchroot-sandbox: internal error: --bind needs two arguments" >&2
+                exit 125
+            fi
+            olddir=$2
+            newdir=$3
+            case "$newdir" in
+                (/*) ;;
+                (*)
+                    echo "uchroot-sandbox: internal error: not an absolute path: $newdir" >&2
+                    exit 125
+                    ;;
+            esac
+            run "cannot create mount point $newdir" mkdir -p "$rootdir$newdir"
+            run "cannot bind $olddir on $newdir" mount -o rbind "$olddir" "$rootdir$newdir"
+            shift 3
+            ;;
+        (--)
+            shift
+            break
+            ;;
+        (*)
+            echo "uchroot-sandbox: internal error: argument not understood: $1" >&2
+            exit 125
+            ;;
+    esac
+done
+if [ "$#" -eq 0 ]; then
+    echo "uchroot-sandbox: internal error: no init command" >&2
+    exit 125
+fi
+
+run "cannot create /dev" mkdir -p "$rootdir/dev"
+for f in null zero full random urandom tty console; do
+    run "cannot create /dev/$f" touch "$rootdir/dev/$f"
+    # Without its bind mount the file is useless rather than a trap: writes to
+    # a plain file named null would fill the disk.
+    run "cannot chmod /dev/$f" chmod -rwx "$rootdir/dev/$f"
+    run "cannot bind /dev/$f" mount -o bind "/dev/$f" "$rootdir/dev/$f"
+done
+run "cannot link /dev/fd" ln -sfT /proc/self/fd "$rootdir/dev/fd"
+run "cannot link /dev/stdin" ln -sfT /proc/self/fd/0 "$rootdir/dev/stdin"
+run "cannot link /dev/stdout" ln -sfT /proc/self/fd/1 "$rootdir/dev/stdout"
+run "cannot link /dev/stderr" ln -sfT /proc/self/fd/2 "$rootdir/dev/stderr"
+run "cannot create /dev/pts" mkdir -p "$rootdir/dev/pts"
+# A private devpts instance: the host's ptys stay out of reach.
+run "cannot mount /dev/pts" mount -o noexec,nosuid,newinstance,gid=5,mode=620,ptmxmode=666 \
+    -t devpts none "$rootdir/dev/pts"
+run "cannot link /dev/ptmx" ln -sfT /dev/pts/ptmx "$rootdir/dev/ptmx"
+run "cannot create /dev/shm" mkdir -p "$rootdir/dev/shm"
+run "cannot mount /dev/shm" mount -t tmpfs tmpfs "$rootdir/dev/shm"
+run "cannot create /sys" mkdir -p "$rootdir/sys"
+run "cannot bind /sys" mount -o rbind /sys "$rootdir/sys"
+
+# Checked before announcing readiness: a failed exec afterwards would look
+# like a session that died for no reason.
+command -v "$1" >/dev/null 2>&1 || fail "init not found: $1"
+echo uchroot-sandbox-ready
+exec "$@"

@@ -1,0 +1,114 @@
+package org.uchroot.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.SessionSpec;
+
+/** Real namespaces on a real (busybox) rootfs, through the embedding API. */
+@Tag("integration")
+class EngineIntegrationTest {
+
+  private static Engine engine;
+
+  @BeforeAll
+  static void startEngine() {
+    engine = Engine.start(EngineConfig.load());
+  }
+
+  @AfterAll
+  static void stopEngine() {
+    engine.close();
+  }
+
+  private static Session open() throws Exception {
+    return engine.open(SessionSpec.of(BusyboxRootfs.tarball())).toCompletableFuture().join();
+  }
+
+  private static ExitStatus run(Session session, CapturedStdio io, String... argv) {
+    return session.run(List.of(argv), io).toCompletableFuture().join();
+  }
+
+  @Test
+  void runsCommandsAndPassesExitStatuses() throws Exception {
+    Session session = open();
+    try {
+      assertEquals(new ExitStatus.Exited(0), run(session, new CapturedStdio(), "true"));
+      assertEquals(new ExitStatus.Exited(7), run(session, new CapturedStdio(), "sh", "-c", "exit 7"));
+      assertEquals(
+          new ExitStatus.Signalled(15), run(session, new CapturedStdio(), "sh", "-c", "kill -TERM $$"));
+      CapturedStdio missing = new CapturedStdio();
+      assertEquals(new ExitStatus.Exited(127), run(session, missing, "no-such-command"));
+      assertTrue(missing.err().contains("no-such-command"), missing.err());
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  @Test
+  void commandsSeeACleanRootedEnvironment() throws Exception {
+    Session session = open();
+    try {
+      CapturedStdio io = new CapturedStdio("piped\n");
+      run(session, io, "sh", "-c", "pwd; env; id -u; cat; test -c /dev/null && echo devnull");
+      List<String> lines = io.out().lines().toList();
+      assertEquals("/", lines.get(0));
+      assertTrue(lines.contains("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), io.out());
+      assertTrue(lines.contains("0"), io.out());
+      assertTrue(lines.contains("piped"), io.out());
+      assertTrue(lines.contains("devnull"), io.out());
+      assertFalse(io.out().contains("HOME="), io.out());
+      assertTrue(Files.isDirectory(session.scratchOnHost()));
+      assertTrue(Files.isDirectory(session.rootfs().resolve("home/uchroot")));
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  @Test
+  void outputOfBackgroundWritersIsNotCutOff() throws Exception {
+    Session session = open();
+    try {
+      CapturedStdio io = new CapturedStdio();
+      run(session, io, "sh", "-c", "(sleep 1; echo late) & echo early");
+      assertEquals(List.of("early", "late"), io.out().lines().toList());
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  @Test
+  void closeRemovesTheRootfsAndLeavesNoMount() throws Exception {
+    Session session = open();
+    Path rootfs = session.rootfs();
+    run(session, new CapturedStdio(), "touch", "/made-here");
+    assertTrue(Files.exists(rootfs.resolve("made-here")));
+    session.close().toCompletableFuture().join();
+    assertFalse(Files.exists(rootfs));
+    assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
+  }
+
+  @Test
+  void revertKeepsTheScratchPathAndForgetsChanges() throws Exception {
+    Session session = open();
+    try {
+      String scratch = session.scratch();
+      run(session, new CapturedStdio(), "touch", "/made-here");
+      session.revert().toCompletableFuture().join();
+      assertEquals(scratch, session.scratch());
+      assertTrue(Files.isDirectory(session.scratchOnHost()));
+      assertEquals(new ExitStatus.Exited(1), run(session, new CapturedStdio(), "test", "-e", "/made-here"));
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+}
