@@ -55,11 +55,12 @@ public final class Engine implements AutoCloseable {
                           .dispatchers()
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   IdMapping mapping = Host.idMapping();
+                  SessionRegistry registry = SessionRegistry.of(config);
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
-                          new LinuxProvisioner(config, mapping, blocking),
+                          new LinuxProvisioner(config, mapping, registry, blocking),
                           new LinuxJobLauncher(config, blocking, io),
-                          new SafeRemover(mapping, blocking),
+                          new SafeRemover(mapping, registry, blocking),
                           config.grace());
                   return SessionManager.create(ports, Engine::newSessionId);
                 }),

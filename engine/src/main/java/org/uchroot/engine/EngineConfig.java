@@ -14,16 +14,23 @@ import org.uchroot.actors.GracePeriods;
  *
  * @param libexecDir where {@code uchroot-enter} and {@code session-setup.sh} are
  * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
+ * @param stateDir where sessions are recorded, so that those of a killed server can be cleaned up
  * @param grace how long an interrupted command gets before SIGTERM, then before it is killed
  * @param normalUser the unprivileged account created in each testbed
  * @param config the whole configuration, Akka's part included
  */
 public record EngineConfig(
-    Path libexecDir, Path runtimeDir, GracePeriods grace, String normalUser, Config config) {
+    Path libexecDir,
+    Path runtimeDir,
+    Path stateDir,
+    GracePeriods grace,
+    String normalUser,
+    Config config) {
 
   public EngineConfig {
     Objects.requireNonNull(libexecDir, "libexecDir");
     Objects.requireNonNull(runtimeDir, "runtimeDir");
+    Objects.requireNonNull(stateDir, "stateDir");
     Objects.requireNonNull(grace, "grace");
     Objects.requireNonNull(normalUser, "normalUser");
     Objects.requireNonNull(config, "config");
@@ -54,9 +61,11 @@ public record EngineConfig(
           "uchroot.libexec-dir is not set: start uchroot through its launch scripts");
     }
     String runtime = c.getString("runtime-dir");
+    String state = c.getString("state-dir");
     return new EngineConfig(
         Path.of(libexec),
         runtime.isEmpty() ? Host.defaultRuntimeDir() : Path.of(runtime),
+        state.isEmpty() ? Host.defaultStateDir() : Path.of(state),
         new GracePeriods(
             c.getDuration("interrupt.grace-before-term"),
             c.getDuration("interrupt.grace-before-kill")),
@@ -65,6 +74,6 @@ public record EngineConfig(
   }
 
   public EngineConfig withGrace(GracePeriods grace) {
-    return new EngineConfig(libexecDir, runtimeDir, grace, normalUser, config);
+    return new EngineConfig(libexecDir, runtimeDir, stateDir, grace, normalUser, config);
   }
 }

@@ -95,4 +95,16 @@ public final class Host {
     }
     return isRoot() ? Path.of("/run/uchroot") : Path.of("/tmp", "uchroot-" + uid());
   }
+
+  /** {@code /var/lib/uchroot} for root, else {@code $XDG_STATE_HOME/uchroot} or ~/.local/state/uchroot. */
+  static Path defaultStateDir() {
+    if (isRoot()) {
+      return Path.of("/var/lib/uchroot");
+    }
+    String xdg = System.getenv("XDG_STATE_HOME");
+    if (xdg != null && xdg.startsWith("/")) {
+      return Path.of(xdg, "uchroot");
+    }
+    return Path.of(System.getProperty("user.home"), ".local", "state", "uchroot");
+  }
 }

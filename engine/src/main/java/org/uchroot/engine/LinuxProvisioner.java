@@ -40,13 +40,16 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private final EngineConfig config;
   private final IdMapping mapping;
   private final Executor blocking;
+  private final SessionRegistry registry;
   private final SafeRemover remover;
 
-  LinuxProvisioner(EngineConfig config, IdMapping mapping, Executor blocking) {
+  LinuxProvisioner(
+      EngineConfig config, IdMapping mapping, SessionRegistry registry, Executor blocking) {
     this.config = config;
     this.mapping = mapping;
     this.blocking = blocking;
-    this.remover = new SafeRemover(mapping, blocking);
+    this.registry = registry;
+    this.remover = new SafeRemover(mapping, registry, blocking);
   }
 
   @Override
@@ -78,6 +81,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       }
     }
     Path rootfs = createRootfsDir(spec, previous);
+    registry.record(session, rootfs);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);
     try {
       long started = System.nanoTime();

@@ -21,10 +21,12 @@ import org.uchroot.actors.Testbed;
 final class SafeRemover implements RootfsRemover {
 
   private final IdMapping mapping;
+  private final SessionRegistry registry;
   private final Executor blocking;
 
-  SafeRemover(IdMapping mapping, Executor blocking) {
+  SafeRemover(IdMapping mapping, SessionRegistry registry, Executor blocking) {
     this.mapping = mapping;
+    this.registry = registry;
     this.blocking = blocking;
   }
 
@@ -37,6 +39,7 @@ final class SafeRemover implements RootfsRemover {
   void removeNow(Path rootfs) {
     Path dir = rootfs.toAbsolutePath().normalize();
     if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+      registry.forget(dir);
       return;
     }
     checkRemovable(dir);
@@ -56,6 +59,7 @@ final class SafeRemover implements RootfsRemover {
     if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       throw new UchrootException("could not remove all of " + dir);
     }
+    registry.forget(dir);
   }
 
   /** The path itself must be a real directory reached without symlinks, and never /. */

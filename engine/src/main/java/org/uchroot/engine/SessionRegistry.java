@@ -1,0 +1,166 @@
+package org.uchroot.engine;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.Properties;
+import org.uchroot.actors.SessionId;
+
+/**
+ * Records every testbed on disk, with the process that owns it, so that the testbeds of a server
+ * that was killed can be found and removed later. One small file per session in the state
+ * directory; written before anything is unpacked and deleted after the rootfs is gone.
+ * Thread-safe: each operation works on one file and replaces it atomically.
+ */
+public final class SessionRegistry {
+
+  private static final String SUFFIX = ".session";
+
+  private final Path dir;
+  private final Path runtimeDir;
+
+  public SessionRegistry(Path dir, Path runtimeDir) {
+    this.dir = dir;
+    this.runtimeDir = runtimeDir;
+  }
+
+  /** The registry of the calling user, where its engines record their sessions. */
+  public static SessionRegistry of(EngineConfig config) {
+    return new SessionRegistry(config.stateDir(), config.runtimeDir());
+  }
+
+  /** A recorded testbed, and whether the process that owns it still runs. */
+  public record Entry(
+      String session, long ownerPid, Instant ownerStart, Path rootfs, Path runtimeDir, boolean live) {}
+
+  /** The private directory of a session's sockets. */
+  public Path runtimeDirOf(SessionId session) {
+    return runtimeDir.resolve(session.value());
+  }
+
+  void record(SessionId session, Path rootfs) {
+    ProcessHandle self = ProcessHandle.current();
+    Properties p = new Properties();
+    p.setProperty("session", session.value());
+    p.setProperty("owner-pid", Long.toString(self.pid()));
+    p.setProperty("owner-start", self.info().startInstant().map(Instant::toString).orElse(""));
+    p.setProperty("rootfs", rootfs.toString());
+    p.setProperty("runtime-dir", runtimeDirOf(session).toString());
+    try {
+      Files.createDirectories(dir);
+      Path file = dir.resolve(session.value() + SUFFIX);
+      Path tmp = dir.resolve(session.value() + SUFFIX + ".tmp");
+      try (Writer out = Files.newBufferedWriter(tmp)) {
+        p.store(out, "uchroot testbed");
+      }
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw new UchrootException("cannot record the session in " + dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Forgets the session whose rootfs this was, once the rootfs is gone. */
+  void forget(Path rootfs) {
+    for (Entry entry : list()) {
+      if (entry.rootfs().equals(rootfs)) {
+        try {
+          Files.deleteIfExists(dir.resolve(entry.session() + SUFFIX));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      }
+    }
+  }
+
+  /** Every recorded session, oldest owner first. */
+  public List<Entry> list() {
+    List<Entry> entries = new ArrayList<>();
+    if (!Files.isDirectory(dir)) {
+      return entries;
+    }
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*" + SUFFIX)) {
+      for (Path file : files) {
+        read(file).ifPresent(entries::add);
+      }
+    } catch (IOException e) {
+      throw new UchrootException("cannot read " + dir + ": " + e.getMessage(), e);
+    }
+    entries.sort(Comparator.comparing(Entry::ownerStart).thenComparing(Entry::session));
+    return entries;
+  }
+
+  public List<Entry> orphaned() {
+    return list().stream().filter(e -> !e.live()).toList();
+  }
+
+  /**
+   * Removes an orphaned session's rootfs, sockets and record, safely (see {@link SafeRemover});
+   * refuses a live one. Blocks.
+   */
+  public void cleanup(String session) {
+    Entry entry =
+        list().stream()
+            .filter(e -> e.session().equals(session))
+            .findFirst()
+            .orElseThrow(() -> new UchrootException("no such session: " + session));
+    if (entry.live()) {
+      throw new UchrootException(
+          "session " + session + " is live (owned by pid " + entry.ownerPid() + "); close it instead");
+    }
+    new SafeRemover(Host.idMapping(), this, Runnable::run).removeNow(entry.rootfs());
+    try {
+      Path sockets = entry.runtimeDir();
+      if (Files.isDirectory(sockets, LinkOption.NOFOLLOW_LINKS)) {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(sockets)) {
+          for (Path f : files) {
+            Files.deleteIfExists(f);
+          }
+        }
+        Files.deleteIfExists(sockets);
+      }
+      Files.deleteIfExists(dir.resolve(entry.session() + SUFFIX));
+    } catch (IOException e) {
+      throw new UchrootException("cannot clean up session " + session + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static Optional<Entry> read(Path file) {
+    Properties p = new Properties();
+    try (Reader in = Files.newBufferedReader(file)) {
+      p.load(in);
+      long pid = Long.parseLong(p.getProperty("owner-pid"));
+      String start = p.getProperty("owner-start", "");
+      Instant ownerStart = start.isEmpty() ? Instant.EPOCH : Instant.parse(start);
+      return Optional.of(
+          new Entry(
+              p.getProperty("session"),
+              pid,
+              ownerStart,
+              Path.of(p.getProperty("rootfs")),
+              Path.of(p.getProperty("runtime-dir")),
+              isAlive(pid, ownerStart)));
+    } catch (IOException | RuntimeException e) {
+      // A record being written or a stranger's file: not a session we can speak for.
+      return Optional.empty();
+    }
+  }
+
+  /** The owner runs if its pid exists and started when recorded (pids are reused). */
+  private static boolean isAlive(long pid, Instant recordedStart) {
+    return ProcessHandle.of(pid)
+        .flatMap(h -> h.info().startInstant())
+        .map(start -> start.equals(recordedStart))
+        .orElse(false);
+  }
+}
