@@ -6,7 +6,7 @@ import java.util.Objects;
 /**
  * A provisioned testbed.
  *
- * @param rootfs the host directory that is {@code /} inside
+ * @param rootfs the host directory holding the testbed's files, removed when it ends
  * @param scratch the scratch directory as seen inside the testbed (protocol "downtmp")
  * @param sandbox the session's namespaces
  */
@@ -15,10 +15,5 @@ public record Testbed(Path rootfs, String scratch, Sandbox sandbox) {
     Objects.requireNonNull(rootfs, "rootfs");
     Objects.requireNonNull(scratch, "scratch");
     Objects.requireNonNull(sandbox, "sandbox");
-  }
-
-  /** The scratch directory as a host path. */
-  public Path scratchOnHost() {
-    return rootfs.resolve(scratch.substring(1));
   }
 }

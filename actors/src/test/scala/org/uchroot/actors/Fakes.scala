@@ -140,11 +140,11 @@ final class FakePorts(val grace: GracePeriods) {
 
 /**
  * Tells `to` the simple class name of each message once the wrapped behaviour has handled it, so
- * a test knows when the state changes and timers of that message are in place. Timer messages
- * arrive wrapped, as "TimerMsg".
+ * a test knows when the state changes and timers of that message are in place. A timer's message
+ * is reported under its own name, once unwrapped.
  */
-final class ReportProcessed[T](to: ActorRef[String])
-    extends BehaviorInterceptor[T, T](classOf[AnyRef].asInstanceOf[Class[T]]) {
+final class ReportProcessed[T](to: ActorRef[String], messages: Class[T])
+    extends BehaviorInterceptor[T, T](messages) {
   override def aroundReceive(
       ctx: TypedActorContext[T],
       msg: T,
@@ -156,6 +156,6 @@ final class ReportProcessed[T](to: ActorRef[String])
 }
 
 object ReportProcessed {
-  def apply[T](to: ActorRef[String], behavior: Behavior[T]): Behavior[T] =
-    Behaviors.intercept(() => new ReportProcessed[T](to))(behavior)
+  def apply[T](to: ActorRef[String], messages: Class[T], behavior: Behavior[T]): Behavior[T] =
+    Behaviors.intercept(() => new ReportProcessed[T](to, messages))(behavior)
 }

@@ -28,6 +28,7 @@ class JobActorSpec extends ScalaTestWithActorTestKit(ManualTime.config) with Any
     val job = spawn(
       ReportProcessed(
         processed.ref,
+        classOf[JobActor.Command],
         JobActor.create(id, testbed, spec, launcher, grace, session.ref, replies.ref)))
 
     /** Lets the launch succeed and waits until the actor has taken the job in. */
@@ -51,7 +52,7 @@ class JobActorSpec extends ScalaTestWithActorTestKit(ManualTime.config) with Any
     /** Lets time pass and waits until the escalation timer that fired has been handled. */
     def timerFires(after: FiniteDuration): Unit = {
       manualTime.timePasses(after)
-      awaitProcessed("TimerMsg")
+      awaitProcessed("Escalate")
     }
 
     def expectEnded(status: ExitStatus): Unit = {

@@ -15,6 +15,8 @@ import org.uchroot.actors.GracePeriods;
  * @param libexecDir where {@code uchroot-enter} and {@code session-setup.sh} are
  * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
  * @param stateDir where sessions are recorded, so that those of a killed server can be cleaned up
+ * @param cacheDir where unpacked tarballs are kept as read-only bases for overlay testbeds
+ * @param rootfsMode an overlay over a cached base, or a full unpack per testbed
  * @param grace how long an interrupted command gets before SIGTERM, then before it is killed
  * @param normalUser the unprivileged account created in each testbed
  * @param config the whole configuration, Akka's part included
@@ -23,6 +25,8 @@ public record EngineConfig(
     Path libexecDir,
     Path runtimeDir,
     Path stateDir,
+    Path cacheDir,
+    RootfsMode rootfsMode,
     GracePeriods grace,
     String normalUser,
     Config config) {
@@ -31,6 +35,8 @@ public record EngineConfig(
     Objects.requireNonNull(libexecDir, "libexecDir");
     Objects.requireNonNull(runtimeDir, "runtimeDir");
     Objects.requireNonNull(stateDir, "stateDir");
+    Objects.requireNonNull(cacheDir, "cacheDir");
+    Objects.requireNonNull(rootfsMode, "rootfsMode");
     Objects.requireNonNull(grace, "grace");
     Objects.requireNonNull(normalUser, "normalUser");
     Objects.requireNonNull(config, "config");
@@ -62,10 +68,13 @@ public record EngineConfig(
     }
     String runtime = c.getString("runtime-dir");
     String state = c.getString("state-dir");
+    String cache = c.getString("cache-dir");
     return new EngineConfig(
         Path.of(libexec),
         runtime.isEmpty() ? Host.defaultRuntimeDir() : Path.of(runtime),
         state.isEmpty() ? Host.defaultStateDir() : Path.of(state),
+        cache.isEmpty() ? Host.defaultCacheDir() : Path.of(cache),
+        RootfsMode.parse(c.getString("rootfs-mode")),
         new GracePeriods(
             c.getDuration("interrupt.grace-before-term"),
             c.getDuration("interrupt.grace-before-kill")),
@@ -74,6 +83,12 @@ public record EngineConfig(
   }
 
   public EngineConfig withGrace(GracePeriods grace) {
-    return new EngineConfig(libexecDir, runtimeDir, stateDir, grace, normalUser, config);
+    return new EngineConfig(
+        libexecDir, runtimeDir, stateDir, cacheDir, rootfsMode, grace, normalUser, config);
+  }
+
+  public EngineConfig withRootfsMode(RootfsMode mode) {
+    return new EngineConfig(
+        libexecDir, runtimeDir, stateDir, cacheDir, mode, grace, normalUser, config);
   }
 }

@@ -107,4 +107,16 @@ public final class Host {
     }
     return Path.of(System.getProperty("user.home"), ".local", "state", "uchroot");
   }
+
+  /** {@code /var/cache/uchroot} for root, else {@code $XDG_CACHE_HOME/uchroot} or ~/.cache/uchroot. */
+  static Path defaultCacheDir() {
+    if (isRoot()) {
+      return Path.of("/var/cache/uchroot");
+    }
+    String xdg = System.getenv("XDG_CACHE_HOME");
+    if (xdg != null && xdg.startsWith("/")) {
+      return Path.of(xdg, "uchroot");
+    }
+    return Path.of(System.getProperty("user.home"), ".cache", "uchroot");
+  }
 }

@@ -12,10 +12,23 @@ public sealed interface IdMapping {
   /** The options that put a process in a user namespace with this mapping (none for root). */
   List<String> unshareOptions();
 
+  /**
+   * Extra overlayfs mount options. Root keeps overlay metadata in trusted xattrs and can rename
+   * directories of the base ({@code redirect_dir}); in a user namespace only user xattrs are
+   * allowed, and the kernel refuses redirect_dir with them, so renaming a base directory fails
+   * with EXDEV there and tools fall back to copying, as POSIX lets them.
+   */
+  String overlayOptions();
+
   record Host() implements IdMapping {
     @Override
     public List<String> unshareOptions() {
       return List.of();
+    }
+
+    @Override
+    public String overlayOptions() {
+      return "redirect_dir=on";
     }
   }
 
@@ -35,6 +48,11 @@ public sealed interface IdMapping {
       options.add("--map-users=" + users.start() + ",1," + users.count());
       options.add("--map-groups=" + groups.start() + ",1," + groups.count());
       return options;
+    }
+
+    @Override
+    public String overlayOptions() {
+      return "userxattr";
     }
   }
 }

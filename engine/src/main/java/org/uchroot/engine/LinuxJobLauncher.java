@@ -57,7 +57,7 @@ final class LinuxJobLauncher implements JobLauncher {
             "--target",
             Long.toString(sandbox.initPid()),
             "--root",
-            testbed.rootfs().toString(),
+            sandbox.root().toString(),
             "--"));
     argv.addAll(spec.argv());
     Process process;

@@ -33,6 +33,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
 
   private static final Logger LOG = LoggerFactory.getLogger(LinuxProvisioner.class);
   private static final String READY = "uchroot-sandbox-ready";
+  /** Exit status of session-setup.sh when the overlay cannot be mounted. */
+  private static final int OVERLAY_FAILED = 3;
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -42,6 +44,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private final Executor blocking;
   private final SessionRegistry registry;
   private final SafeRemover remover;
+  private final RootfsCache cache;
+  /** Cleared for good once a mount fails: the kernel or filesystem will not change meanwhile. */
+  private volatile boolean overlayUsable = true;
 
   LinuxProvisioner(
       EngineConfig config, IdMapping mapping, SessionRegistry registry, Executor blocking) {
@@ -50,6 +55,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     this.blocking = blocking;
     this.registry = registry;
     this.remover = new SafeRemover(mapping, registry, blocking);
+    this.cache = new RootfsCache(config.cacheDir(), mapping);
   }
 
   @Override
@@ -80,28 +86,65 @@ final class LinuxProvisioner implements TestbedProvisioner {
         throw new UchrootException(bind.outside() + " doesn't exist");
       }
     }
-    Path rootfs = createRootfsDir(spec, previous);
-    registry.record(session, rootfs);
+    Path top = createTopDir(spec, previous);
+    registry.record(session, top);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);
     try {
       long started = System.nanoTime();
-      unpack(spec, rootfs, scratch);
-      NamespaceSandbox sandbox = startSandbox(spec, rootfs);
+      NamespaceSandbox sandbox = null;
+      if (config.rootfsMode() == RootfsMode.OVERLAY && overlayUsable) {
+        sandbox = startOverlay(spec, top, scratch);
+      }
+      if (sandbox == null) {
+        Unpacker.unpack(mapping, spec.tarball(), top, spec.normalUser());
+        sandbox = startSandbox(spec, top, Optional.empty(), scratch);
+      }
       LOG.debug(
           "session {}: testbed ready in {} ms", session, (System.nanoTime() - started) / 1_000_000);
-      return new Testbed(rootfs, scratch, sandbox);
+      return new Testbed(top, scratch, sandbox);
     } catch (RuntimeException e) {
       try {
-        remover.removeNow(rootfs);
+        remover.removeNow(top);
       } catch (RuntimeException cleanup) {
         e.addSuppressed(cleanup);
-        LOG.error("could not remove {} after a failed open: {}", rootfs, cleanup.getMessage());
+        LOG.error("could not remove {} after a failed open: {}", top, cleanup.getMessage());
       }
       throw e;
     }
   }
 
-  private static Path createRootfsDir(SessionSpec spec, Optional<Testbed> previous) {
+  /**
+   * A fresh upper directory over the cached base, mounted in the session's mount namespace. Null
+   * when this kernel or filesystem cannot do it, said once in the log; the caller then unpacks.
+   */
+  private NamespaceSandbox startOverlay(SessionSpec spec, Path top, String scratch) {
+    Path base = cache.baseFor(spec.tarball(), spec.normalUser());
+    Path upper = top.resolve("upper");
+    Path work = top.resolve("work");
+    Path root = top.resolve("root");
+    try {
+      Files.createDirectory(upper);
+      Files.createDirectory(work);
+      Files.createDirectory(root);
+    } catch (IOException e) {
+      throw new UchrootException("cannot prepare the overlay in " + top + ": " + e.getMessage(), e);
+    }
+    try {
+      return startSandbox(spec, root, Optional.of(new Overlay(base, upper, work)), scratch);
+    } catch (OverlayUnavailable e) {
+      overlayUsable = false;
+      LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
+      remover.removeNow(top);
+      try {
+        Files.createDirectory(top);
+      } catch (IOException again) {
+        throw new UchrootException("cannot recreate " + top + ": " + again.getMessage(), again);
+      }
+      return null;
+    }
+  }
+
+  private static Path createTopDir(SessionSpec spec, Optional<Testbed> previous) {
     try {
       if (previous.isPresent()) {
         return Files.createDirectory(previous.get().rootfs());
@@ -131,31 +174,18 @@ final class LinuxProvisioner implements TestbedProvisioner {
     return name.toString();
   }
 
-  /**
-   * Unpacks without ./dev (device nodes cannot be made unprivileged; the sandbox binds the host's)
-   * and creates the normal user and the scratch directory. The last two run through chroot so that
-   * a symlink in the tarball cannot point them at the host.
-   */
-  private void unpack(SessionSpec spec, Path rootfs, String scratch) {
-    List<String> argv = new ArrayList<>(mapping.unshareOptions().isEmpty()
-        ? List.of()
-        : prefixed("unshare", mapping.unshareOptions()));
-    argv.addAll(
-        List.of(
-            "/bin/sh",
-            "-ec",
-            "tar --exclude=./dev --directory \"$1\" --extract --file \"$2\"\n"
-                + "useradd --create-home --root \"$1\" \"$3\"\n"
-                + "chroot \"$1\" /bin/sh -c 'mkdir -p -- \"$1\" && chmod 1777 -- \"$1\"' sh \"$4\"\n",
-            "uchroot-unpack",
-            rootfs.toString(),
-            spec.tarball().toAbsolutePath().toString(),
-            spec.normalUser(),
-            scratch));
-    HelperProcess.run("unpacking " + spec.tarball(), argv);
+  /** Where the overlay of a session comes from. */
+  private record Overlay(Path lower, Path upper, Path work) {}
+
+  /** The set-up script could not mount the overlay (its exit status 3 says so). */
+  private static final class OverlayUnavailable extends UchrootException {
+    OverlayUnavailable(String message) {
+      super(message);
+    }
   }
 
-  private NamespaceSandbox startSandbox(SessionSpec spec, Path rootfs) {
+  private NamespaceSandbox startSandbox(
+      SessionSpec spec, Path root, Optional<Overlay> overlay, String scratch) {
     List<String> argv = new ArrayList<>();
     argv.add("unshare");
     argv.addAll(mapping.unshareOptions());
@@ -169,11 +199,20 @@ final class LinuxProvisioner implements TestbedProvisioner {
             "--uts",
             "--fork",
             "--kill-child",
-            "--mount-proc=" + rootfs.resolve("proc"),
             "--",
             "/bin/sh",
             config.libexecDir().resolve("session-setup.sh").toString(),
-            rootfs.toString()));
+            root.toString()));
+    overlay.ifPresent(
+        o ->
+            argv.addAll(
+                List.of(
+                    "--overlay",
+                    o.lower().toString(),
+                    o.upper().toString(),
+                    o.work().toString(),
+                    mapping.overlayOptions())));
+    argv.addAll(List.of("--scratch", scratch));
     for (BindMount bind : spec.binds()) {
       argv.addAll(List.of("--bind", bind.outside().toAbsolutePath().toString(), bind.inside()));
     }
@@ -197,10 +236,12 @@ final class LinuxProvisioner implements TestbedProvisioner {
       line = null;
     }
     if (!READY.equals(line)) {
-      holder.destroyForcibly();
-      HelperProcess.waitFor(holder);
-      throw new UchrootException(
-          "cannot set up the session's namespaces: " + HelperProcess.oneLine(stderr.join()));
+      int status = HelperProcess.waitFor(holder);
+      String reason = HelperProcess.oneLine(stderr.join());
+      if (status == OVERLAY_FAILED && overlay.isPresent()) {
+        throw new OverlayUnavailable(reason);
+      }
+      throw new UchrootException("cannot set up the session's namespaces: " + reason);
     }
     stderr.thenAccept(
         text -> {
@@ -208,9 +249,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
             LOG.warn("session namespaces: {}", HelperProcess.oneLine(text));
           }
         });
-    long init = childOf(holder.pid());
-    NamespaceSandbox sandbox = new NamespaceSandbox(holder, init, rootfs);
-    return sandbox;
+    Path hostScratch =
+        overlay.map(o -> o.upper()).orElse(root).resolve(scratch.substring(1));
+    return new NamespaceSandbox(holder, childOf(holder.pid()), root, hostScratch);
   }
 
   /** The one child of {@code unshare --fork}: the session's init. */
@@ -227,11 +268,5 @@ final class LinuxProvisioner implements TestbedProvisioner {
     throw new UchrootException("the session's init exited during set-up");
   }
 
-  private static List<String> prefixed(String program, List<String> options) {
-    List<String> argv = new ArrayList<>();
-    argv.add(program);
-    argv.addAll(options);
-    argv.add("--");
-    return argv;
-  }
+
 }

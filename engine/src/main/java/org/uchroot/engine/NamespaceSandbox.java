@@ -16,12 +16,19 @@ final class NamespaceSandbox implements Sandbox {
 
   private final Process holder;
   private final long initPid;
-  private final Path rootfs;
+  private final Path root;
+  private final Path hostScratch;
 
-  NamespaceSandbox(Process holder, long initPid, Path rootfs) {
+  /**
+   * @param root the directory jobs chroot into: the rootfs, or the overlay's mount point (which
+   *     only the session's mount namespace sees populated)
+   * @param hostScratch where the host sees the testbed's scratch directory
+   */
+  NamespaceSandbox(Process holder, long initPid, Path root, Path hostScratch) {
     this.holder = holder;
     this.initPid = initPid;
-    this.rootfs = rootfs;
+    this.root = root;
+    this.hostScratch = hostScratch;
   }
 
   /** Host pid of the session's init; jobs join the namespaces of this process. */
@@ -29,8 +36,12 @@ final class NamespaceSandbox implements Sandbox {
     return initPid;
   }
 
-  Path rootfs() {
-    return rootfs;
+  Path root() {
+    return root;
+  }
+
+  Path hostScratch() {
+    return hostScratch;
   }
 
   /** Ends the namespaces and waits until they are gone. Blocks. */

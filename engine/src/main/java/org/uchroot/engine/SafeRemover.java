@@ -24,6 +24,7 @@ final class SafeRemover implements RootfsRemover {
   private final SessionRegistry registry;
   private final Executor blocking;
 
+  /** @param registry forgets each removed testbed; null for trees that are not testbeds */
   SafeRemover(IdMapping mapping, SessionRegistry registry, Executor blocking) {
     this.mapping = mapping;
     this.registry = registry;
@@ -39,7 +40,7 @@ final class SafeRemover implements RootfsRemover {
   void removeNow(Path rootfs) {
     Path dir = rootfs.toAbsolutePath().normalize();
     if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-      registry.forget(dir);
+      forget(dir);
       return;
     }
     checkRemovable(dir);
@@ -59,7 +60,13 @@ final class SafeRemover implements RootfsRemover {
     if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       throw new UchrootException("could not remove all of " + dir);
     }
-    registry.forget(dir);
+    forget(dir);
+  }
+
+  private void forget(Path dir) {
+    if (registry != null) {
+      registry.forget(dir);
+    }
   }
 
   /** The path itself must be a real directory reached without symlinks, and never /. */

@@ -60,7 +60,7 @@ public final class Session {
 
   /** The scratch directory as a host path. */
   public Path scratchOnHost() {
-    return testbed.scratchOnHost();
+    return ((NamespaceSandbox) testbed.sandbox()).hostScratch();
   }
 
   /** Starts {@code argv} in the testbed with the given streams. */

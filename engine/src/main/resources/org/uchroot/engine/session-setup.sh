@@ -1,9 +1,12 @@
 #!/bin/sh
-# session-setup.sh ROOTFS [--bind OUTSIDE INSIDE]... -- INIT [ARGS...]
+# session-setup.sh ROOTFS [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]
+#                  [--bind OUTSIDE INSIDE]... -- INIT [ARGS...]
 #
 # Runs as pid 1 of the session's fresh pid and mount namespaces (inside a user
-# namespace when unprivileged), started by unshare(1) with --mount-proc on
-# ROOTFS/proc.  Prepares ROOTFS the way autopkgtest's unshare-helper does,
+# namespace when unprivileged), started by unshare(1).  Mounts the overlay on
+# ROOTFS when asked (exit status 3 if that fails, so the engine can fall back
+# to unpacking), a fresh /proc for the new pid namespace, prepares ROOTFS the
+# way autopkgtest's unshare-helper does, creates the scratch directory,
 # announces readiness on stdout and execs INIT.  It does not chroot: the init
 # keeps the host root so that each job can set itself up from outside ROOTFS
 # before chrooting.
@@ -38,6 +41,34 @@ case "$rootdir" in
     (*) echo "uchroot-sandbox: internal error: not an absolute path: $rootdir" >&2; exit 125 ;;
 esac
 [ -d "$rootdir" ] || fail "not a directory: $rootdir"
+
+overlay_failed() {
+    echo "uchroot-sandbox: $*" >&2
+    exit 3
+}
+
+scratch=
+if [ "${1:-}" = --overlay ]; then
+    if [ "$#" -lt 5 ]; then
+        echo "uchroot-sandbox: internal error: --overlay needs four arguments" >&2
+        exit 125
+    fi
+    # The overlay comes before everything else: all later mounts go on top of it.
+    if ! out=$(mount -t overlay overlay \
+            -o "lowerdir=$2,upperdir=$3,workdir=$4${5:+,$5}" "$rootdir" 2>&1); then
+        overlay_failed "cannot mount the overlay: $(printf '%s\n' "$out" | head -n 1)"
+    fi
+    shift 5
+fi
+if [ "${1:-}" = --scratch ]; then
+    scratch=$2
+    shift 2
+fi
+
+# /proc of the session's own pid namespace; mounted here rather than by
+# unshare --mount-proc because the overlay has to be in place first.
+run "cannot create /proc" mkdir -p "$rootdir/proc"
+run "cannot mount /proc" mount -t proc -o nosuid,nodev,noexec proc "$rootdir/proc"
 
 # Bind mounts come first, as in unshare-helper, so that one aimed at /dev or
 # /sys is covered by the sandbox's own mounts below rather than the reverse.
@@ -97,6 +128,12 @@ run "cannot create /dev/shm" mkdir -p "$rootdir/dev/shm"
 run "cannot mount /dev/shm" mount -t tmpfs tmpfs "$rootdir/dev/shm"
 run "cannot create /sys" mkdir -p "$rootdir/sys"
 run "cannot bind /sys" mount -o rbind /sys "$rootdir/sys"
+
+# Through chroot, so that a symlink in the rootfs cannot send it to the host.
+if [ -n "$scratch" ]; then
+    run "cannot create the scratch directory $scratch" \
+        chroot "$rootdir" /bin/sh -c 'mkdir -p -- "$1" && chmod 1777 -- "$1"' sh "$scratch"
+fi
 
 # Checked before announcing readiness: a failed exec afterwards would look
 # like a session that died for no reason.

@@ -11,26 +11,30 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.SessionSpec;
 
-/** Real namespaces on a real (busybox) rootfs, through the embedding API. */
+/** Real namespaces on a real (busybox) rootfs, through the embedding API, in each rootfs mode. */
 @Tag("integration")
-class EngineIntegrationTest {
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class EngineIntegrationTest {
 
-  private static Engine engine;
+  private Engine engine;
+
+  abstract RootfsMode mode();
 
   @BeforeAll
-  static void startEngine() {
-    engine = Engine.start(EngineConfig.load());
+  void startEngine() {
+    engine = Engine.start(EngineConfig.load().withRootfsMode(mode()));
   }
 
   @AfterAll
-  static void stopEngine() {
+  void stopEngine() {
     engine.close();
   }
 
-  private static Session open() throws Exception {
+  private Session open() throws Exception {
     return engine.open(SessionSpec.of(BusyboxRootfs.tarball())).toCompletableFuture().join();
   }
 
@@ -68,7 +72,20 @@ class EngineIntegrationTest {
       assertTrue(lines.contains("devnull"), io.out());
       assertFalse(io.out().contains("HOME="), io.out());
       assertTrue(Files.isDirectory(session.scratchOnHost()));
-      assertTrue(Files.isDirectory(session.rootfs().resolve("home/uchroot")));
+      assertEquals(
+          new ExitStatus.Exited(0), run(session, new CapturedStdio(), "test", "-d", "/home/uchroot"));
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  @Test
+  void theTestbedIsMadeInTheRequestedMode() throws Exception {
+    Session session = open();
+    try {
+      Path upper = session.rootfs().resolve("upper");
+      assertEquals(mode() == RootfsMode.OVERLAY, session.scratchOnHost().startsWith(upper));
+      assertEquals(mode() == RootfsMode.OVERLAY, Files.isDirectory(upper));
     } finally {
       session.close().toCompletableFuture().join();
     }
@@ -90,8 +107,8 @@ class EngineIntegrationTest {
   void closeRemovesTheRootfsAndLeavesNoMount() throws Exception {
     Session session = open();
     Path rootfs = session.rootfs();
-    run(session, new CapturedStdio(), "touch", "/made-here");
-    assertTrue(Files.exists(rootfs.resolve("made-here")));
+    run(session, new CapturedStdio(), "touch", session.scratch() + "/made-here");
+    assertTrue(Files.exists(session.scratchOnHost().resolve("made-here")));
     session.close().toCompletableFuture().join();
     assertFalse(Files.exists(rootfs));
     assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.ExitStatus;
@@ -26,24 +27,28 @@ import org.uchroot.actors.SessionSpec;
 
 /** Interrupts keep the testbed usable; closing ends every process and deletes only the rootfs. */
 @Tag("integration")
-class InterruptIntegrationTest {
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class InterruptIntegrationTest {
 
-  private static Engine engine;
+  private Engine engine;
+
+  abstract RootfsMode mode();
 
   @BeforeAll
-  static void startEngine() {
+  void startEngine() {
     engine =
         Engine.start(
             EngineConfig.load()
+                .withRootfsMode(mode())
                 .withGrace(new GracePeriods(Duration.ofSeconds(1), Duration.ofSeconds(1))));
   }
 
   @AfterAll
-  static void stopEngine() {
+  void stopEngine() {
     engine.close();
   }
 
-  private static Session open(List<BindMount> binds) throws Exception {
+  private Session open(List<BindMount> binds) throws Exception {
     SessionSpec spec =
         new SessionSpec(BusyboxRootfs.tarball(), binds, Optional.empty(), Optional.empty(), "uchroot");
     return engine.open(spec).toCompletableFuture().join();

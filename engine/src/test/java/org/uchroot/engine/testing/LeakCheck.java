@@ -137,6 +137,16 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
     @Override
     public void afterEach(ExtensionContext context) {
         started = false;
+        try {
+            check(context);
+        } finally {
+            // Directories watched by one test must not carry over to the next.
+            watched.clear();
+            entriesBefore.clear();
+        }
+    }
+
+    private void check(ExtensionContext context) {
         List<String> leaks = new ArrayList<>();
 
         for (String line : mountLines()) {
@@ -247,7 +257,7 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
         StringBuilder out = new StringBuilder(field.length());
         for (int i = 0; i < field.length(); i++) {
             char c = field.charAt(i);
-            if (c == '\\' && i + 3 < field.length() + 0 && isOctal(field, i + 1)) {
+            if (c == '\\' && isOctal(field, i + 1)) {
                 out.append((char) Integer.parseInt(field.substring(i + 1, i + 4), 8));
                 i += 3;
             } else {

@@ -1,0 +1,19 @@
+package org.uchroot.engine;
+
+import java.util.Locale;
+
+/** How a testbed's files are made. */
+public enum RootfsMode {
+  /** A fresh upper directory over a cached, shared, read-only base: opens in milliseconds. */
+  OVERLAY,
+  /** The whole tarball unpacked for every testbed, as autopkgtest-virt-unshare does. */
+  UNPACK;
+
+  public static RootfsMode parse(String text) {
+    try {
+      return valueOf(text.trim().toUpperCase(Locale.ROOT));
+    } catch (IllegalArgumentException e) {
+      throw new UchrootException("unknown rootfs mode " + text + " (overlay or unpack)");
+    }
+  }
+}

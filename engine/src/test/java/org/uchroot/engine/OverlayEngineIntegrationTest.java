@@ -1,0 +1,8 @@
+package org.uchroot.engine;
+
+class OverlayEngineIntegrationTest extends EngineIntegrationTest {
+  @Override
+  RootfsMode mode() {
+    return RootfsMode.OVERLAY;
+  }
+}
