@@ -154,8 +154,9 @@ public final class SessionActor {
         .onMessage(
             ProvisionFailed.class,
             msg -> {
-              replyTo.tell(new OpenFailed(id, JobActor.reason(msg.cause())));
-              return Behaviors.stopped();
+              String reason = JobActor.reason(msg.cause());
+              replyTo.tell(new OpenFailed(id, reason));
+              return stopAfterFailure("the testbed could not be opened: " + reason);
             })
         .onMessage(GetStatus.class, msg -> replyStatus(msg, State.OPENING))
         .onAnyMessage(
@@ -253,7 +254,8 @@ public final class SessionActor {
                     msg -> {
                       msg.replyTo().tell(new RevertFailed("the testbed is closing"));
                       return Behaviors.same();
-                    }),
+                    })
+                .onMessage(RunJob.class, this::reject),
         error -> {
           CloseReply reply = error.isEmpty() ? new Closed(id) : new CloseFailed(id, error.get());
           waiting.forEach(ref -> ref.tell(reply));
@@ -276,7 +278,7 @@ public final class SessionActor {
         error -> {
           if (error.isPresent()) {
             replyTo.tell(new RevertFailed(error.get()));
-            return Behaviors.stopped();
+            return stopAfterFailure("the testbed could not be reverted: " + error.get());
           }
           context.pipeToSelf(
               ports.provisioner().provision(id, spec, Optional.of(previous)),
@@ -294,8 +296,9 @@ public final class SessionActor {
               .onMessage(
                   ProvisionFailed.class,
                   msg -> {
-                    replyTo.tell(new RevertFailed(JobActor.reason(msg.cause())));
-                    return Behaviors.stopped();
+                    String reason = JobActor.reason(msg.cause());
+                    replyTo.tell(new RevertFailed(reason));
+                    return stopAfterFailure("the testbed could not be reverted: " + reason);
                   })
               .onMessage(GetStatus.class, msg -> replyStatus(msg, State.REVERTING))
               .onAnyMessage(
@@ -329,7 +332,8 @@ public final class SessionActor {
                             ? Optional.of(failed.reason())
                             : Optional.empty()))
             .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
-            .onMessage(RunJob.class, this::reject))
+            .onMessage(InterruptJobs.class, this::replyNothingToInterrupt)
+            .onMessage(InterruptJob.class, msg -> Behaviors.same()))
             .build();
     Behavior<Command> dismantling =
         others.apply(
@@ -346,7 +350,8 @@ public final class SessionActor {
                   return removing;
                 })
             .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
-            .onMessage(RunJob.class, this::reject))
+            .onMessage(InterruptJobs.class, this::replyNothingToInterrupt)
+            .onMessage(InterruptJob.class, msg -> Behaviors.same()))
             .build();
     Behavior<Command> waiting =
         others.apply(
@@ -355,10 +360,10 @@ public final class SessionActor {
             .onMessage(JobStopped.class, msg -> afterJobGone(msg.job(), dismantling))
             .onMessage(JobFinished.class, this::onJobFinished)
             .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
-            .onMessage(RunJob.class, this::reject)
             .onMessage(
                 InterruptJobs.class,
                 msg -> {
+                  // Every job is already being interrupted by the drain.
                   msg.replyTo().tell(new JobsInterrupted(jobs.size()));
                   return Behaviors.same();
                 })
@@ -375,6 +380,34 @@ public final class SessionActor {
   private Behavior<Command> dismantle(Behavior<Command> dismantling) {
     context.pipeToSelf(ports.provisioner().dismantle(testbed), (ok, error) -> new Dismantled(error));
     return dismantling;
+  }
+
+  private Behavior<Command> replyNothingToInterrupt(InterruptJobs msg) {
+    msg.replyTo().tell(new JobsInterrupted(0));
+    return Behaviors.same();
+  }
+
+  /**
+   * Stops the session after a failure, first answering every request it had put aside, so that no
+   * client waits forever for a session that is gone.
+   */
+  private Behavior<Command> stopAfterFailure(String reason) {
+    stash.forEach(
+        msg -> {
+          if (msg instanceof RunJob run) {
+            run.replyTo().tell(new JobActor.JobRejected(reason));
+          } else if (msg instanceof Close close) {
+            close.replyTo().tell(new CloseFailed(id, reason));
+          } else if (msg instanceof Revert revert) {
+            revert.replyTo().tell(new RevertFailed(reason));
+          } else if (msg instanceof InterruptJobs interrupt) {
+            interrupt.replyTo().tell(new JobsInterrupted(0));
+          } else if (msg instanceof GetStatus status) {
+            status.replyTo().tell(new Status(id, State.CLOSING, 0, interrupts));
+          }
+        });
+    stash.clear();
+    return Behaviors.stopped();
   }
 
   private Behavior<Command> reject(RunJob msg) {

@@ -6,6 +6,8 @@ import akka.actor.typed.javadsl.AbstractBehavior;
 import akka.actor.typed.javadsl.ActorContext;
 import akka.actor.typed.javadsl.Behaviors;
 import akka.actor.typed.javadsl.Receive;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -34,7 +36,8 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
 
   private record CloseAnswered(SessionActor.CloseReply reply) implements Command {}
 
-  public record AllClosed(int sessions) {}
+  /** Every session has ended; {@code failed} of them could not remove their rootfs. */
+  public record AllClosed(int sessions, int failed) {}
 
   public static Behavior<Command> create(
       SessionActor.Ports ports, Supplier<SessionId> sessionIds) {
@@ -46,6 +49,7 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
   private final Map<SessionId, ActorRef<SessionActor.Command>> sessions = new LinkedHashMap<>();
   private final List<ActorRef<AllClosed>> awaitingShutdown = new ArrayList<>();
   private int closedAtShutdown;
+  private int failedAtShutdown;
   private boolean shuttingDown;
 
   private SessionManager(
@@ -62,7 +66,7 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
         .onMessage(InterruptAll.class, this::onInterruptAll)
         .onMessage(CloseAll.class, this::onCloseAll)
         .onMessage(SessionEnded.class, this::onSessionEnded)
-        .onMessage(CloseAnswered.class, msg -> this)
+        .onMessage(CloseAnswered.class, this::onCloseAnswered)
         .build();
   }
 
@@ -72,8 +76,16 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
       msg.replyTo().tell(new SessionActor.OpenFailed(id, "the engine is shutting down"));
       return this;
     }
+    if (sessions.containsKey(id)) {
+      // A broken id supplier must not take the other sessions down with it.
+      msg.replyTo().tell(new SessionActor.OpenFailed(id, "session id " + id + " is in use"));
+      return this;
+    }
     ActorRef<SessionActor.Command> session =
-        getContext().spawn(SessionActor.create(id, msg.spec(), ports, msg.replyTo()), id.value());
+        getContext()
+            .spawn(
+                SessionActor.create(id, msg.spec(), ports, msg.replyTo()),
+                URLEncoder.encode(id.value(), StandardCharsets.UTF_8));
     getContext().watchWith(session, new SessionEnded(id));
     sessions.put(id, session);
     return this;
@@ -95,6 +107,14 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
     return replyIfAllEnded();
   }
 
+  private Behavior<Command> onCloseAnswered(CloseAnswered msg) {
+    if (msg.reply() instanceof SessionActor.CloseFailed failed) {
+      failedAtShutdown++;
+      getContext().getLog().error("session {} left its rootfs: {}", failed.session(), failed.reason());
+    }
+    return this;
+  }
+
   private Behavior<Command> onSessionEnded(SessionEnded msg) {
     sessions.remove(msg.session());
     if (shuttingDown) {
@@ -105,7 +125,7 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
 
   private Behavior<Command> replyIfAllEnded() {
     if (shuttingDown && sessions.isEmpty()) {
-      awaitingShutdown.forEach(ref -> ref.tell(new AllClosed(closedAtShutdown)));
+      awaitingShutdown.forEach(ref -> ref.tell(new AllClosed(closedAtShutdown, failedAtShutdown)));
       awaitingShutdown.clear();
     }
     return this;

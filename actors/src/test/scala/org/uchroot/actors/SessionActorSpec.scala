@@ -465,9 +465,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.provisioner.dismantles.next().testbed shouldBe fresh
       }
 
-      // Pending: while draining, dismantling and removing, a revert rejects RunJob (the closing
-      // path's handler matches before the stash); only once it provisions again are they held.
-      "serve a RunJob sent while it drains once it is open" in pendingUntilFixed {
+      "serve a RunJob sent while it drains once it is open" in {
         val f = new Fixture
         f.open()
         val (r1, j1) = f.startJob()

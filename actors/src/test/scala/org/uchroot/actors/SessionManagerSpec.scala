@@ -121,7 +121,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       allClosed.expectNoMessage(100.millis)
 
       removalB.result.complete(null)
-      allClosed.expectMessage(new SessionManager.AllClosed(2))
+      allClosed.expectMessage(new SessionManager.AllClosed(2, 0))
       val watcher = createTestProbe[Any]()
       watcher.expectTerminated(a.ref)
       watcher.expectTerminated(b.ref)
@@ -135,7 +135,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       refused.expectMessageType[SessionActor.OpenFailed].reason should include("shutting down")
       f.fakes.provisioner.dismantles.next().result.complete(null)
       f.fakes.remover.removals.next().result.complete(null)
-      allClosed.expectMessage(new SessionManager.AllClosed(1))
+      allClosed.expectMessage(new SessionManager.AllClosed(1, 0))
 
       val later = f.requestOpen()
       later.expectMessageType[SessionActor.OpenFailed]
@@ -144,7 +144,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
 
     "answer CloseAll at once when no session is open" in {
       val f = new Fixture
-      f.closeAll().expectMessage(new SessionManager.AllClosed(0))
+      f.closeAll().expectMessage(new SessionManager.AllClosed(0, 0))
     }
   }
 }
