@@ -18,7 +18,7 @@ public final class BusyboxRootfs {
       dir.toFile().setReadable(true, false);
       dir.toFile().setExecutable(true, false);
       Path out = dir.resolve("busybox.tar");
-      Path script = Path.of(System.getProperty("uchroot.fixtures.dir", fixturesDir()), "make-busybox-rootfs.sh");
+      Path script = fixture("make-busybox-rootfs.sh");
       Process p = new ProcessBuilder("bash", script.toString(), out.toString()).inheritIO().start();
       if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
         throw new IllegalStateException("could not build the busybox rootfs");
@@ -35,6 +35,11 @@ public final class BusyboxRootfs {
       }));
     }
     return tarball;
+  }
+
+  /** A script of the test fixtures, from the source tree. */
+  static Path fixture(String name) {
+    return Path.of(System.getProperty("uchroot.fixtures.dir", fixturesDir()), name);
   }
 
   private static String fixturesDir() {

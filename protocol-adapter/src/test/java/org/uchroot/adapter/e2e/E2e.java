@@ -94,7 +94,50 @@ final class E2e {
         if (configured != null && !configured.isBlank()) {
             return Paths.get(configured).toAbsolutePath();
         }
-        return projectRoot().resolve("protocol-adapter/target/uchroot");
+        return readableByAll(projectRoot().resolve("protocol-adapter/target/uchroot"));
+    }
+
+    private static Path readableCopy;
+
+    /**
+     * The unprivileged test user runs the distribution too, so it must be reachable by everyone: a
+     * checkout under /root is not. Such a distribution is copied once to a world-readable place.
+     */
+    private static synchronized Path readableByAll(Path dist) {
+        boolean reachable = true;
+        for (Path d = dist; d != null; d = d.getParent()) {
+            try {
+                if (!Files.getPosixFilePermissions(d).contains(java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE)) {
+                    reachable = false;
+                }
+            } catch (IOException e) {
+                reachable = false;
+            }
+        }
+        if (reachable || !Files.isDirectory(dist)) {
+            return dist;
+        }
+        if (readableCopy == null) {
+            try {
+                Path copy = Files.createTempDirectory("uchroot-e2e-dist.");
+                Process cp = new ProcessBuilder("cp", "-a", dist + "/.", copy.toString()).inheritIO().start();
+                if (cp.waitFor() != 0) {
+                    fail("cannot copy the distribution to " + copy);
+                }
+                new ProcessBuilder("chmod", "-R", "a+rX", copy.toString()).inheritIO().start().waitFor();
+                Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                    try {
+                        new ProcessBuilder("rm", "-rf", "--one-file-system", copy.toString()).start().waitFor();
+                    } catch (IOException | InterruptedException e) {
+                        // A temporary copy; nothing else depends on it.
+                    }
+                }));
+                readableCopy = copy;
+            } catch (IOException | InterruptedException e) {
+                return fail("cannot copy the distribution: " + e);
+            }
+        }
+        return readableCopy;
     }
 
     /** The top of the source tree, found from the working directory of the test JVM. */
