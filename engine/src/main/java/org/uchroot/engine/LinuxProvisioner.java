@@ -93,7 +93,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       long started = System.nanoTime();
       NamespaceSandbox sandbox = null;
       if (config.rootfsMode() == RootfsMode.OVERLAY && overlayUsable) {
-        sandbox = startOverlay(spec, top, scratch);
+        sandbox = startOverlay(session, spec, top, scratch);
       }
       if (sandbox == null) {
         Unpacker.unpack(mapping, spec.tarball(), top, spec.normalUser());
@@ -117,8 +117,10 @@ final class LinuxProvisioner implements TestbedProvisioner {
    * A fresh upper directory over the cached base, mounted in the session's mount namespace. Null
    * when this kernel or filesystem cannot do it, said once in the log; the caller then unpacks.
    */
-  private NamespaceSandbox startOverlay(SessionSpec spec, Path top, String scratch) {
+  private NamespaceSandbox startOverlay(
+      SessionId session, SessionSpec spec, Path top, String scratch) {
     Path base = cache.baseFor(spec.tarball(), spec.normalUser());
+    registry.record(session, top, Optional.of(base));
     Path upper = top.resolve("upper");
     Path work = top.resolve("work");
     Path root = top.resolve("root");

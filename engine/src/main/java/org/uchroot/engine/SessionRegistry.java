@@ -42,7 +42,13 @@ public final class SessionRegistry {
 
   /** A recorded testbed, and whether the process that owns it still runs. */
   public record Entry(
-      String session, long ownerPid, Instant ownerStart, Path rootfs, Path runtimeDir, boolean live) {}
+      String session,
+      long ownerPid,
+      Instant ownerStart,
+      Path rootfs,
+      Path runtimeDir,
+      Optional<Path> base,
+      boolean live) {}
 
   /** The private directory of a session's sockets. */
   public Path runtimeDirOf(SessionId session) {
@@ -50,6 +56,11 @@ public final class SessionRegistry {
   }
 
   void record(SessionId session, Path rootfs) {
+    record(session, rootfs, Optional.empty());
+  }
+
+  /** Records the session again, with the cached base its overlay uses, so prune keeps it. */
+  void record(SessionId session, Path rootfs, Optional<Path> base) {
     ProcessHandle self = ProcessHandle.current();
     Properties p = new Properties();
     p.setProperty("session", session.value());
@@ -57,6 +68,7 @@ public final class SessionRegistry {
     p.setProperty("owner-start", self.info().startInstant().map(Instant::toString).orElse(""));
     p.setProperty("rootfs", rootfs.toString());
     p.setProperty("runtime-dir", runtimeDirOf(session).toString());
+    base.ifPresent(b -> p.setProperty("base", b.toString()));
     try {
       Files.createDirectories(dir);
       Path file = dir.resolve(session.value() + SUFFIX);
@@ -149,6 +161,7 @@ public final class SessionRegistry {
               ownerStart,
               Path.of(p.getProperty("rootfs")),
               Path.of(p.getProperty("runtime-dir")),
+              Optional.ofNullable(p.getProperty("base")).map(Path::of),
               isAlive(pid, ownerStart)));
     } catch (IOException | RuntimeException e) {
       // A record being written or a stranger's file: not a session we can speak for.

@@ -1,0 +1,60 @@
+package org.uchroot.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ExecutorService;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+@Tag("integration")
+class RootfsCacheTest {
+
+  @Test
+  void concurrentUsersShareOneCompleteBase(@TempDir Path tmp) throws Exception {
+    Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
+    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping());
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    try {
+      List<CompletableFuture<Path>> bases = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        bases.add(CompletableFuture.supplyAsync(() -> cache.baseFor(tarball, "uchroot"), pool));
+      }
+      Set<Path> distinct = Set.copyOf(bases.stream().map(CompletableFuture::join).toList());
+      assertEquals(1, distinct.size());
+      Path base = distinct.iterator().next();
+      assertTrue(Files.isRegularFile(base.resolve("bin/busybox")));
+      assertTrue(Files.isDirectory(base.resolve("home/uchroot")));
+      assertEquals(1, cache.list().size());
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  @Test
+  void aChangedTarballGetsANewBaseAndPruneRemovesUnusedOnes(@TempDir Path tmp) throws Exception {
+    Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
+    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping());
+    Path first = cache.baseFor(tarball, "uchroot");
+    assertEquals(first, cache.baseFor(tarball, "uchroot"));
+    Files.setLastModifiedTime(tarball, FileTime.fromMillis(0));
+    Path second = cache.baseFor(tarball, "uchroot");
+    assertNotEquals(first, second);
+    assertEquals(2, cache.list().size());
+    List<Path> removed = cache.prune(Set.of(second));
+    assertEquals(List.of(first), removed);
+    assertFalse(Files.exists(first));
+    assertTrue(Files.isDirectory(second));
+  }
+}
