@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Side-by-side benchmark of autopkgtest-virt-uchroot and autopkgtest-virt-unshare.
+
+Drives both virtualisation servers through the same protocol session on the same tarball and
+prints a table with absolute figures and the ratio reference/uchroot for each row (above 1 means
+uchroot is faster or smaller).
+
+    python3 protocol-adapter/src/bench/benchmark.py [--tarball T] [--commands 200]
+
+Without --tarball, a bookworm tarball is made once with mmdebstrap --variant=apt and cached.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DIST = os.path.normpath(os.path.join(HERE, '..', '..', 'target', 'uchroot'))
+
+
+class Server:
+    """One virtualisation server process, spoken to line by line."""
+
+    def __init__(self, argv, env=None):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env)
+        self.expect_ok(self.proc.stdout.readline())
+
+    @staticmethod
+    def expect_ok(line):
+        if not line.startswith('ok'):
+            raise RuntimeError('server answered %r' % line)
+        return line.split()[1:]
+
+    def ask(self, *words):
+        line = ' '.join(urllib.parse.quote(w) for w in words)
+        start = time.perf_counter()
+        self.proc.stdin.write(line + '\n')
+        self.proc.stdin.flush()
+        answer = self.expect_ok(self.proc.stdout.readline())
+        return answer, time.perf_counter() - start
+
+    def peak_rss_kib(self):
+        with open('/proc/%d/status' % self.proc.pid) as status:
+            for line in status:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+        return 0
+
+    def quit(self):
+        self.proc.stdin.write('quit\n')
+        self.proc.stdin.flush()
+        self.proc.wait(timeout=600)
+
+
+def default_tarball():
+    cache = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')),
+                         'uchroot-bench')
+    os.makedirs(cache, exist_ok=True)
+    tarball = os.path.join(cache, 'bookworm-apt.tar')
+    if not os.path.exists(tarball):
+        subprocess.run(['mmdebstrap', '--variant=apt', '--format=tar', 'bookworm',
+                        tarball + '.part.tar'], check=True)
+        os.rename(tarball + '.part.tar', tarball)
+    return tarball
+
+
+def exec_latencies(server, count):
+    """Wall time of the exec program running `true`, spawned like a client spawns it."""
+    (command,), _ = server.ask('print-execute-command')
+    argv = [urllib.parse.unquote(a) for a in command.split(',')] + ['true']
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name, argv, tarball, commands, scratch, env=None):
+    figures = {}
+    big = os.path.join(scratch, 'big.bin')
+    # Cold: the first open of this tarball by this server.
+    server = Server(argv + ['-t', tarball], env)
+    (downtmp,), figures['cold open'] = server.ask('open')
+    server.ask('close')
+    (downtmp,), figures['warm open'] = server.ask('open')
+    (downtmp,), figures['revert'] = server.ask('revert')
+    figures['command (true), median'] = exec_latencies(server, commands)
+    _, figures['copydown 100 MB'] = server.ask('copydown', big, downtmp + '/big.bin')
+    back = os.path.join(scratch, name + '-back.bin')
+    _, figures['copyup 100 MB'] = server.ask('copyup', downtmp + '/big.bin', back)
+    if os.path.getsize(back) != os.path.getsize(big):
+        raise RuntimeError('%s: copyup returned a file of the wrong size' % name)
+    os.unlink(back)
+    figures['peak RSS, 1 session (MiB)'] = server.peak_rss_kib() / 1024
+    _, figures['close'] = server.ask('close')
+    server.quit()
+
+    # Twenty open testbeds at once: one server process each, as autopkgtest and sbuild run them.
+    servers = [Server(argv + ['-t', tarball], env) for _ in range(20)]
+    for s in servers:
+        s.ask('open')
+    figures['peak RSS, 20 sessions (MiB, sum)'] = sum(s.peak_rss_kib() for s in servers) / 1024
+    for s in servers:
+        s.ask('close')
+        s.quit()
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--tarball', help='rootfs tarball (default: a cached bookworm apt tarball)')
+    parser.add_argument('--commands', type=int, default=200, help='exec runs for the median')
+    parser.add_argument('--uchroot', default=os.path.join(DIST, 'bin', 'autopkgtest-virt-uchroot'))
+    args = parser.parse_args()
+    tarball = os.path.abspath(args.tarball or default_tarball())
+    if not os.access(args.uchroot, os.X_OK):
+        sys.exit('%s not found: build it first (mvn -q -DskipTests package)' % args.uchroot)
+
+    with tempfile.TemporaryDirectory(prefix='uchroot-bench.') as scratch:
+        with open(os.path.join(scratch, 'big.bin'), 'wb') as big:
+            big.write(os.urandom(100 * 1024 * 1024))
+        env = dict(os.environ)
+        # A private cache, so that the first open really is cold.
+        env['UCHROOT_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(scratch, 'cache')
+        ours = measure('uchroot', [args.uchroot], tarball, args.commands, scratch, env)
+        reference = measure('unshare', ['autopkgtest-virt-unshare'], tarball, args.commands, scratch)
+        shutil.rmtree(os.path.join(scratch, 'cache'), ignore_errors=True)
+
+    size = os.path.getsize(tarball) / 1e6
+    print('tarball: %s (%.0f MB); %d commands for the median; %s' % (
+        tarball, size, args.commands, os.uname().release))
+    print()
+    print('| %-34s | %14s | %14s | %9s |' % ('row', 'uchroot', 'unshare', 'ratio'))
+    print('|%s|%s|%s|%s|' % ('-' * 36, '-' * 16, '-' * 16, '-' * 11))
+    for row, value in ours.items():
+        ref = reference[row]
+        unit = 'MiB' if 'RSS' in row else 'ms'
+        scale = 1 if unit == 'MiB' else 1000
+        print('| %-34s | %11.1f %s | %11.1f %s | %8.1fx |' % (
+            row, value * scale, unit, ref * scale, unit, ref / value if value else float('inf')))
+
+
+if __name__ == '__main__':
+    main()
