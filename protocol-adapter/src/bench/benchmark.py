@@ -129,7 +129,7 @@ def main():
             big.write(os.urandom(100 * 1024 * 1024))
         env = dict(os.environ)
         # A private cache, so that the first open really is cold.
-        env['UCHROOT_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(scratch, 'cache')
+        env['UCHROOT_JAVA_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(scratch, 'cache')
         ours = measure('uchroot', [args.uchroot], tarball, args.commands, scratch, env)
         reference = measure('unshare', ['autopkgtest-virt-unshare'], tarball, args.commands, scratch)
         shutil.rmtree(os.path.join(scratch, 'cache'), ignore_errors=True)
