@@ -147,7 +147,7 @@ public final class SessionActor {
             Provisioned.class,
             msg -> {
               testbed = msg.testbed();
-              context.getLog().info("session {} open on {}", id, testbed.rootfs());
+              context.getLog().debug("session {} open on {}", id, testbed.rootfs());
               replyTo.tell(new Opened(id, testbed, context.getSelf()));
               return stash.unstashAll(open());
             })
@@ -210,7 +210,7 @@ public final class SessionActor {
     interrupts++;
     interrupted = true;
     jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
-    context.getLog().info("session {}: interrupted {} running job(s)", id, jobs.size());
+    context.getLog().debug("session {}: interrupted {} running job(s)", id, jobs.size());
     replyTo.tell(new JobsInterrupted(jobs.size()));
   }
 
@@ -259,7 +259,7 @@ public final class SessionActor {
         error -> {
           CloseReply reply = error.isEmpty() ? new Closed(id) : new CloseFailed(id, error.get());
           waiting.forEach(ref -> ref.tell(reply));
-          context.getLog().info("session {} closed", id);
+          context.getLog().debug("session {} closed", id);
           return Behaviors.stopped();
         });
   }

@@ -94,7 +94,7 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
   private Behavior<Command> onInterruptAll(InterruptAll msg) {
     ActorRef<SessionActor.JobsInterrupted> ignore = getContext().getSystem().ignoreRef();
     sessions.values().forEach(session -> session.tell(new SessionActor.InterruptJobs(ignore)));
-    getContext().getLog().info("interrupting the jobs of {} session(s)", sessions.size());
+    getContext().getLog().debug("interrupting the jobs of {} session(s)", sessions.size());
     return this;
   }
 

@@ -40,6 +40,13 @@ public final class Engine implements AutoCloseable {
 
   /** Starts an engine; {@link #close()} ends every session it still has, then the engine. */
   public static Engine start(EngineConfig config) {
+    // Checked before any actor exists: without subordinate ids no testbed can be made.
+    IdMapping mapping;
+    try {
+      mapping = Host.idMapping();
+    } catch (IllegalStateException e) {
+      throw new UchrootException(e.getMessage(), e);
+    }
     ActorSystem<SessionManager.Command> system =
         ActorSystem.create(
             akka.actor.typed.javadsl.Behaviors.setup(
@@ -54,7 +61,6 @@ public final class Engine implements AutoCloseable {
                           .getSystem()
                           .dispatchers()
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
-                  IdMapping mapping = Host.idMapping();
                   SessionRegistry registry = SessionRegistry.of(config);
                   SessionActor.Ports ports =
                       new SessionActor.Ports(

@@ -1,0 +1,109 @@
+package org.uchroot.adapter.cli;
+
+import java.io.FileDescriptor;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.SessionSpec;
+import org.uchroot.engine.Engine;
+import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.Session;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code uchroot run -- CMD...}: a testbed for one command, on the terminal's streams. Exits with
+ * the command's status; ^C interrupts the command, and the testbed is removed either way.
+ */
+@Command(
+    name = "run",
+    description = "Run one command in a fresh testbed, then remove the testbed.",
+    sortOptions = false,
+    separator = " ")
+final class RunCommand implements Callable<Integer> {
+
+  @Mixin TestbedOptions options;
+
+  @Option(
+      names = {"-h", "--help"},
+      usageHelp = true,
+      description = "Show this help message and exit.")
+  boolean help;
+
+  @Parameters(arity = "1..*", paramLabel = "CMD", description = "The command and its arguments.")
+  List<String> command;
+
+  @Override
+  public Integer call() {
+    Logging.start(options.debug);
+    Map<String, String> env = System.getenv();
+    TestbedOptions.Choice choice = options.choose(env);
+    if (choice.tarball().isEmpty()) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, choice.missingTarball());
+    }
+    EngineConfig config = options.configure(Main.loadConfig());
+    SessionSpec spec = choice.spec(config.normalUser());
+    Engine engine = Engine.start(config);
+    Signals.onTermination(engine::close);
+    Signals.on("INT", engine::interruptAll);
+    try {
+      Session session;
+      try {
+        session = await(engine.open(spec));
+      } catch (RuntimeException e) {
+        throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
+      }
+      ExitStatus status;
+      try {
+        status = await(session.run(command, terminal()));
+      } catch (RuntimeException e) {
+        throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
+      } finally {
+        await(session.close());
+      }
+      return status.shellStatus();
+    } finally {
+      engine.close();
+    }
+  }
+
+  private static JobStdio terminal() {
+    InputStream in = new FileInputStream(FileDescriptor.in);
+    OutputStream out = new FileOutputStream(FileDescriptor.out);
+    OutputStream err = new FileOutputStream(FileDescriptor.err);
+    return new JobStdio() {
+      @Override
+      public InputStream stdin() {
+        return in;
+      }
+
+      @Override
+      public OutputStream stdout() {
+        return out;
+      }
+
+      @Override
+      public OutputStream stderr() {
+        return err;
+      }
+    };
+  }
+
+  private static <T> T await(CompletionStage<T> stage) {
+    try {
+      return stage.toCompletableFuture().join();
+    } catch (CompletionException e) {
+      throw e.getCause() instanceof RuntimeException cause ? cause : e;
+    }
+  }
+}

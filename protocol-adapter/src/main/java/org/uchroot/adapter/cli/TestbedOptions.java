@@ -1,0 +1,233 @@
+package org.uchroot.adapter.cli;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.regex.Pattern;
+import org.uchroot.actors.BindMount;
+import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.SessionSpec;
+import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.UchrootException;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.TypeConversionException;
+
+/**
+ * The options of {@code autopkgtest-virt-unshare}, with its defaults, checks and messages, plus the
+ * grace periods of an interrupt. Shared by {@code virt-server} and {@code run}.
+ */
+public final class TestbedOptions {
+
+  @Option(
+      names = {"-a", "--arch"},
+      paramLabel = "ARCH",
+      defaultValue = "*",
+      description = "Debian name of the architecture (default: ${DEFAULT-VALUE}).")
+  String arch;
+
+  @Option(
+      names = {"-b", "--bind"},
+      arity = "2",
+      paramLabel = "OUTSIDE INSIDE",
+      hideParamSyntax = true,
+      description = "Bind mount a directory from the outside to a mountpoint inside.")
+  List<String> bind = new ArrayList<>();
+
+  @Option(
+      names = {"-d", "--debug"},
+      description = "Enable debugging output.")
+  boolean debug;
+
+  @Option(
+      names = {"-p", "--prefix"},
+      paramLabel = "PREFIX",
+      description = "Prefix for the temporary unpack directory.")
+  String prefix;
+
+  @Option(
+      names = {"-r", "--release"},
+      paramLabel = "RELEASE",
+      defaultValue = "*",
+      description = "The distribution to use (default: ${DEFAULT-VALUE}).")
+  String release;
+
+  @Option(
+      names = {"-t", "--tarball"},
+      paramLabel = "TARBALL",
+      description =
+          "Path to rootfs tarball (default: the first RELEASE-ARCH.t* in $XDG_CACHE_HOME/sbuild,"
+              + " or ~/.cache/sbuild).")
+  Path tarball;
+
+  @Option(
+      names = {"-u", "--unpack-dir"},
+      paramLabel = "UNPACK_DIR",
+      description = "Temporary unpack directory; must not exist yet.")
+  Path unpackDir;
+
+  @Option(
+      names = "--grace-before-term",
+      paramLabel = "DURATION",
+      converter = DurationConverter.class,
+      description = "After an interrupt, how long before SIGTERM (e.g. 5s, 500ms; default: conf).")
+  Duration graceBeforeTerm;
+
+  @Option(
+      names = "--grace-before-kill",
+      paramLabel = "DURATION",
+      converter = DurationConverter.class,
+      description = "After SIGTERM, how long before the command is killed (default: conf).")
+  Duration graceBeforeKill;
+
+  /**
+   * What these options ask for, checked in the reference's order: the tarball (which may be
+   * missing: the caller decides when that fails), the bind mounts, the unpack directory.
+   */
+  Choice choose(Map<String, String> env) {
+    return new Choice(
+        tarball(env),
+        binds(),
+        unpackDir(),
+        Optional.ofNullable(prefix),
+        missingTarballMessage(env));
+  }
+
+  /** A checked testbed request; {@link #spec} fails with the reference's words without tarball. */
+  record Choice(
+      Optional<Path> tarball,
+      List<BindMount> binds,
+      Optional<Path> unpackDir,
+      Optional<String> prefix,
+      String missingTarball) {
+
+    SessionSpec spec(String normalUser) {
+      return new SessionSpec(
+          tarball.orElseThrow(() -> new UchrootException(missingTarball)),
+          binds,
+          unpackDir,
+          prefix,
+          normalUser);
+    }
+  }
+
+  /** The bind mounts, checked as the reference checks them. */
+  List<BindMount> binds() {
+    List<BindMount> binds = new ArrayList<>();
+    for (int i = 0; i + 1 < bind.size(); i += 2) {
+      String outside = bind.get(i);
+      String inside = bind.get(i + 1);
+      if (!Files.isDirectory(Path.of(outside))) {
+        throw new CliException(ExitCode.INVALID_ARGUMENT, outside + " doesn't exist");
+      }
+      if (!inside.startsWith("/")) {
+        throw new CliException(
+            ExitCode.INVALID_ARGUMENT,
+            "mountpoint " + inside + " must be an absolute path inside the chroot");
+      }
+      binds.add(new BindMount(Path.of(outside), inside));
+    }
+    return binds;
+  }
+
+  /** The unpack directory, which the engine creates: it must not exist yet. */
+  Optional<Path> unpackDir() {
+    if (unpackDir != null && Files.exists(unpackDir)) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, unpackDir + ": File exists");
+    }
+    return Optional.ofNullable(unpackDir);
+  }
+
+  /**
+   * The tarball given, or the first {@code RELEASE-ARCH.t*} (in name order) in the sbuild cache
+   * directory; empty when there is none.
+   */
+  Optional<Path> tarball(Map<String, String> env) {
+    if (tarball != null) {
+      return Optional.of(tarball);
+    }
+    Pattern pattern = Globs.toRegex(release + "-" + arch + ".t*");
+    List<Path> matches = new ArrayList<>();
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(cacheDir(env))) {
+      for (Path entry : entries) {
+        if (pattern.matcher(entry.getFileName().toString()).matches()) {
+          matches.add(entry);
+        }
+      }
+    } catch (IOException e) {
+      return Optional.empty();
+    }
+    return matches.stream().sorted().findFirst();
+  }
+
+  /**
+   * {@code $XDG_CACHE_HOME/sbuild}, or {@code ~/.cache/sbuild} when that is unset, empty or
+   * relative, as the XDG base directory specification says. (The reference joins {@code /sbuild},
+   * which is absolute, and so looks in {@code /sbuild} whenever the variable is set.)
+   */
+  static Path cacheDir(Map<String, String> env) {
+    String xdg = env.get("XDG_CACHE_HOME");
+    if (xdg != null && xdg.startsWith("/")) {
+      return Path.of(xdg, "sbuild");
+    }
+    String home = env.getOrDefault("HOME", System.getProperty("user.home"));
+    return Path.of(home, ".cache", "sbuild");
+  }
+
+  static String missingTarballMessage(Map<String, String> env) {
+    return "Unable to find chroot in " + cacheDir(env);
+  }
+
+  /** The configuration with the grace periods given on the command line. */
+  EngineConfig configure(EngineConfig config) {
+    if (graceBeforeTerm == null && graceBeforeKill == null) {
+      return config;
+    }
+    GracePeriods grace = config.grace();
+    return config.withGrace(
+        new GracePeriods(
+            graceBeforeTerm != null ? graceBeforeTerm : grace.beforeTerm(),
+            graceBeforeKill != null ? graceBeforeKill : grace.beforeKill()));
+  }
+
+  /**
+   * {@code 5s}, {@code 500ms}, {@code 2m}, {@code 1h}, a bare number of seconds, or ISO-8601 such
+   * as {@code PT5S}.
+   */
+  static final class DurationConverter implements ITypeConverter<Duration> {
+    private static final Pattern SIMPLE = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*(ms|s|m|h)?");
+
+    @Override
+    public Duration convert(String value) {
+      var m = SIMPLE.matcher(value.trim());
+      if (m.matches()) {
+        double amount = Double.parseDouble(m.group(1));
+        String unit = m.group(2) == null ? "s" : m.group(2);
+        double millis =
+            switch (unit) {
+              case "ms" -> amount;
+              case "m" -> amount * 60_000;
+              case "h" -> amount * 3_600_000;
+              default -> amount * 1000;
+            };
+        return Duration.ofMillis(Math.round(millis));
+      }
+      try {
+        Duration duration = Duration.parse(value.trim());
+        if (!duration.isNegative()) {
+          return duration;
+        }
+      } catch (RuntimeException e) {
+        // Reported below, with the accepted forms.
+      }
+      throw new TypeConversionException(
+          "'" + value + "' is not a duration (for example 5s, 500ms, 2m)");
+    }
+  }
+}

@@ -1,0 +1,113 @@
+package org.uchroot.adapter.cli;
+
+import java.io.FileDescriptor;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import org.slf4j.LoggerFactory;
+import org.uchroot.adapter.virt.VirtServer;
+import org.uchroot.engine.Engine;
+import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.SessionRegistry;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code autopkgtest-virt-uchroot}, alias {@code uchroot virt-server}: the protocol on stdio. */
+@Command(
+    name = "virt-server",
+    description = "Serve the autopkgtest virtualisation protocol on stdin and stdout.",
+    sortOptions = false,
+    separator = " ")
+final class VirtServerCommand implements Callable<Integer> {
+
+  private static final int DEFAULT_COPY_TIMEOUT_SECONDS = 300;
+
+  @Mixin TestbedOptions options;
+
+  @Option(
+      names = {"-h", "--help"},
+      usageHelp = true,
+      description = "Show this help message and exit.")
+  boolean help;
+
+  @Override
+  public Integer call() {
+    Logging.start(options.debug);
+    Map<String, String> env = System.getenv();
+    // A missing tarball is only reported now: open fails, which is when the reference fails too.
+    TestbedOptions.Choice choice = options.choose(env);
+    if (choice.tarball().isEmpty()) {
+      LoggerFactory.getLogger(VirtServerCommand.class).error(choice.missingTarball());
+    }
+    EngineConfig config = options.configure(Main.loadConfig());
+    warnOfOrphans(config);
+    // Whatever else writes to System.out would corrupt the protocol: it goes to stderr instead.
+    // The answers go unbuffered, and not through a PrintStream, which would hide a caller gone.
+    OutputStream answers = new FileOutputStream(FileDescriptor.out);
+    System.setOut(System.err);
+    CompletableFuture<Engine> engine = CompletableFuture.supplyAsync(() -> Engine.start(config));
+    VirtServer server =
+        new VirtServer(
+            new VirtServer.Settings(
+                () -> choice.spec(config.normalUser()),
+                config.normalUser(),
+                config.runtimeDir(),
+                execProgram(config),
+                copyTimeout(env)),
+            engine,
+            new FileInputStream(FileDescriptor.in),
+            answers,
+            System.err);
+    Signals.onTermination(server::terminate);
+    Signals.on("INT", server::interruptCommands);
+    return server.serve();
+  }
+
+  /** Testbeds that killed servers left behind take space until someone removes them. */
+  private static void warnOfOrphans(EngineConfig config) {
+    try {
+      List<String> orphans = SessionsCommand.orphans(SessionRegistry.of(config));
+      if (!orphans.isEmpty()) {
+        LoggerFactory.getLogger(VirtServerCommand.class)
+            .warn(
+                "{} orphaned testbed(s) of killed servers: {}; remove them with"
+                    + " `uchroot sessions cleanup --orphaned`",
+                orphans.size(),
+                String.join(", ", orphans));
+      }
+    } catch (RuntimeException e) {
+      LoggerFactory.getLogger(VirtServerCommand.class)
+          .debug("cannot list sessions: {}", e.toString());
+    }
+  }
+
+  /** The native client when it was built, else the Java one. */
+  static List<String> execProgram(EngineConfig config) {
+    Path nativeClient = config.libexecDir().resolve("uchroot-exec");
+    if (Files.isExecutable(nativeClient)) {
+      return List.of(nativeClient.toString());
+    }
+    return List.of(Main.home(config).resolve("bin").resolve("uchroot").toString(), "exec");
+  }
+
+  private static Duration copyTimeout(Map<String, String> env) {
+    try {
+      return Duration.ofSeconds(
+          Integer.parseInt(
+              env.getOrDefault(
+                  "AUTOPKGTEST_VIRT_COPY_TIMEOUT",
+                  Integer.toString(DEFAULT_COPY_TIMEOUT_SECONDS))));
+    } catch (NumberFormatException e) {
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT, "AUTOPKGTEST_VIRT_COPY_TIMEOUT is not a number of seconds");
+    }
+  }
+}

@@ -1,0 +1,368 @@
+package org.uchroot.adapter.exec;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.JobStdio;
+import org.uchroot.engine.Job;
+import org.uchroot.engine.Session;
+
+/**
+ * The exec socket of one session: every connection runs one command in the session's testbed and
+ * relays its streams, signals and exit status in {@link Frame}s. The socket lives in a directory of
+ * its own, mode 0700, and is itself mode 0600, so only its owner can run commands.
+ *
+ * <p>Threading: {@link #start} binds the socket and returns; an accept thread and one reader thread
+ * per connection do the rest. The command's output is written by the engine's threads, one frame at
+ * a time. A revert keeps the session and so the socket; {@link #close} removes it.
+ */
+public final class ExecRelay implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(ExecRelay.class);
+
+  /** An argv the size of the largest a Linux execve takes, with room to spare. */
+  private static final int MAX_ARGV = 16 << 20;
+
+  private static final int MAX_STDIN_FRAME = 1 << 20;
+  private static final int STDIN_BUFFER = 1 << 20;
+  private static final AtomicInteger THREADS = new AtomicInteger();
+
+  private final Path socket;
+  private final Session session;
+  private final ServerSocketChannel server;
+  private final ExecutorService threads;
+  private final Set<SocketChannel> connections = new HashSet<>();
+  private final AtomicBoolean accepting = new AtomicBoolean(true);
+
+  private ExecRelay(Path socket, Session session, ServerSocketChannel server) {
+    this.socket = socket;
+    this.session = session;
+    this.server = server;
+    this.threads =
+        Executors.newCachedThreadPool(
+            task -> {
+              Thread thread = new Thread(task, "uchroot-exec-" + THREADS.incrementAndGet());
+              thread.setDaemon(true);
+              return thread;
+            });
+  }
+
+  /**
+   * Binds {@code socket}, creating its directory with mode 0700 (and the directories above it, for
+   * the runtime directory), and starts accepting.
+   */
+  public static ExecRelay start(Path socket, Session session) throws IOException {
+    Path dir = socket.getParent();
+    Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
+    Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(owner));
+    // A directory left by an earlier run may have other modes: the socket's privacy rests on it.
+    Files.setPosixFilePermissions(dir, owner);
+    Files.deleteIfExists(socket);
+    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    try {
+      server.bind(UnixDomainSocketAddress.of(socket));
+      Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+    } catch (IOException e) {
+      server.close();
+      throw e;
+    }
+    ExecRelay relay = new ExecRelay(socket, session, server);
+    Thread acceptor = new Thread(relay::acceptLoop, "uchroot-exec-accept-" + session.id());
+    acceptor.setDaemon(true);
+    acceptor.start();
+    LOG.debug("exec socket {} ready", socket);
+    return relay;
+  }
+
+  public Path socket() {
+    return socket;
+  }
+
+  /**
+   * Stops taking new connections and removes the socket and its directory; the commands already
+   * connected go on and still report their status. Idempotent.
+   */
+  public void stopAccepting() {
+    if (!accepting.getAndSet(false)) {
+      return;
+    }
+    try {
+      server.close();
+    } catch (IOException e) {
+      LOG.debug("closing {}: {}", socket, e.toString());
+    }
+    try {
+      Files.deleteIfExists(socket);
+      Files.deleteIfExists(socket.getParent());
+    } catch (IOException e) {
+      LOG.warn("cannot remove {}: {}", socket, e.getMessage());
+    }
+  }
+
+  /** As {@link #close(Duration)} with five seconds. */
+  @Override
+  public void close() {
+    close(Duration.ofSeconds(5));
+  }
+
+  /**
+   * Stops accepting, gives the remaining connections {@code grace} to send their last frame (call
+   * it once their commands have ended, after the session's close), then drops them.
+   */
+  public void close(Duration grace) {
+    stopAccepting();
+    long deadline = System.nanoTime() + grace.toNanos();
+    synchronized (connections) {
+      long left;
+      while (!connections.isEmpty() && (left = deadline - System.nanoTime()) > 0) {
+        try {
+          connections.wait(Math.max(1, left / 1_000_000));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+      for (SocketChannel channel : connections) {
+        closeQuietly(channel);
+      }
+    }
+    threads.shutdown();
+  }
+
+  private void acceptLoop() {
+    while (accepting.get()) {
+      SocketChannel channel;
+      try {
+        channel = server.accept();
+      } catch (ClosedChannelException e) {
+        return;
+      } catch (IOException e) {
+        if (accepting.get()) {
+          LOG.warn("exec socket {}: {}", socket, e.getMessage());
+        }
+        return;
+      }
+      synchronized (connections) {
+        connections.add(channel);
+      }
+      try {
+        threads.execute(() -> serve(channel));
+      } catch (RejectedExecutionException e) {
+        forget(channel);
+      }
+    }
+  }
+
+  private void forget(SocketChannel channel) {
+    closeQuietly(channel);
+    synchronized (connections) {
+      connections.remove(channel);
+      connections.notifyAll();
+    }
+  }
+
+  private void serve(SocketChannel channel) {
+    MDC.put("session", session.id().value());
+    FrameWriter out = new FrameWriter(channel);
+    InputStream in = new BufferedInputStream(ChannelStreams.input(channel));
+    try {
+      Frame first = Frame.read(in, MAX_ARGV);
+      if (first == null) {
+        forget(channel);
+        return;
+      }
+      List<String> argv = first.type() == Frame.ARGV ? first.arguments() : List.of();
+      if (argv.isEmpty()) {
+        out.finish(Frame.failure("protocol error: the first frame must name a command"));
+        forget(channel);
+        return;
+      }
+      relay(channel, in, out, argv);
+    } catch (IOException e) {
+      LOG.debug("exec connection: {}", e.toString());
+      forget(channel);
+    } catch (RuntimeException e) {
+      LOG.error("exec connection: {}", e.toString());
+      out.finish(Frame.failure("internal error: " + e));
+      forget(channel);
+    } finally {
+      MDC.clear();
+    }
+  }
+
+  private void relay(SocketChannel channel, InputStream in, FrameWriter out, List<String> argv) {
+    StdinPipe stdin = new StdinPipe(STDIN_BUFFER);
+    JobStdio stdio =
+        new JobStdio() {
+          @Override
+          public InputStream stdin() {
+            return stdin;
+          }
+
+          @Override
+          public OutputStream stdout() {
+            return out.stream(Frame.STDOUT);
+          }
+
+          @Override
+          public OutputStream stderr() {
+            return out.stream(Frame.STDERR);
+          }
+        };
+    LOG.debug("exec: {}", argv.get(0));
+    Job job = session.start(argv, stdio);
+    AtomicBoolean ended = new AtomicBoolean();
+    job.result()
+        .whenCompleteAsync(
+            (status, error) -> {
+              ended.set(true);
+              stdin.closeWrite();
+              out.finish(lastFrame(status, error));
+              forget(channel);
+            },
+            this::runOffTheEngine);
+    try {
+      Frame frame;
+      while ((frame = Frame.read(in, MAX_STDIN_FRAME)) != null) {
+        switch (frame.type()) {
+          case Frame.STDIN -> stdin.write(frame.payload(), 0, frame.payload().length);
+          case Frame.STDIN_END -> stdin.closeWrite();
+          case Frame.SIGNAL -> {
+            LOG.debug(
+                "exec: client got signal {}, interrupting {}", signalNumber(frame), argv.get(0));
+            job.interrupt();
+          }
+          default -> throw new IOException("unexpected frame " + frame);
+        }
+      }
+      clientGone(job, stdin, out, ended, "closed the connection");
+    } catch (IOException e) {
+      clientGone(job, stdin, out, ended, e.toString());
+    }
+  }
+
+  /** A client that leaves before the status leaves its command without a reader: stop it. */
+  private static void clientGone(
+      Job job, StdinPipe stdin, FrameWriter out, AtomicBoolean ended, String why) {
+    stdin.closeWrite();
+    if (!ended.get()) {
+      LOG.debug("exec client {} before its command ended: interrupting it", why);
+      out.discard();
+      job.interrupt();
+    }
+  }
+
+  /**
+   * The last frame is written away from the engine's threads, which a client that has stopped
+   * reading must not hold up; after {@link #close} the pool is gone and the write happens inline.
+   */
+  private void runOffTheEngine(Runnable task) {
+    try {
+      threads.execute(task);
+    } catch (RejectedExecutionException e) {
+      task.run();
+    }
+  }
+
+  private static Frame lastFrame(ExitStatus status, Throwable error) {
+    if (error == null) {
+      return Frame.exit(status.shellStatus());
+    }
+    Throwable cause =
+        error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+    String message = cause.getMessage() != null ? cause.getMessage() : cause.toString();
+    return Frame.failure(message.replace('\n', ' '));
+  }
+
+  private static int signalNumber(Frame frame) {
+    return frame.payload().length > 0 ? frame.payload()[0] & 0xff : 0;
+  }
+
+  private static void closeQuietly(SocketChannel channel) {
+    try {
+      channel.close();
+    } catch (IOException e) {
+      // Nothing more can be said to this client.
+    }
+  }
+
+  /**
+   * Writes whole frames to one connection from any thread. Once the client has gone, or after the
+   * last frame, output is dropped: the engine must be able to drain a command whose reader left.
+   */
+  private static final class FrameWriter {
+    private final OutputStream out;
+    private boolean closed;
+
+    FrameWriter(SocketChannel channel) {
+      this.out = new BufferedOutputStream(ChannelStreams.output(channel), Frame.MAX_DATA + 5);
+    }
+
+    synchronized void send(byte type, byte[] data, int offset, int length) {
+      if (closed) {
+        return;
+      }
+      try {
+        int done = 0;
+        do {
+          int n = Math.min(Frame.MAX_DATA, length - done);
+          Frame.write(out, type, data, offset + done, n);
+          done += n;
+        } while (done < length);
+        out.flush();
+      } catch (IOException e) {
+        closed = true;
+      }
+    }
+
+    synchronized void finish(Frame frame) {
+      send(frame.type(), frame.payload(), 0, frame.payload().length);
+      closed = true;
+    }
+
+    synchronized void discard() {
+      closed = true;
+    }
+
+    OutputStream stream(byte type) {
+      return new OutputStream() {
+        @Override
+        public void write(int b) {
+          send(type, new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] data, int offset, int length) {
+          if (length > 0) {
+            send(type, data, offset, length);
+          }
+        }
+      };
+    }
+  }
+}

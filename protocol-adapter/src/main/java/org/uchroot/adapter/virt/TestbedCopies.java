@@ -1,0 +1,433 @@
+package org.uchroot.adapter.virt;
+
+import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.FilterInputStream;
+import java.io.FilterOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.JobStdio;
+import org.uchroot.engine.Job;
+import org.uchroot.engine.Session;
+
+/**
+ * {@code copydown} and {@code copyup} as the reference's tar fallback does them: the testbed end is
+ * always a command run inside the testbed ({@code cat}, or {@code tar} in the directory), so a
+ * symlink planted in the testbed resolves inside the testbed and never reaches a host file. The
+ * host end is the caller's own path, read or written by this process or by the host's GNU tar.
+ *
+ * <p>Blocking: each method returns when the copy has ended; call from one thread at a time.
+ */
+final class TestbedCopies {
+
+  private static final Logger LOG = LoggerFactory.getLogger(TestbedCopies.class);
+  private static final String HOST_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+  private static final int STDERR_KEPT = 4096;
+
+  /**
+   * The testbed's tar may be busybox's, which knows neither {@code --warning} nor long options: GNU
+   * tar gets the reference's options, any other the short ones meaning the same.
+   */
+  private static final String GNU_TAR = "tar --warning=none --version >/dev/null 2>&1";
+
+  private static final String TESTBED_CREATE =
+      "cd \"$1\"; if "
+          + GNU_TAR
+          + "; then exec tar --warning=none -c . -f -;"
+          + " else exec tar -c -f - .; fi";
+
+  private static final String TESTBED_EXTRACT =
+      "if ! test -d \"$1\"; then mkdir -- \"$1\"; fi; cd \"$1\"; if "
+          + GNU_TAR
+          + "; then"
+          + " exec tar --warning=none --preserve-permissions --extract --no-same-owner -f -;"
+          + " else exec tar -x -p -o -f -; fi";
+
+  private final Duration timeout;
+
+  /**
+   * @param timeout how long one copy may take, as {@code AUTOPKGTEST_VIRT_COPY_TIMEOUT}
+   */
+  TestbedCopies(Duration timeout) {
+    this.timeout = timeout;
+  }
+
+  /** Copies a host file or, for paths ending in {@code /}, a host directory into the testbed. */
+  void copyDown(Session session, String host, String testbed, boolean directory)
+      throws CopyFailure {
+    String what = "copydown " + host + " " + testbed;
+    Path source = Path.of(host);
+    if (directory) {
+      if (!Files.isDirectory(source)) {
+        throw new CopyFailure.OnHost(what + ": " + host + ": No such directory");
+      }
+      Process tar =
+          startHostTar(
+              what, List.of("tar", "--directory", host, "--warning=none", "-c", ".", "-f", "-"));
+      TestbedCommand command =
+          new TestbedCommand(what, List.of("sh", "-ec", TESTBED_EXTRACT, "sh", testbed));
+      command.stdin = tar.getInputStream();
+      finishWithHostTar(session, command, tar);
+      return;
+    }
+    if (Files.isDirectory(source)) {
+      throw new CopyFailure.OnHost(what + ": " + host + ": Is a directory");
+    }
+    boolean executable = isExecutable(source);
+    String rune = executable ? "cat >\"$1\"; chmod +x -- \"$1\"" : "cat >\"$1\"";
+    TestbedCommand command = new TestbedCommand(what, List.of("sh", "-ec", rune, "sh", testbed));
+    try (RecordingInput in = new RecordingInput(Files.newInputStream(source))) {
+      command.stdin = in;
+      ExitStatus status = command.run(session);
+      in.check(what, host);
+      command.check(status);
+    } catch (IOException e) {
+      throw onHost(what, host, e);
+    }
+  }
+
+  /** Copies a testbed file or, for paths ending in {@code /}, a testbed directory to the host. */
+  void copyUp(Session session, String testbed, String host, boolean directory) throws CopyFailure {
+    String what = "copyup " + testbed + " " + host;
+    Path target = Path.of(host);
+    if (directory) {
+      try {
+        Files.createDirectory(target);
+      } catch (FileAlreadyExistsException e) {
+        // Copied into, as the reference does.
+      } catch (IOException e) {
+        throw onHost(what, host, e);
+      }
+      Process tar =
+          startHostTar(
+              what,
+              List.of(
+                  "tar",
+                  "--directory",
+                  host,
+                  "--warning=none",
+                  "--preserve-permissions",
+                  "--extract",
+                  "--no-same-owner",
+                  "-f",
+                  "-"));
+      TestbedCommand command =
+          new TestbedCommand(what, List.of("sh", "-ec", TESTBED_CREATE, "sh", testbed));
+      command.stdout = tar.getOutputStream();
+      finishWithHostTar(session, command, tar);
+      return;
+    }
+    TestbedCommand command =
+        new TestbedCommand(what, List.of("sh", "-ec", "cat <\"$1\"", "sh", testbed));
+    try (RecordingOutput out = new RecordingOutput(Files.newOutputStream(target))) {
+      command.stdout = out;
+      ExitStatus status = command.run(session);
+      out.check(what, host);
+      command.check(status);
+    } catch (IOException e) {
+      throw onHost(what, host, e);
+    }
+    TestbedCommand probe =
+        new TestbedCommand(what, List.of("sh", "-c", "test -x \"$1\"", "sh", testbed));
+    if (probe.run(session).shellStatus() == 0) {
+      makeExecutable(what, target);
+    }
+  }
+
+  /** Runs {@code command} with the host tar at its other end; both must succeed. */
+  private void finishWithHostTar(Session session, TestbedCommand command, Process tar)
+      throws CopyFailure {
+    ByteArrayOutputStream tarErrors = new ByteArrayOutputStream();
+    Thread drain = drainStderr(tar, tarErrors);
+    ExitStatus status;
+    try {
+      status = command.run(session);
+    } catch (CopyFailure e) {
+      tar.destroyForcibly();
+      throw e;
+    } finally {
+      // The host tar reading the testbed's archive needs its end of file.
+      closeQuietly(tar.getOutputStream());
+    }
+    int tarStatus = waitFor(tar, drain);
+    command.check(status);
+    if (tarStatus != 0) {
+      throw new CopyFailure.OnHost(
+          command.what
+              + ": host tar failed (exit status "
+              + tarStatus
+              + ", stderr "
+              + quoted(tarErrors)
+              + ")");
+    }
+  }
+
+  /** Starts the host's tar with a clean environment; it reads stdin only when extracting. */
+  private Process startHostTar(String what, List<String> argv) throws CopyFailure {
+    ProcessBuilder builder = new ProcessBuilder(argv);
+    builder.environment().clear();
+    builder.environment().put("PATH", HOST_PATH);
+    if (!argv.contains("--extract")) {
+      builder.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    }
+    LOG.debug("{}: host {}", what, argv);
+    try {
+      return builder.start();
+    } catch (IOException e) {
+      throw new CopyFailure.OnHost(what + ": cannot run tar: " + e.getMessage());
+    }
+  }
+
+  private static Thread drainStderr(Process process, ByteArrayOutputStream into) {
+    Thread thread =
+        new Thread(
+            () -> {
+              try (InputStream err = process.getErrorStream()) {
+                err.transferTo(new Bounded(into));
+              } catch (IOException e) {
+                // The process is gone; what it said so far is kept.
+              }
+            },
+            "uchroot-copy-stderr");
+    thread.setDaemon(true);
+    thread.start();
+    return thread;
+  }
+
+  private static int waitFor(Process process, Thread drain) {
+    boolean interrupted = false;
+    try {
+      while (true) {
+        try {
+          int status = process.waitFor();
+          drain.join(1000);
+          return status;
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private static boolean isExecutable(Path file) {
+    try {
+      Set<PosixFilePermission> permissions = Files.getPosixFilePermissions(file);
+      return permissions.contains(PosixFilePermission.OWNER_EXECUTE)
+          || permissions.contains(PosixFilePermission.GROUP_EXECUTE)
+          || permissions.contains(PosixFilePermission.OTHERS_EXECUTE);
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** Execute permission for whoever may read the file, as {@code chmod +x} gives with umask 022. */
+  private static void makeExecutable(String what, Path file) throws CopyFailure {
+    try {
+      Set<PosixFilePermission> permissions = EnumSet.copyOf(Files.getPosixFilePermissions(file));
+      permissions.add(PosixFilePermission.OWNER_EXECUTE);
+      if (permissions.contains(PosixFilePermission.GROUP_READ)) {
+        permissions.add(PosixFilePermission.GROUP_EXECUTE);
+      }
+      if (permissions.contains(PosixFilePermission.OTHERS_READ)) {
+        permissions.add(PosixFilePermission.OTHERS_EXECUTE);
+      }
+      Files.setPosixFilePermissions(file, permissions);
+    } catch (IOException | IllegalArgumentException e) {
+      throw onHost(what, file.toString(), e);
+    }
+  }
+
+  private static CopyFailure onHost(String what, String path, Exception e) {
+    return new CopyFailure.OnHost(what + ": " + path + ": " + reason(e));
+  }
+
+  /** The system's words for an I/O error, without Java's exception class names. */
+  static String reason(Exception e) {
+    if (e instanceof NoSuchFileException) {
+      return "No such file or directory";
+    }
+    if (e instanceof AccessDeniedException) {
+      return "Permission denied";
+    }
+    if (e instanceof FileSystemException fse && fse.getReason() != null) {
+      return fse.getReason();
+    }
+    return e.getMessage() != null ? e.getMessage() : e.toString();
+  }
+
+  private static String quoted(ByteArrayOutputStream bytes) {
+    String text = bytes.toString(StandardCharsets.UTF_8).strip();
+    return "'" + text.replace("\\", "\\\\").replace("\n", "\\n").replace("'", "\\'") + "'";
+  }
+
+  private static void closeQuietly(OutputStream out) {
+    try {
+      out.close();
+    } catch (IOException e) {
+      // The host tar has gone; its status tells why.
+    }
+  }
+
+  /** One command in the testbed, with the streams of one copy and its stderr kept for messages. */
+  private final class TestbedCommand {
+    final String what;
+    final List<String> argv;
+    InputStream stdin = InputStream.nullInputStream();
+    OutputStream stdout = OutputStream.nullOutputStream();
+    final ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+
+    TestbedCommand(String what, List<String> argv) {
+      this.what = what;
+      this.argv = new ArrayList<>(argv);
+    }
+
+    /** Runs to the end, or interrupts the command once the copy timeout has passed. */
+    ExitStatus run(Session session) throws CopyFailure {
+      OutputStream kept = new Bounded(stderr);
+      Job job =
+          session.start(
+              argv,
+              new JobStdio() {
+                @Override
+                public InputStream stdin() {
+                  return stdin;
+                }
+
+                @Override
+                public OutputStream stdout() {
+                  return stdout;
+                }
+
+                @Override
+                public OutputStream stderr() {
+                  return kept;
+                }
+              });
+      CompletableFuture<ExitStatus> result = job.result().toCompletableFuture();
+      try {
+        return result.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (TimeoutException e) {
+        job.interrupt();
+        result.handle((status, error) -> null).join();
+        throw new CopyFailure.TimedOut(what + ": timed out after " + timeout.toSeconds() + "s");
+      } catch (ExecutionException e) {
+        Throwable cause = e.getCause();
+        throw new CopyFailure.InTestbed(what + ": " + cause.getMessage());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        job.interrupt();
+        throw new CopyFailure.InTestbed(what + ": interrupted");
+      }
+    }
+
+    void check(ExitStatus status) throws CopyFailure {
+      if (status.shellStatus() != 0) {
+        throw new CopyFailure.InTestbed(
+            what
+                + ": failed in the testbed (exit status "
+                + status.shellStatus()
+                + ", stderr "
+                + quoted(stderr)
+                + ")");
+      }
+    }
+  }
+
+  /** Keeps the first {@value #STDERR_KEPT} bytes and drops the rest. */
+  private static final class Bounded extends OutputStream {
+    private final ByteArrayOutputStream into;
+
+    Bounded(ByteArrayOutputStream into) {
+      this.into = into;
+    }
+
+    @Override
+    public void write(int b) {
+      write(new byte[] {(byte) b}, 0, 1);
+    }
+
+    @Override
+    public void write(byte[] data, int offset, int length) {
+      synchronized (into) {
+        into.write(data, offset, Math.max(0, Math.min(length, STDERR_KEPT - into.size())));
+      }
+    }
+  }
+
+  /**
+   * Remembers a read error of the host file, which the engine's pump would take for end of file.
+   */
+  private static final class RecordingInput extends FilterInputStream {
+    private volatile IOException error;
+
+    RecordingInput(InputStream in) {
+      super(in);
+    }
+
+    @Override
+    public int read(byte[] into, int offset, int length) throws IOException {
+      try {
+        return super.read(into, offset, length);
+      } catch (IOException e) {
+        error = e;
+        throw e;
+      }
+    }
+
+    void check(String what, String path) throws CopyFailure {
+      if (error != null) {
+        throw onHost(what, path, error);
+      }
+    }
+  }
+
+  /** Remembers a write error of the host file, which the engine's pump would only stop at. */
+  private static final class RecordingOutput extends FilterOutputStream {
+    private volatile IOException error;
+
+    RecordingOutput(OutputStream out) {
+      super(out);
+    }
+
+    @Override
+    public void write(byte[] data, int offset, int length) throws IOException {
+      try {
+        out.write(data, offset, length);
+      } catch (IOException e) {
+        error = e;
+        throw e;
+      }
+    }
+
+    void check(String what, String path) throws CopyFailure {
+      if (error != null) {
+        throw onHost(what, path, error);
+      }
+    }
+  }
+}

@@ -1,0 +1,546 @@
+package org.uchroot.adapter.virt;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.exec.ExecRelay;
+import org.uchroot.adapter.protocol.ProtocolError;
+import org.uchroot.adapter.protocol.Request;
+import org.uchroot.adapter.protocol.Response;
+import org.uchroot.adapter.protocol.Verb;
+import org.uchroot.engine.Engine;
+import org.uchroot.engine.Session;
+import org.uchroot.engine.SessionStatus;
+
+/**
+ * The autopkgtest virtualisation server: reads commands from the caller, one per line, and answers
+ * each with one line, as {@code autopkgtest-virt-unshare} does (see {@code docs/protocol.md}).
+ *
+ * <p>Threading: {@link #serve} runs the whole conversation on the calling thread, one command at a
+ * time. {@link #terminate} and {@link #interruptCommands} are for signal handlers and may be called
+ * from any thread at any time.
+ */
+public final class VirtServer {
+
+  /** After {@code quit}. */
+  public static final int EXIT_QUIT = 0;
+
+  /** After a request the server cannot serve, and at end of file: the reference's "bomb". */
+  public static final int EXIT_FAILURE = 12;
+
+  /** After an error the reference does not expect, such as a host file that cannot be read. */
+  public static final int EXIT_UNEXPECTED = 16;
+
+  /** When the caller stopped reading the answers, as a death by SIGPIPE reads in a shell. */
+  public static final int EXIT_CALLER_GONE = 128 + 13;
+
+  /** The prefix the reference's failure messages carry. */
+  public static final String PROGNAME = "<VirtSubproc>";
+
+  private static final Logger LOG = LoggerFactory.getLogger(VirtServer.class);
+  private static final Duration STATUS_TIMEOUT = Duration.ofSeconds(5);
+
+  /**
+   * What the server is started with.
+   *
+   * @param spec what {@code open} provisions; may throw {@link org.uchroot.engine.UchrootException}
+   *     when there is nothing to open, such as no tarball
+   * @param normalUser the account advertised as {@code suggested-normal-user}
+   * @param runtimeDir where the exec sockets go, one directory per session
+   * @param execProgram the program and leading arguments {@code print-execute-command} gives, the
+   *     socket following them
+   * @param copyTimeout how long one copy may take
+   */
+  public record Settings(
+      Supplier<SessionSpec> spec,
+      String normalUser,
+      Path runtimeDir,
+      List<String> execProgram,
+      Duration copyTimeout) {
+    public Settings {
+      Objects.requireNonNull(spec, "spec");
+      Objects.requireNonNull(normalUser, "normalUser");
+      Objects.requireNonNull(runtimeDir, "runtimeDir");
+      execProgram = List.copyOf(execProgram);
+      Objects.requireNonNull(copyTimeout, "copyTimeout");
+    }
+  }
+
+  private final Settings settings;
+  private final CompletableFuture<Engine> engine;
+  private final LineReader input;
+  private final OutputStream answers;
+  private final PrintStream messages;
+  private final TestbedCopies copies;
+
+  /** Set by {@link #terminate}: the conversation is over and the signal handler owns the exit. */
+  private volatile boolean terminating;
+
+  // Confined to the serving thread, except that terminate() reads them.
+  private volatile Session session;
+  private volatile ExecRelay relay;
+  private String openedScratch;
+  private boolean engineShutDown;
+
+  /**
+   * @param engine the engine, perhaps still starting; the server closes it when it ends
+   * @param in the caller's commands
+   * @param answers where the answers go, and nothing else
+   * @param messages where failure messages go (stderr)
+   */
+  public VirtServer(
+      Settings settings,
+      CompletableFuture<Engine> engine,
+      InputStream in,
+      OutputStream answers,
+      PrintStream messages) {
+    this.settings = settings;
+    this.engine = engine;
+    this.input = new LineReader(in);
+    this.answers = answers;
+    this.messages = messages;
+    this.copies = new TestbedCopies(settings.copyTimeout());
+  }
+
+  /**
+   * Serves the caller until {@code quit}, a failure or end of file, then closes the testbed and the
+   * engine. Returns the status to exit with.
+   */
+  public int serve() {
+    int status = conversation();
+    shutDownEngine();
+    if (terminating) {
+      // A signal handler is closing everything and will end the process by that signal.
+      while (true) {
+        LockSupport.park(this);
+      }
+    }
+    return status;
+  }
+
+  private int conversation() {
+    try {
+      answer(Response.ok());
+      while (true) {
+        String line;
+        try {
+          line = input.readLine();
+        } catch (IOException e) {
+          line = null;
+        }
+        if (line == null) {
+          return bomb(ProtocolError.endOfFile().getMessage());
+        }
+        try {
+          var request = Request.parse(line);
+          if (request.isEmpty()) {
+            continue;
+          }
+          // shell's arguments may be a caller's environment, which stays out of the logs.
+          LOG.debug(
+              "executing {}",
+              request.get().verb() == Verb.SHELL ? request.get().word() : line.strip());
+          Response response = handle(request.get());
+          if (response == null) {
+            cleanUp();
+            return EXIT_QUIT;
+          }
+          answer(response);
+        } catch (ProtocolError e) {
+          return bomb(e.getMessage());
+        } catch (CopyFailure e) {
+          return unexpected(e.getMessage());
+        } catch (RuntimeException e) {
+          LOG.debug("unexpected error", e);
+          return unexpected(oneLine(e));
+        }
+      }
+    } catch (CallerGone e) {
+      LOG.error("cannot answer the caller: {}", e.getMessage());
+      cleanUp();
+      return EXIT_CALLER_GONE;
+    }
+  }
+
+  /**
+   * Closes the testbed and the engine, for SIGTERM and SIGHUP; the caller then dies by the signal.
+   * The conversation stops where it is and says nothing more. Blocks until the testbed is removed.
+   */
+  public void terminate() {
+    terminating = true;
+    ExecRelay closingRelay = relay;
+    if (closingRelay != null) {
+      closingRelay.stopAccepting();
+    }
+    shutDownEngine();
+    if (closingRelay != null) {
+      closingRelay.close(Duration.ZERO);
+    }
+  }
+
+  /**
+   * Interrupts the commands running in the testbed, which stays open: for SIGINT. Says on stderr
+   * what it interrupted.
+   */
+  public void interruptCommands() {
+    Session current = session;
+    Engine running = engine.getNow(null);
+    if (current == null || running == null) {
+      LOG.info("SIGINT: no testbed is open, nothing to interrupt");
+      return;
+    }
+    String jobs;
+    try {
+      SessionStatus status =
+          current
+              .status()
+              .toCompletableFuture()
+              .get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      jobs = Integer.toString(status.runningJobs());
+    } catch (Exception e) {
+      jobs = "the";
+    }
+    LOG.info(
+        "SIGINT: interrupting {} running command(s) in testbed {}; it stays open",
+        jobs,
+        current.id());
+    running.interruptAll();
+  }
+
+  private Response handle(Request request) throws ProtocolError, CopyFailure {
+    return switch (request.verb()) {
+      case CAPABILITIES -> Response.ok(capabilities());
+      case OPEN -> open();
+      case CLOSE -> {
+        requireOpen(Verb.CLOSE);
+        closeTestbed();
+        yield Response.ok();
+      }
+      case REVERT -> revert();
+      case REBOOT -> {
+        requireOpen(Verb.REBOOT);
+        throw ProtocolError.notAdvertised(Verb.REBOOT);
+      }
+      case PRINT_EXECUTE_COMMAND -> {
+        requireOpen(Verb.PRINT_EXECUTE_COMMAND);
+        List<String> program = new ArrayList<>(settings.execProgram());
+        program.add(relay.socket().toString());
+        yield Response.ok(Response.commaList(program));
+      }
+      case COPYDOWN -> copy(request, false);
+      case COPYUP -> copy(request, true);
+      case SHELL -> {
+        requireOpen(Verb.SHELL);
+        shell(request.args());
+        yield Response.ok();
+      }
+      case AUXVERB_DEBUG_FAIL -> Response.ok();
+      case QUIT -> null;
+      case STATUS -> status();
+      case INTERRUPT -> {
+        requireOpen(Verb.INTERRUPT);
+        yield Response.ok("jobs=" + await(session.interrupt()));
+      }
+    };
+  }
+
+  private List<String> capabilities() {
+    List<String> caps = new ArrayList<>();
+    caps.add("revert");
+    caps.add("revert-full-system");
+    caps.add("root-on-testbed");
+    caps.add(Response.keyValue("suggested-normal-user", settings.normalUser()));
+    caps.add("uchroot-status");
+    caps.add("uchroot-interrupt");
+    Session current = session;
+    if (current != null) {
+      caps.add(Response.keyValue("downtmp-host", current.scratchOnHost().toString()));
+    }
+    return caps;
+  }
+
+  private void requireOpen(Verb verb) throws ProtocolError {
+    if (session == null) {
+      throw ProtocolError.notOpen(verb);
+    }
+  }
+
+  private Response open() throws ProtocolError {
+    if (session != null) {
+      throw ProtocolError.alreadyOpen();
+    }
+    SessionSpec spec;
+    try {
+      spec = settings.spec().get();
+    } catch (RuntimeException e) {
+      throw ProtocolError.of(oneLine(e));
+    }
+    Session opened = await(await(engine).open(spec));
+    session = opened;
+    MDC.put("session", opened.id().value());
+    Path socket = settings.runtimeDir().resolve(opened.id().value()).resolve("exec.sock");
+    try {
+      relay = ExecRelay.start(socket, opened);
+    } catch (IOException e) {
+      throw ProtocolError.of("cannot make the exec socket " + socket + ": " + e.getMessage());
+    }
+    openedScratch = opened.scratch();
+    LOG.debug(
+        "testbed {} open: rootfs {}, scratch {}", opened.id(), opened.rootfs(), openedScratch);
+    return Response.ok(Response.quoted(openedScratch));
+  }
+
+  private Response revert() throws ProtocolError {
+    requireOpen(Verb.REVERT);
+    try {
+      await(session.revert());
+    } catch (ProtocolError e) {
+      // The session has ended: nothing is left to close.
+      ExecRelay ended = forgetTestbed();
+      if (ended != null) {
+        ended.close(Duration.ZERO);
+      }
+      throw e;
+    }
+    String scratch = session.scratch();
+    if (!scratch.equals(openedScratch)) {
+      throw ProtocolError.of(
+          "virt-runner failed to restore downtmp path "
+              + openedScratch
+              + ", gave "
+              + scratch
+              + " instead");
+    }
+    return Response.ok(Response.quoted(scratch));
+  }
+
+  private Response status() throws ProtocolError {
+    Session current = session;
+    if (current == null) {
+      return Response.ok("state=closed", "jobs=0", "interrupts=0");
+    }
+    SessionStatus status = await(current.status());
+    return Response.ok(
+        "state=" + status.state().name().toLowerCase(Locale.ROOT),
+        "jobs=" + status.runningJobs(),
+        "interrupts=" + status.interrupts());
+  }
+
+  private Response copy(Request request, boolean up) throws ProtocolError, CopyFailure {
+    if (session == null) {
+      throw ProtocolError.copyNotOpen(request.word());
+    }
+    String source = request.arg(0);
+    String destination = request.arg(1);
+    if (source.isEmpty() || destination.isEmpty()) {
+      throw ProtocolError.copyPathsEmpty(request.word());
+    }
+    boolean directory = source.endsWith("/");
+    if (directory != destination.endsWith("/")) {
+      throw ProtocolError.copyDirectoryness(request.word());
+    }
+    try {
+      if (up) {
+        copies.copyUp(session, source, destination, directory);
+      } else {
+        copies.copyDown(session, source, destination, directory);
+      }
+      return Response.ok();
+    } catch (CopyFailure.TimedOut e) {
+      LOG.error("{}", e.getMessage());
+      return Response.failed("timeout");
+    } catch (CopyFailure.InTestbed e) {
+      throw ProtocolError.of(e.getMessage());
+    }
+  }
+
+  /**
+   * The reference's default shell: {@code bash -i} in DIR with the given variables, on the
+   * terminal. The engine relays the terminal through pipes, so the shell has no job control.
+   */
+  private void shell(List<String> args) {
+    StringBuilder command = new StringBuilder("cd \"" + args.get(0) + "\"; ");
+    for (String variable : args.subList(1, args.size())) {
+      command.append("export \"").append(variable).append("\"; ");
+    }
+    String term = System.getenv("TERM");
+    if (term != null) {
+      command.append("export TERM=\"").append(term).append("\"; ");
+    }
+    command.append("bash -i");
+    Path tty = Path.of("/dev/tty");
+    // A channel, because closing it releases the engine's thread still waiting for keystrokes.
+    try (FileChannel in = FileChannel.open(tty, StandardOpenOption.READ);
+        OutputStream out =
+            Channels.newOutputStream(FileChannel.open(tty, StandardOpenOption.WRITE))) {
+      InputStream keys = Channels.newInputStream(in);
+      await(
+          session.run(
+              List.of("sh", "-c", command.toString()),
+              new JobStdio() {
+                @Override
+                public InputStream stdin() {
+                  return keys;
+                }
+
+                @Override
+                public OutputStream stdout() {
+                  return out;
+                }
+
+                @Override
+                public OutputStream stderr() {
+                  return out;
+                }
+              }));
+    } catch (IOException | ProtocolError e) {
+      LOG.error("Cannot run shell: {}", e.getMessage());
+    }
+  }
+
+  /** Closes the testbed as {@code close} asks; a failure is the caller's failure. */
+  private void closeTestbed() throws ProtocolError {
+    Session closing = session;
+    ExecRelay closingRelay = forgetTestbed();
+    if (closingRelay != null) {
+      closingRelay.stopAccepting();
+    }
+    try {
+      await(closing.close());
+    } finally {
+      if (closingRelay != null) {
+        closingRelay.close();
+      }
+    }
+  }
+
+  private ExecRelay forgetTestbed() {
+    ExecRelay forgotten = relay;
+    session = null;
+    relay = null;
+    openedScratch = null;
+    MDC.remove("session");
+    return forgotten;
+  }
+
+  /**
+   * Closes the testbed, if open, before an exit; says why on stderr if it cannot, as the
+   * reference's {@code error_cleanup} does.
+   */
+  private boolean cleanUp() {
+    if (session == null || terminating) {
+      return true;
+    }
+    try {
+      closeTestbed();
+      return true;
+    } catch (ProtocolError e) {
+      say(PROGNAME + ": failure: " + e.getMessage());
+      return false;
+    }
+  }
+
+  private int bomb(String message) {
+    boolean cleaned = cleanUp();
+    if (!terminating) {
+      if (!cleaned) {
+        say("while cleaning up because of another error:");
+      }
+      say(PROGNAME + ": failure: " + message);
+    }
+    return EXIT_FAILURE;
+  }
+
+  private int unexpected(String message) {
+    boolean cleaned = cleanUp();
+    if (!terminating) {
+      if (!cleaned) {
+        say("while cleaning up because of another error:");
+      }
+      say("Unexpected error: " + message);
+    }
+    return EXIT_UNEXPECTED;
+  }
+
+  private void say(String line) {
+    messages.println(line);
+    messages.flush();
+  }
+
+  private void answer(Response response) throws CallerGone {
+    if (terminating) {
+      return;
+    }
+    try {
+      answers.write((response.line() + "\n").getBytes(StandardCharsets.UTF_8));
+      answers.flush();
+    } catch (IOException e) {
+      throw new CallerGone(e);
+    }
+  }
+
+  /** Once only: a second close of the engine would wait on a stopped actor system. */
+  private synchronized void shutDownEngine() {
+    if (engineShutDown) {
+      return;
+    }
+    engineShutDown = true;
+    Engine running;
+    try {
+      running = engine.join();
+    } catch (CompletionException | CancellationException e) {
+      return;
+    }
+    try {
+      running.close();
+    } catch (RuntimeException e) {
+      if (!terminating) {
+        say(PROGNAME + ": failure: " + oneLine(e));
+      }
+    }
+  }
+
+  /** Waits for an engine answer; its failure is the request's failure, in one line. */
+  private static <T> T await(CompletionStage<T> stage) throws ProtocolError {
+    try {
+      return stage.toCompletableFuture().join();
+    } catch (CompletionException | CancellationException e) {
+      throw ProtocolError.of(oneLine(e.getCause() != null ? e.getCause() : e));
+    }
+  }
+
+  private static String oneLine(Throwable e) {
+    String message = e.getMessage() != null ? e.getMessage() : e.toString();
+    return message.strip().replaceAll("\\s*\\n\\s*", "; ");
+  }
+
+  /** The caller closed its end of the answers. */
+  private static final class CallerGone extends Exception {
+    CallerGone(IOException cause) {
+      super(cause.getMessage(), cause, false, false);
+    }
+  }
+}
