@@ -11,7 +11,9 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
@@ -80,6 +82,7 @@ public final class ExecRelay implements AutoCloseable {
     Path dir = socket.getParent();
     Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
     Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(owner));
+    requireOwnDirectory(dir.getParent());
     // A directory left by an earlier run may have other modes: the socket's privacy rests on it.
     Files.setPosixFilePermissions(dir, owner);
     Files.deleteIfExists(socket);
@@ -122,6 +125,27 @@ public final class ExecRelay implements AutoCloseable {
     } catch (IOException e) {
       LOG.warn("cannot remove {}: {}", socket, e.getMessage());
     }
+    try {
+      // The runtime directory goes too once no session of this user needs it.
+      Files.deleteIfExists(socket.getParent().getParent());
+    } catch (IOException e) {
+      // Another session of the same user still has its socket there.
+    }
+  }
+
+  /**
+   * The runtime directory may sit in a world-writable /tmp: it must be a real directory of ours
+   * that nobody else can enter, or another user could reach the sockets.
+   */
+  private static void requireOwnDirectory(Path runtime) throws IOException {
+    var attributes =
+        Files.readAttributes(runtime, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+    int owner = (Integer) Files.getAttribute(runtime, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+    if (!attributes.isDirectory()
+        || owner != (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid")) {
+      throw new IOException(runtime + " is not a directory of this user");
+    }
+    Files.setPosixFilePermissions(runtime, PosixFilePermissions.fromString("rwx------"));
   }
 
   /** As {@link #close(Duration)} with five seconds. */

@@ -60,7 +60,9 @@ class SbuildE2ETest {
         writeSourcePackage(work.resolve(PACKAGE));
         // sbuild always adds fakeroot to the build dependencies, but a buildd
         // tarball lacks it and without apt lists it cannot be installed.
-        E2e.write(config, "$core_depends = ['build-essential:native'];\n1;\n");
+        // sbuild looks the server up in its own $path setting, not in the environment.
+        E2e.write(config, "$core_depends = ['build-essential:native'];\n"
+                + "$path = '" + E2e.childPath() + "';\n1;\n");
         Files.createDirectories(tmp);
         Files.createDirectories(out);
         if (user != null) {
