@@ -27,7 +27,9 @@ import picocli.CommandLine.Command;
     subcommands = {
       VirtServerCommand.class,
       RunCommand.class,
+      BatchCommand.class,
       SessionsCommand.class,
+      CacheCommand.class,
       ExecCommand.class
     })
 public final class Main {

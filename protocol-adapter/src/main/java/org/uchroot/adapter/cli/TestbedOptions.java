@@ -14,6 +14,7 @@ import org.uchroot.actors.BindMount;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.RootfsMode;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
@@ -85,6 +86,14 @@ public final class TestbedOptions {
       converter = DurationConverter.class,
       description = "After SIGTERM, how long before the command is killed (default: conf).")
   Duration graceBeforeKill;
+
+  @Option(
+      names = "--rootfs-mode",
+      paramLabel = "MODE",
+      description =
+          "overlay: a fresh overlay over a base unpacked once per tarball; unpack: the whole"
+              + " tarball for every open and revert (default: conf, overlay).")
+  String rootfsMode;
 
   /**
    * What these options ask for, checked in the reference's order: the tarball (which may be
@@ -184,8 +193,15 @@ public final class TestbedOptions {
     return "Unable to find chroot in " + cacheDir(env);
   }
 
-  /** The configuration with the grace periods given on the command line. */
+  /** The configuration with the grace periods and rootfs mode given on the command line. */
   EngineConfig configure(EngineConfig config) {
+    if (rootfsMode != null) {
+      try {
+        config = config.withRootfsMode(RootfsMode.parse(rootfsMode));
+      } catch (UchrootException e) {
+        throw new CliException(ExitCode.INVALID_ARGUMENT, e.getMessage());
+      }
+    }
     if (graceBeforeTerm == null && graceBeforeKill == null) {
       return config;
     }
