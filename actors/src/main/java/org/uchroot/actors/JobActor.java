@@ -105,10 +105,10 @@ public final class JobActor {
             LaunchFailed.class,
             msg -> {
               context.getLog().warn("job {} could not start: {}", id, reason(msg.cause()));
-              replyTo.tell(new JobFailed(id, reason(msg.cause())));
               // Nothing was started, so nothing holds a mount.
               session.tell(new SessionActor.JobFinished(id, Optional.empty()));
               session.tell(new SessionActor.MountsReleased(id));
+              replyTo.tell(new JobFailed(id, reason(msg.cause())));
               return Behaviors.stopped();
             })
         .build();
@@ -141,9 +141,11 @@ public final class JobActor {
   }
 
   private Behavior<Command> onExited(Exited msg) {
-    replyTo.tell(new JobCompleted(id, msg.status()));
+    // The session hears first: whoever learns the status and then asks the session about its
+    // jobs must find this one gone.
     session.tell(new SessionActor.JobFinished(id, Optional.of(msg.status())));
     session.tell(new SessionActor.MountsReleased(id));
+    replyTo.tell(new JobCompleted(id, msg.status()));
     return Behaviors.stopped();
   }
 

@@ -3,8 +3,12 @@ package org.uchroot.engine;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.util.ArrayList;
-import java.util.List;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
@@ -14,120 +18,150 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobId;
 import org.uchroot.actors.JobLauncher;
 import org.uchroot.actors.JobSpec;
+import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.Signal;
 import org.uchroot.actors.Testbed;
 
 /**
- * Starts each command through {@code uchroot-enter}, which joins the session's namespaces, gives
- * the command a pid namespace of its own nested in the session's, chroots into the rootfs and
- * relays the output until every writer has closed. Its exit therefore means that no process of
- * the command remains.
+ * Starts each command through the session's job server ({@code uchroot-jobd}, see its source for
+ * the frames): one connection per command, which the server answers with the command's output and,
+ * once no process of the command is left, its exit status. Joining the namespaces and preparing
+ * the rootfs were done once, when the session started, so a command costs a connection, a clone
+ * (its own pid namespace), a vfork and an exec.
+ *
+ * <p>Threads: {@link #launch} connects and sends the command without blocking, on the caller's
+ * thread, so that the command starts without waiting for a thread to wake up; one io thread per
+ * command then reads its output for its whole life, and a stdin pump on the io executor runs until
+ * the command's stdin ends. {@link RunningJob#signal} never blocks.
  */
 final class LinuxJobLauncher implements JobLauncher {
 
   private static final Logger LOG = LoggerFactory.getLogger(LinuxJobLauncher.class);
 
-  /**
-   * Asks uchroot-enter to end the whole job at once (SIGRTMIN+6 with glibc). A plain SIGKILL would
-   * end uchroot-enter before the job's processes are gone.
-   */
-  static final int KILL_JOB_SIGNAL = 40;
+  /** The job server writes at most 32 KiB of output per frame; anything far larger is garbage. */
+  private static final int MAX_FRAME = 1 << 20;
 
-  private final EngineConfig config;
-  private final Executor blocking;
+  private static final int STDIN_CHUNK = 32768;
+
   private final Executor io;
 
+  /** Everything a job needs is in the session's sandbox; nothing here blocks for long. */
   LinuxJobLauncher(EngineConfig config, Executor blocking, Executor io) {
-    this.config = config;
-    this.blocking = blocking;
     this.io = io;
   }
 
   @Override
   public CompletionStage<RunningJob> launch(Testbed testbed, JobId id, JobSpec spec) {
-    return CompletableFuture.supplyAsync(() -> start(testbed, id, spec), blocking);
-  }
-
-  private RunningJob start(Testbed testbed, JobId id, JobSpec spec) {
-    NamespaceSandbox sandbox = (NamespaceSandbox) testbed.sandbox();
-    List<String> argv = new ArrayList<>();
-    argv.add(config.libexecDir().resolve("uchroot-enter").toString());
-    argv.addAll(
-        List.of(
-            "--target",
-            Long.toString(sandbox.initPid()),
-            "--root",
-            sandbox.root().toString(),
-            "--"));
-    argv.addAll(spec.argv());
-    Process process;
+    LinuxJob job;
     try {
-      process = HelperProcess.builder(argv).start();
-    } catch (IOException e) {
-      throw new UchrootException("cannot start " + spec.argv().get(0) + ": " + e.getMessage(), e);
+      job = LinuxJob.connect(id, ((NamespaceSandbox) testbed.sandbox()).jobSocket(), spec, io);
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
     }
-    LOG.debug("job {} started as pid {}: {}", id, process.pid(), spec.argv());
-    CompletableFuture<Void> out =
-        pump(process.getInputStream(), spec.stdio().stdout(), false);
-    CompletableFuture<Void> err =
-        pump(process.getErrorStream(), spec.stdio().stderr(), false);
-    pump(spec.stdio().stdin(), process.getOutputStream(), true);
-    CompletableFuture<ExitStatus> finished =
-        process
-            .onExit()
-            .thenCombine(CompletableFuture.allOf(out, err), (p, ignored) -> p)
-            .thenApply(p -> ExitStatus.fromShellStatus(p.exitValue()));
-    return new LinuxJob(process, finished);
+    LOG.debug("job {} started: {}", id, spec.argv());
+    // The pump first: a reader that takes the last io thread would otherwise wait for output
+    // that waits for stdin that waits for a thread.
+    job.ready.thenRunAsync(job::pumpStdin, io);
+    io.execute(job::run);
+    return CompletableFuture.completedFuture(job);
   }
 
-  /**
-   * Copies {@code from} to {@code to} until end of file on an io thread, flushing as data comes;
-   * closes {@code to} at the end only when asked (the process's stdin, not the caller's streams).
-   */
-  private CompletableFuture<Void> pump(InputStream from, OutputStream to, boolean closeTo) {
-    return CompletableFuture.runAsync(
-        () -> {
-          byte[] buffer = new byte[65536];
-          boolean sinkOpen = true;
-          try (from) {
-            int n;
-            while ((n = from.read(buffer)) >= 0) {
-              if (sinkOpen) {
-                try {
-                  to.write(buffer, 0, n);
-                  to.flush();
-                } catch (IOException e) {
-                  if (closeTo) {
-                    // The command closed its stdin: stop taking input meant for it.
-                    break;
-                  }
-                  // The reader of the output went away; keep draining so writers never block.
-                  sinkOpen = false;
-                }
-              }
-            }
-          } catch (IOException e) {
-            // The process side closed: nothing more to copy.
-          } finally {
-            if (closeTo) {
-              try {
-                to.close();
-              } catch (IOException e) {
-                // The process already closed its stdin.
-              }
-            }
-          }
-        },
-        io);
+  /** The 'a' frame: every argument NUL-terminated. */
+  private static byte[] argvFrame(JobSpec spec) {
+    byte[][] args = new byte[spec.argv().size()][];
+    int length = 0;
+    for (int i = 0; i < args.length; i++) {
+      String arg = spec.argv().get(i);
+      if (arg.indexOf('\0') >= 0) {
+        throw new UchrootException("an argument of " + spec.argv().get(0) + " contains a NUL byte");
+      }
+      args[i] = arg.getBytes(StandardCharsets.UTF_8);
+      length += args[i].length + 1;
+    }
+    ByteBuffer frame = header('a', length, length);
+    for (byte[] arg : args) {
+      frame.put(arg).put((byte) 0);
+    }
+    return frame.array();
+  }
+
+  private static ByteBuffer header(char type, int length, int capacity) {
+    return ByteBuffer.allocate(5 + capacity).put((byte) type).putInt(length);
   }
 
   private static final class LinuxJob implements RunningJob {
-    private final Process process;
-    private final CompletableFuture<ExitStatus> finished;
+    private final JobId id;
+    private final SocketChannel channel;
+    /** The command, until all of it is sent. */
+    private final ByteBuffer argv;
+    private final JobStdio stdio;
+    private final Executor io;
+    /** The command is sent and the channel blocking: from then on any thread may write. */
+    private final CompletableFuture<Void> ready = new CompletableFuture<>();
+    private final CompletableFuture<ExitStatus> finished = new CompletableFuture<>();
+    /** Whole frames only: the stdin pump and signals take turns. */
+    private final Object writeLock = new Object();
 
-    LinuxJob(Process process, CompletableFuture<ExitStatus> finished) {
-      this.process = process;
-      this.finished = finished;
+    private volatile boolean killed;
+
+    private LinuxJob(
+        JobId id, SocketChannel channel, ByteBuffer argv, JobStdio stdio, Executor io) {
+      this.id = id;
+      this.channel = channel;
+      this.argv = argv;
+      this.stdio = stdio;
+      this.io = io;
+    }
+
+    /**
+     * Connects and sends as much of the command as the socket takes at once, which is all of it
+     * unless the server's backlog or the socket's buffer is full; {@link #run} does the rest.
+     */
+    static LinuxJob connect(JobId id, Path socket, JobSpec spec, Executor io) {
+      ByteBuffer argv = ByteBuffer.wrap(argvFrame(spec));
+      SocketChannel channel = null;
+      try {
+        channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+        channel.configureBlocking(false);
+        if (channel.connect(UnixDomainSocketAddress.of(socket))) {
+          channel.write(argv);
+        }
+        LinuxJob job = new LinuxJob(id, channel, argv, spec.stdio(), io);
+        if (channel.isConnected() && !argv.hasRemaining()) {
+          channel.configureBlocking(true);
+          job.ready.complete(null);
+        }
+        return job;
+      } catch (IOException e) {
+        if (channel != null) {
+          try {
+            channel.close();
+          } catch (IOException ignored) {
+            // Never connected.
+          }
+        }
+        throw new UchrootException(
+            "cannot reach the session's job server at " + socket + ": " + e.getMessage(), e);
+      }
+    }
+
+    /** The io thread of the job: finishes sending the command, then relays its output. */
+    void run() {
+      if (!ready.isDone()) {
+        try {
+          channel.configureBlocking(true);
+          channel.finishConnect();
+          send(argv);
+          ready.complete(null);
+        } catch (IOException e) {
+          ready.completeExceptionally(e);
+          close();
+          finished.completeExceptionally(
+              new UchrootException("cannot reach the session's job server: " + e.getMessage(), e));
+          return;
+        }
+      }
+      relayOutput();
     }
 
     @Override
@@ -135,10 +169,161 @@ final class LinuxJobLauncher implements JobLauncher {
       return finished;
     }
 
+    /**
+     * KILL ends our side of the stream instead of sending a 'k' frame: the server takes that as
+     * a kill too, and nothing can hold it up, not even stdin the command has not read, in front
+     * of which a frame would wait. Other signals are frames, written on the io executor since a
+     * write may wait for the same reason.
+     */
     @Override
     public void signal(Signal signal) {
-      int number = signal == Signal.KILL ? KILL_JOB_SIGNAL : signal.number();
-      Host.kill(process.pid(), number);
+      if (signal == Signal.KILL) {
+        killed = true;
+        ready.thenRun(this::shutdownOutput);
+        return;
+      }
+      ByteBuffer frame = header('s', 1, 1).put((byte) signal.number()).flip();
+      ready.thenRunAsync(
+          () -> {
+            try {
+              send(frame);
+            } catch (IOException e) {
+              // The job has ended, or was killed: the signal has nobody left to reach.
+            }
+          },
+          io);
+    }
+
+    private void shutdownOutput() {
+      try {
+        channel.shutdownOutput();
+      } catch (IOException e) {
+        // Closed: the job has ended already.
+      }
+    }
+
+    private void send(ByteBuffer frame) throws IOException {
+      synchronized (writeLock) {
+        while (frame.hasRemaining()) {
+          channel.write(frame);
+        }
+      }
+    }
+
+    /** Copies the caller's stdin into 'i' frames, then 'c'; ends with stdin or the job. */
+    private void pumpStdin() {
+      ByteBuffer frame = ByteBuffer.allocate(5 + STDIN_CHUNK);
+      byte[] data = frame.array();
+      try (InputStream in = stdio.stdin()) {
+        int n;
+        while ((n = readStdin(in, data)) >= 0) {
+          if (n > 0) {
+            send(frame.clear().put((byte) 'i').putInt(n).position(0).limit(5 + n));
+          }
+        }
+        send(header('c', 0, 0).flip());
+      } catch (IOException e) {
+        // The job has ended, so its stdin has no reader left.
+      }
+    }
+
+    /** Reads past the frame header; an unreadable stdin reads as its end. */
+    private static int readStdin(InputStream in, byte[] data) {
+      try {
+        return in.read(data, 5, STDIN_CHUNK);
+      } catch (IOException e) {
+        return -1;
+      }
+    }
+
+    /** Delivers output frames until the exit status; completes {@link #finished}. */
+    private void relayOutput() {
+      ByteBuffer head = ByteBuffer.allocate(5);
+      boolean[] sinkOpen = {true, true};
+      String failure = null;
+      try {
+        while (true) {
+          if (!readFully(head.clear())) {
+            break;
+          }
+          char type = (char) head.get(0);
+          int length = head.getInt(1);
+          if (length < 0 || length > MAX_FRAME || (type == 'x' && length != 1)) {
+            throw new IOException("bad frame from the job server");
+          }
+          ByteBuffer payload = ByteBuffer.allocate(length);
+          if (!readFully(payload)) {
+            break;
+          }
+          switch (type) {
+            case 'o' -> deliver(stdio.stdout(), payload.array(), sinkOpen, 0);
+            case 'e' -> deliver(stdio.stderr(), payload.array(), sinkOpen, 1);
+            case 'f' -> {
+              // The server's own failure: said where the command's errors go, as before.
+              failure = new String(payload.array(), StandardCharsets.UTF_8);
+              LOG.warn("job {}: {}", id, failure);
+              byte[] line = ("uchroot-jobd: " + failure + "\n").getBytes(StandardCharsets.UTF_8);
+              deliver(stdio.stderr(), line, sinkOpen, 1);
+            }
+            case 'x' -> {
+              finished.complete(ExitStatus.fromShellStatus(payload.get(0) & 0xff));
+              return;
+            }
+            default -> throw new IOException("unknown frame type from the job server");
+          }
+        }
+      } catch (IOException e) {
+        // A stream cut in the middle of a frame, after a kill or when the server went away.
+        LOG.debug("job {}: {}", id, e.getMessage());
+      } finally {
+        close();
+        if (!finished.isDone()) {
+          ended(failure);
+        }
+      }
+    }
+
+    /** The stream ended without an exit status. */
+    private void ended(String failure) {
+      if (killed) {
+        // Only a kill cuts the stream short, and it ended once the job had gone.
+        finished.complete(new ExitStatus.Signalled(9));
+      } else if (failure != null) {
+        finished.complete(new ExitStatus.Exited(125));
+      } else {
+        finished.completeExceptionally(
+            new UchrootException("the session's job server went away while the job ran"));
+      }
+    }
+
+    private boolean readFully(ByteBuffer buffer) throws IOException {
+      while (buffer.hasRemaining()) {
+        if (channel.read(buffer) < 0) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    /** Keeps draining when the reader of the output went away, so that writers never block. */
+    private static void deliver(OutputStream sink, byte[] data, boolean[] open, int which) {
+      if (!open[which]) {
+        return;
+      }
+      try {
+        sink.write(data);
+        sink.flush();
+      } catch (IOException e) {
+        open[which] = false;
+      }
+    }
+
+    private void close() {
+      try {
+        channel.close();
+      } catch (IOException e) {
+        // Nothing more to say to the server.
+      }
     }
   }
 }

@@ -32,7 +32,10 @@ import org.uchroot.actors.TestbedProvisioner;
 final class LinuxProvisioner implements TestbedProvisioner {
 
   private static final Logger LOG = LoggerFactory.getLogger(LinuxProvisioner.class);
+  /** What the job server prints once it listens. */
   private static final String READY = "uchroot-sandbox-ready";
+  /** The session's job server, in the libexec directory. */
+  private static final String JOB_SERVER = "uchroot-jobd";
   /** Exit status of session-setup.sh when the overlay cannot be mounted. */
   private static final int OVERLAY_FAILED = 3;
   private static final String SCRATCH_CHARS =
@@ -97,7 +100,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       }
       if (sandbox == null) {
         Unpacker.unpack(mapping, spec.tarball(), top, spec.normalUser());
-        sandbox = startSandbox(spec, top, Optional.empty(), scratch);
+        sandbox = startSandbox(session, spec, top, Optional.empty(), scratch);
       }
       LOG.debug(
           "session {}: testbed ready in {} ms", session, (System.nanoTime() - started) / 1_000_000);
@@ -132,7 +135,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       throw new UchrootException("cannot prepare the overlay in " + top + ": " + e.getMessage(), e);
     }
     try {
-      return startSandbox(spec, root, Optional.of(new Overlay(base, upper, work)), scratch);
+      return startSandbox(session, spec, root, Optional.of(new Overlay(base, upper, work)), scratch);
     } catch (OverlayUnavailable e) {
       overlayUsable = false;
       LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
@@ -187,7 +190,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
   }
 
   private NamespaceSandbox startSandbox(
-      SessionSpec spec, Path root, Optional<Overlay> overlay, String scratch) {
+      SessionId session, SessionSpec spec, Path root, Optional<Overlay> overlay, String scratch) {
+    Path jobSocket = NamespaceSandbox.newJobSocket(config.runtimeDir(), session);
     List<String> argv = new ArrayList<>();
     argv.add("unshare");
     argv.addAll(mapping.unshareOptions());
@@ -218,13 +222,25 @@ final class LinuxProvisioner implements TestbedProvisioner {
     for (BindMount bind : spec.binds()) {
       argv.addAll(List.of("--bind", bind.outside().toAbsolutePath().toString(), bind.inside()));
     }
-    argv.addAll(List.of("--", "tini", "-s", "--", "/bin/sh", "-c", "exec cat >/dev/null"));
+    // The job server is the init's only child: it holds the session open and says when it is ready.
+    argv.addAll(
+        List.of(
+            "--",
+            "tini",
+            "-s",
+            "--",
+            config.libexecDir().resolve(JOB_SERVER).toString(),
+            "--root",
+            root.toString(),
+            "--socket",
+            jobSocket.toString()));
     LOG.debug("sandbox: {}", argv);
 
     Process holder;
     try {
       holder = HelperProcess.builder(argv).start();
     } catch (IOException e) {
+      NamespaceSandbox.removeSocketDir(jobSocket);
       throw new UchrootException("cannot start the session's namespaces: " + e.getMessage(), e);
     }
     CompletableFuture<String> stderr =
@@ -239,6 +255,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     }
     if (!READY.equals(line)) {
       int status = HelperProcess.waitFor(holder);
+      NamespaceSandbox.removeSocketDir(jobSocket);
       String reason = HelperProcess.oneLine(stderr.join());
       if (status == OVERLAY_FAILED && overlay.isPresent()) {
         throw new OverlayUnavailable(reason);
@@ -253,7 +270,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
         });
     Path hostScratch =
         overlay.map(o -> o.upper()).orElse(root).resolve(scratch.substring(1));
-    return new NamespaceSandbox(holder, childOf(holder.pid()), root, hostScratch);
+    return new NamespaceSandbox(holder, childOf(holder.pid()), root, hostScratch, jobSocket);
   }
 
   /** The one child of {@code unshare --fork}: the session's init. */

@@ -2,15 +2,22 @@ package org.uchroot.engine;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.uchroot.actors.Sandbox;
+import org.uchroot.actors.SessionId;
 
 /**
  * The namespaces of one session, held by an {@code unshare} process whose child, the session's
- * init ({@code tini}), is pid 1 of the session's pid namespace. The init lives as long as the
- * engine holds its stdin open: closing it, or the engine dying, ends the session and the kernel
- * kills everything left inside.
+ * init ({@code tini}), is pid 1 of the session's pid namespace; the init's child is the session's
+ * job server ({@code uchroot-jobd}), which runs every command and listens on {@link #jobSocket()}.
+ * The job server lives as long as the engine holds its stdin open: closing it, or the engine
+ * dying, ends the session and the kernel kills everything left inside.
  */
 final class NamespaceSandbox implements Sandbox {
 
@@ -18,22 +25,20 @@ final class NamespaceSandbox implements Sandbox {
   private final long initPid;
   private final Path root;
   private final Path hostScratch;
+  private final Path jobSocket;
 
   /**
    * @param root the directory jobs chroot into: the rootfs, or the overlay's mount point (which
    *     only the session's mount namespace sees populated)
    * @param hostScratch where the host sees the testbed's scratch directory
+   * @param jobSocket the job server's socket, alone in a private directory that is the sandbox's
    */
-  NamespaceSandbox(Process holder, long initPid, Path root, Path hostScratch) {
+  NamespaceSandbox(Process holder, long initPid, Path root, Path hostScratch, Path jobSocket) {
     this.holder = holder;
     this.initPid = initPid;
     this.root = root;
     this.hostScratch = hostScratch;
-  }
-
-  /** Host pid of the session's init; jobs join the namespaces of this process. */
-  long initPid() {
-    return initPid;
+    this.jobSocket = jobSocket;
   }
 
   Path root() {
@@ -44,10 +49,15 @@ final class NamespaceSandbox implements Sandbox {
     return hostScratch;
   }
 
+  /** Where the session's job server listens; one connection per command. */
+  Path jobSocket() {
+    return jobSocket;
+  }
+
   /** Ends the namespaces and waits until they are gone. Blocks. */
   void end() {
     try (OutputStream keepAlive = holder.getOutputStream()) {
-      // Closing is the whole message: the init's child sees end of file and exits.
+      // Closing is the whole message: the job server sees end of file and exits.
     } catch (IOException e) {
       // Already closed: the holder is going or gone.
     }
@@ -57,6 +67,49 @@ final class NamespaceSandbox implements Sandbox {
         holder.destroyForcibly();
         waitFor(10);
       }
+    }
+    removeSocketDir(jobSocket);
+  }
+
+  /**
+   * A fresh directory, mode 0700, for a job server's socket, in the user's runtime directory,
+   * which must be the user's alone: whoever could rename the directory could put a socket of their
+   * own in its place and see every command.
+   */
+  static Path newJobSocket(Path runtimeDir, SessionId session) {
+    Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
+    try {
+      Files.createDirectories(runtimeDir, PosixFilePermissions.asFileAttribute(owner));
+      int uid = (Integer) Files.getAttribute(runtimeDir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+      if (uid != Host.uid() || !Files.isDirectory(runtimeDir, LinkOption.NOFOLLOW_LINKS)) {
+        throw new UchrootException(
+            "the runtime directory " + runtimeDir + " is not a directory of uid " + Host.uid());
+      }
+      if (!Files.getPosixFilePermissions(runtimeDir, LinkOption.NOFOLLOW_LINKS).equals(owner)) {
+        Files.setPosixFilePermissions(runtimeDir, owner);
+      }
+      Path dir =
+          Files.createTempDirectory(
+              runtimeDir, jobSocketPrefix(session), PosixFilePermissions.asFileAttribute(owner));
+      return dir.resolve("jobd.sock");
+    } catch (IOException e) {
+      throw new UchrootException("cannot make the job server's socket directory in " + runtimeDir
+          + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Names the socket directories of a session, so that an orphan's can be found and removed. */
+  static String jobSocketPrefix(SessionId session) {
+    return session.value() + ".jobd.";
+  }
+
+  /** The job server removes both as it exits, unless it was killed with the session. */
+  static void removeSocketDir(Path socket) {
+    try {
+      Files.deleteIfExists(socket);
+      Files.deleteIfExists(socket.getParent());
+    } catch (IOException e) {
+      throw new UchrootException("cannot remove " + socket.getParent() + ": " + e.getMessage(), e);
     }
   }
 

@@ -141,6 +141,15 @@ public final class SessionRegistry {
         }
         Files.deleteIfExists(sockets);
       }
+      // The job server's socket, left behind when it was killed together with its server.
+      if (Files.isDirectory(runtimeDir, LinkOption.NOFOLLOW_LINKS)) {
+        String prefix = NamespaceSandbox.jobSocketPrefix(new SessionId(entry.session()));
+        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(runtimeDir, prefix + "*")) {
+          for (Path jobd : dirs) {
+            NamespaceSandbox.removeSocketDir(jobd.resolve("jobd.sock"));
+          }
+        }
+      }
       Files.deleteIfExists(dir.resolve(entry.session() + SUFFIX));
     } catch (IOException e) {
       throw new UchrootException("cannot clean up session " + session + ": " + e.getMessage(), e);

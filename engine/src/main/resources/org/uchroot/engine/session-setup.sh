@@ -6,10 +6,10 @@
 # namespace when unprivileged), started by unshare(1).  Mounts the overlay on
 # ROOTFS when asked (exit status 3 if that fails, so the engine can fall back
 # to unpacking), a fresh /proc for the new pid namespace, prepares ROOTFS the
-# way autopkgtest's unshare-helper does, creates the scratch directory,
-# announces readiness on stdout and execs INIT.  It does not chroot: the init
-# keeps the host root so that each job can set itself up from outside ROOTFS
-# before chrooting.
+# way autopkgtest's unshare-helper does, creates the scratch directory and
+# execs INIT, which announces readiness on stdout itself (the job server does
+# so once it listens).  It does not chroot: the init keeps the host root so
+# that each job can set itself up from outside ROOTFS before chrooting.
 #
 # Failures print one line on stderr and exit non-zero (125 for bad arguments,
 # like unshare-helper); mount's own multi-line chatter is folded into it.
@@ -135,8 +135,7 @@ if [ -n "$scratch" ]; then
         chroot "$rootdir" /bin/sh -c 'mkdir -p -- "$1" && chmod 1777 -- "$1"' sh "$scratch"
 fi
 
-# Checked before announcing readiness: a failed exec afterwards would look
-# like a session that died for no reason.
+# Checked here, where a failure can still be said in one line; a failed exec
+# would only show as a session that never became ready.
 command -v "$1" >/dev/null 2>&1 || fail "init not found: $1"
-echo uchroot-sandbox-ready
 exec "$@"

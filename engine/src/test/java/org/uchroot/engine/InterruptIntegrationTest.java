@@ -111,7 +111,7 @@ abstract class InterruptIntegrationTest {
     String tag = "uchroot-daemon-" + System.nanoTime();
     CapturedStdio io = new CapturedStdio();
     session.start(
-        List.of("sh", "-c", "setsid sh -c 'exec -a " + tag + " sleep 300' </dev/null >/dev/null 2>&1 & "
+        List.of("sh", "-c", "setsid sh -c 'sleep 300; : " + tag + "' </dev/null >/dev/null 2>&1 & "
             + "echo started; exec sleep 300"),
         io);
     awaitOutput(io, "started");

@@ -1,0 +1,710 @@
+/*
+ * uchroot-jobd --root ROOTFS --socket PATH
+ *
+ * The job server of one uchroot session.  Started once per session, inside
+ * the session's namespaces as the child of its init, with the host's root:
+ * each job sets itself up from outside ROOTFS before it chroots.  Every
+ * command of the session is a connection to the Unix stream socket PATH,
+ * so a command costs a connection, a clone, a vfork and an exec: all else
+ * (joining namespaces, mounting the rootfs) was done once, for the session.
+ *
+ * Prints "uchroot-sandbox-ready" on stdout once it listens.  Exits, removing
+ * the socket and its directory (which is the job server's alone), when its
+ * stdin reaches end of file: the engine holds the other end, so the session
+ * ends with the engine however the engine ends, and leaves nothing behind.
+ *
+ * Frames, both ways: 1 type byte, a 4-byte big-endian payload length, the
+ * payload (as between uchroot-exec and the engine).
+ *   from the client: 'a' argv, each argument NUL-terminated (first, once)
+ *                    'i' stdin data, 'c' end of stdin (empty)
+ *                    's' a signal (1 byte) for the command's process group
+ *                    'k' kill the whole job now (empty); so does the end of
+ *                        the client's stream, by shutdown or close
+ *   to the client:   'o' stdout data, 'e' stderr data
+ *                    'f' failure of the job server itself (one line); the
+ *                        exit status that follows is 125
+ *                    'x' exit status (1 byte), then the connection closes
+ * The status is the command's, 128+N if it died of signal N, 126 or 127 if
+ * it cannot be executed (the reason on its stderr), 137 if the job was
+ * killed.  'x' is written only once no process of the job is left.
+ *
+ * Processes:
+ *   jobd  accepts, clones P, reaps it, writes 'x'.  It never reads from a
+ *         connection, so no client can hold it up; it only watches each one
+ *         for a hang-up, to kill P even while P is blocked writing to a client
+ *         that stopped reading.
+ *   P     pid 1 of a fresh pid namespace with a mount namespace and /proc of
+ *         its own: $$, kill and pidof agree with /proc, and a job's mounts do
+ *         not leak into later jobs.  Reads the argv, shows it in ps, forks
+ *         C, relays frames, reaps orphans.  Its exit makes the kernel kill
+ *         and reap whatever is left of the job before jobd can reap P.
+ *   C     own session, chroot(ROOTFS), exec CMD with PATH as its only variable.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef __linux__
+#error "uchroot-jobd needs Linux namespaces"
+#endif
+
+#define PATH_VALUE "/usr/sbin:/usr/bin:/sbin:/bin"
+#define MAX_ARGV (16u << 20) /* as the exec relay: more than execve takes */
+#define CHUNK 32768
+#define CONN_FD 3 /* where P keeps its connection */
+
+static const char *root;
+static char proc_dir[PATH_MAX];
+static char *title;      /* jobd's own argv strings: what ps shows */
+static size_t title_len; /* 0 if they are not contiguous */
+
+static void header(unsigned char *h, char type, uint32_t len)
+{
+    h[0] = (unsigned char)type;
+    h[1] = (unsigned char)(len >> 24);
+    h[2] = (unsigned char)(len >> 16);
+    h[3] = (unsigned char)(len >> 8);
+    h[4] = (unsigned char)len;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ------------------------------------------------------------------ C -- */
+
+/* "uchroot-jobd: WHAT: strerror(err)" on fd 2, without stdio. */
+static void say(const char *what, int err)
+{
+    const char *e = strerror(err);
+    struct iovec v[] = { { "uchroot-jobd: ", 14 }, { (void *)what, strlen(what) },
+                         { ": ", 2 }, { (void *)e, strlen(e) }, { "\n", 1 } };
+    (void)!writev(2, v, 5);
+}
+
+/*
+ * Runs in a vfork() child: it shares P's memory until exec, so it changes no
+ * variable, only its own process state, and ends in exec or _exit.
+ */
+static void run_c(char **argv, int in, int out, int err)
+{
+    setsid();
+    /* Everything else is default already: jobd reset its inheritance. */
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        _exit(125);
+    if (chroot(root) < 0 || chdir("/") < 0) {
+        say(root, errno);
+        _exit(125);
+    }
+    execvp(argv[0], argv); /* jobd's environment is PATH alone */
+    int e = errno;
+    say(argv[0], e);
+    _exit(e == ENOENT ? 127 : 126);
+}
+
+/* ------------------------------------------------------------------ P -- */
+
+/* Writes a whole frame; a client that is gone takes its job with it. */
+static void send_frame(unsigned char *frame, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(CONN_FD, frame, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(137);
+        }
+        frame += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Tells the client that the job server failed, and ends the job. */
+static void p_fail(const char *what, int err)
+{
+    unsigned char frame[5 + 512];
+    int n = snprintf((char *)frame + 5, sizeof frame - 5, "%s%s%s", what, err ? ": " : "",
+                     err ? strerror(err) : "");
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof frame - 6)
+        n = (int)(sizeof frame - 6);
+    header(frame, 'f', (uint32_t)n);
+    send_frame(frame, 5 + (size_t)n);
+    _exit(125);
+}
+
+static int recv_all(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(CONN_FD, p, len, MSG_WAITALL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static char **read_argv(void)
+{
+    unsigned char h[5];
+    if (recv_all(h, 5) < 0)
+        _exit(137); /* the client left before asking for anything */
+    uint32_t len = be32(h + 1);
+    if (h[0] != 'a' || len == 0 || len > MAX_ARGV)
+        p_fail("protocol error: the first frame must be a command", 0);
+    char *args = malloc(len);
+    if (!args)
+        p_fail("reading the command", ENOMEM);
+    if (recv_all(args, len) < 0)
+        _exit(137);
+    if (args[len - 1] != '\0')
+        p_fail("protocol error: the command does not end with NUL", 0);
+    size_t argc = 0;
+    for (uint32_t i = 0; i < len; i++)
+        argc += args[i] == '\0';
+    char **argv = malloc((argc + 1) * sizeof *argv);
+    if (!argv)
+        p_fail("reading the command", ENOMEM);
+    char *s = args;
+    for (size_t i = 0; i < argc; i++) {
+        argv[i] = s;
+        s += strlen(s) + 1;
+    }
+    argv[argc] = NULL;
+    return argv;
+}
+
+/*
+ * Shows the command in ps as "uchroot-jobd: CMD ARGS", truncated to jobd's
+ * own command line: with one launcher process per command, the command was
+ * visible there, and the host can still tell which job a pid 1 runs.
+ */
+static void show_job(char **argv)
+{
+    static const char prefix[] = "uchroot-jobd:";
+    if (title_len < sizeof prefix)
+        return;
+    size_t n = sizeof prefix - 1;
+    memcpy(title, prefix, n);
+    for (char **a = argv; *a && n + 1 < title_len; a++) {
+        title[n++] = ' ';
+        size_t l = strnlen(*a, title_len - 1 - n);
+        memcpy(title + n, *a, l);
+        n += l;
+    }
+    memset(title + n, 0, title_len - n);
+}
+
+/* P's relay state. */
+static pid_t c_pid;
+static bool c_reaped;
+static int c_status;
+static int in_fd = -1;            /* write end of C's stdin, non-blocking; -1 once closed */
+static unsigned char rb[5 + CHUNK]; /* bytes from the client not yet handled */
+static size_t r_off, r_len;
+static bool in_frame; /* a header was read; 'remain' payload bytes follow */
+static char f_type;
+static uint32_t remain;
+
+static void close_stdin(void)
+{
+    if (in_fd >= 0)
+        close(in_fd);
+    in_fd = -1;
+}
+
+static void forward(int sig)
+{
+    if (sig < 1 || sig >= NSIG)
+        return;
+    if (kill(-c_pid, sig) < 0 && errno == ESRCH && !c_reaped)
+        kill(c_pid, sig); /* C has not called setsid() yet */
+}
+
+/*
+ * Handles the client's frames in rb.  Returns true when it stopped because
+ * C does not take its stdin yet: the rest waits, and so does the client.
+ */
+static bool handle_input(void)
+{
+    for (;;) {
+        size_t avail = r_len - r_off;
+        if (!in_frame) {
+            if (avail < 5)
+                return false;
+            f_type = (char)rb[r_off];
+            remain = be32(rb + r_off + 1);
+            r_off += 5;
+            in_frame = true;
+            if (f_type == 'k' && remain == 0)
+                _exit(137);
+            if (f_type == 'c' && remain == 0)
+                close_stdin();
+            else if (!(f_type == 'i' || (f_type == 's' && remain == 1)))
+                p_fail("protocol error: unexpected frame from the client", 0);
+            in_frame = remain > 0;
+            continue;
+        }
+        if (avail == 0)
+            return false;
+        size_t take = remain < avail ? remain : avail;
+        if (f_type == 's') {
+            forward(rb[r_off]);
+        } else if (in_fd >= 0) {
+            ssize_t n = write(in_fd, rb + r_off, take);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return true;
+            if (n < 0)
+                close_stdin(); /* C closed its stdin: the rest is discarded */
+            else
+                take = (size_t)n;
+        }
+        r_off += take;
+        remain -= (uint32_t)take;
+        if (remain == 0)
+            in_frame = false;
+    }
+}
+
+static void reap(int sfd)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    int st;
+    pid_t r;
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0) /* orphans of the job too */
+        if (r == c_pid) {
+            c_reaped = true;
+            c_status = st;
+        }
+}
+
+static int exit_status(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return 125;
+}
+
+static void run_p(int conn)
+{
+    /* jobd's other descriptors (listening socket, other jobs' connections)
+     * must not stay open for as long as this job runs. */
+    if (conn != CONN_FD && dup3(conn, CONN_FD, O_CLOEXEC) < 0)
+        _exit(125);
+    if (close_range(CONN_FD + 1, ~0U, 0) < 0)
+        p_fail("close_range", errno);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0) /* not jobd's keep-alive pipe */
+        p_fail("/dev/null", errno);
+    close(null);
+
+    char **argv = read_argv();
+    show_job(argv);
+    /* No MS_PRIVATE remount needed: the session's mount namespace was made
+     * private as a whole (unshare --propagation private), so this copy is. */
+    if (mount("proc", proc_dir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        p_fail(proc_dir, errno);
+
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+        p_fail("pipe", errno);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        p_fail("signalfd", errno);
+    /* vfork: copying P's memory only to replace it at once costs as much as
+     * the exec itself on some virtual machines. */
+    c_pid = vfork();
+    if (c_pid < 0)
+        p_fail("vfork", errno);
+    if (c_pid == 0)
+        run_c(argv, in[0], out[1], err[1]);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    in_fd = in[1];
+    fcntl(in_fd, F_SETFL, O_NONBLOCK);
+
+    static unsigned char ob[5 + CHUNK];
+    int src[3] = { -1, out[0], err[0] };
+    /* Background writers such as tee keep the job until they close their end
+     * (Debian #1017974); detached daemons do not, and die with P. */
+    while (!c_reaped || src[1] >= 0 || src[2] >= 0) {
+        bool stalled = handle_input();
+        struct pollfd pf[5] = {
+            { .fd = sfd, .events = POLLIN },
+            { .fd = src[1], .events = POLLIN },
+            { .fd = src[2], .events = POLLIN },
+            /* While stalled only a hang-up is of interest: it still kills. */
+            { .fd = CONN_FD, .events = POLLRDHUP | (stalled ? 0 : POLLIN) },
+            { .fd = stalled ? in_fd : -1, .events = POLLOUT },
+        };
+        if (poll(pf, 5, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            p_fail("poll", errno);
+        }
+        if (pf[0].revents)
+            reap(sfd);
+        for (int i = 1; i < 3; i++) {
+            if (!pf[i].revents)
+                continue;
+            ssize_t n = read(src[i], ob + 5, CHUNK);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n <= 0) {
+                close(src[i]);
+                src[i] = -1; /* poll() skips negative fds */
+                continue;
+            }
+            header(ob, i == 1 ? 'o' : 'e', (uint32_t)n);
+            send_frame(ob, 5 + (size_t)n);
+        }
+        if (pf[3].revents & (POLLRDHUP | POLLHUP | POLLERR))
+            _exit(137); /* end of the client's stream: kill, or the client is gone */
+        if (pf[3].revents & POLLIN) {
+            if (r_off > 0) {
+                memmove(rb, rb + r_off, r_len - r_off);
+                r_len -= r_off;
+                r_off = 0;
+            }
+            ssize_t n = recv(CONN_FD, rb + r_len, sizeof rb - r_len, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                _exit(137);
+            if (n > 0)
+                r_len += (size_t)n;
+        }
+        if (pf[4].revents & (POLLERR | POLLHUP))
+            close_stdin(); /* C closed its stdin; handle_input() discards the rest */
+    }
+    _exit(exit_status(c_status));
+}
+
+/* --------------------------------------------------------------- jobd -- */
+
+struct job {
+    uint64_t id; /* its epoll tag: a pointer could be reused within one batch */
+    pid_t pid;   /* P, until reaped; then 0 */
+    int conn;
+    bool watched; /* conn is in the epoll set */
+    unsigned char x[6];
+    size_t x_sent;
+    struct job *next;
+};
+
+static struct job *jobs;
+static int epfd;
+static int lfd;
+static bool accepting = true;
+static const char *socket_path;
+static char *socket_dir;
+/* epoll tags of jobd's own descriptors; jobs count on from FIRST_JOB */
+enum { TAG_LISTEN = 1, TAG_STDIN, TAG_SIGNAL, FIRST_JOB };
+static uint64_t next_id = FIRST_JOB;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "uchroot-jobd: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void watch(int fd, uint32_t events, uint64_t tag, int op)
+{
+    struct epoll_event ev = { .events = events, .data.u64 = tag };
+    if (epoll_ctl(epfd, op, fd, &ev) < 0)
+        die("epoll_ctl");
+}
+
+static void forget(struct job *job)
+{
+    if (job->watched)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, job->conn, NULL);
+    close(job->conn);
+    for (struct job **p = &jobs; *p; p = &(*p)->next)
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    free(job);
+    if (!accepting) { /* a descriptor is free again */
+        accepting = true;
+        watch(lfd, EPOLLIN, TAG_LISTEN, EPOLL_CTL_ADD);
+    }
+}
+
+/* Sends what is left of the exit frame without ever blocking jobd. */
+static void finish(struct job *job)
+{
+    while (job->x_sent < sizeof job->x) {
+        ssize_t n = send(job->conn, job->x + job->x_sent, sizeof job->x - job->x_sent,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            watch(job->conn, EPOLLOUT, job->id, job->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD);
+            job->watched = true;
+            return;
+        }
+        if (n < 0)
+            break; /* the client is gone: nobody to tell */
+        job->x_sent += (size_t)n;
+    }
+    forget(job);
+}
+
+static void reap_jobs(int sfd)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (struct job *job = jobs; job; job = job->next) {
+            if (job->pid != pid)
+                continue;
+            job->pid = 0;
+            header(job->x, 'x', 1);
+            job->x[5] = (unsigned char)exit_status(st);
+            finish(job);
+            break;
+        }
+    }
+}
+
+/* Refuses with an 'f' frame a connection that got no job. */
+static void refuse(int conn, const char *what, int err)
+{
+    unsigned char frame[5 + 256];
+    int n = snprintf((char *)frame + 5, sizeof frame - 5, "%s: %s", what, strerror(err));
+    if (n < 0 || (size_t)n > sizeof frame - 6)
+        n = n < 0 ? 0 : (int)(sizeof frame - 6);
+    header(frame, 'f', (uint32_t)n);
+    (void)!send(conn, frame, 5 + (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(conn);
+}
+
+static void accept_jobs(void)
+{
+    for (;;) {
+        int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0) {
+            if ((errno == EMFILE || errno == ENFILE) && jobs) {
+                /* Connections wait in the backlog until a job ends. */
+                accepting = false;
+                epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
+            }
+            return; /* EAGAIN: all taken; others concern that connection only */
+        }
+        /* The socket's directory is private already; this also holds if it
+         * were not.  Credentials are as seen from the session's user namespace,
+         * where the engine's user is root. */
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid()) {
+            close(conn);
+            continue;
+        }
+        struct job *job = calloc(1, sizeof *job);
+        if (!job) {
+            refuse(conn, "cannot start the job", ENOMEM);
+            continue;
+        }
+        /* clone() rather than fork(): the new pid and mount namespaces are
+         * for the child only, and jobd stays where it is.  A raw clone with no
+         * new stack behaves as fork(), as in bubblewrap. */
+        pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, NULL, NULL,
+                                   NULL, NULL);
+        if (pid == 0)
+            run_p(conn);
+        if (pid < 0) {
+            int e = errno;
+            free(job);
+            refuse(conn, "cannot start the job", e);
+            continue;
+        }
+        job->id = next_id++;
+        job->pid = pid;
+        job->conn = conn;
+        job->next = jobs;
+        jobs = job;
+        job->watched = true;
+        watch(conn, EPOLLRDHUP, job->id, EPOLL_CTL_ADD);
+    }
+}
+
+static void usage(void)
+{
+    fputs("usage: uchroot-jobd --root ROOTFS --socket PATH\n", stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            usage();
+        else if (strcmp(argv[i], "--root") == 0)
+            root = argv[i + 1];
+        else if (strcmp(argv[i], "--socket") == 0)
+            socket_path = argv[i + 1];
+        else
+            usage();
+    }
+    if (!root || !socket_path || root[0] != '/')
+        usage();
+    root = strdup(root); /* P writes over its copy of argv: see show_job() */
+    if (!root)
+        die("strdup");
+    title = argv[0];
+    title_len = strlen(argv[0]) + 1;
+    for (int i = 1; i < argc && title_len; i++)
+        title_len = argv[i] == title + title_len ? title_len + strlen(argv[i]) + 1 : 0;
+    if (snprintf(proc_dir, sizeof proc_dir, "%s/proc", root) >= (int)sizeof proc_dir) {
+        errno = ENAMETOOLONG;
+        die(root);
+    }
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(socket_path) >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        die(socket_path);
+    }
+    strcpy(addr.sun_path, socket_path);
+    socket_dir = strdup(socket_path);
+    if (!socket_dir)
+        die("strdup");
+    socket_dir = dirname(socket_dir);
+
+    /* A closed 0, 1 or 2 would be reused below and mistaken for a stream. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            die("/dev/null");
+    /* Once, for every job: what C inherits is then clean already. */
+    clearenv();
+    setenv("PATH", PATH_VALUE, 1);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL); /* fails harmlessly for libc-reserved signals */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        die("signalfd");
+    /* One descriptor per running job. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (lfd < 0)
+        die("socket");
+    mode_t mask = umask(077); /* the socket is its owner's only; jobs keep the usual umask */
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0)
+        die(socket_path);
+    umask(mask);
+    if (listen(lfd, SOMAXCONN) < 0)
+        die("listen");
+
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        die("epoll_create1");
+    watch(lfd, EPOLLIN, TAG_LISTEN, EPOLL_CTL_ADD);
+    watch(0, EPOLLIN, TAG_STDIN, EPOLL_CTL_ADD);
+    watch(sfd, EPOLLIN, TAG_SIGNAL, EPOLL_CTL_ADD);
+
+    /* Announced only now, so that the first job finds the socket listening. */
+    static const char ready[] = "uchroot-sandbox-ready\n";
+    if (write(1, ready, sizeof ready - 1) != (ssize_t)sizeof ready - 1)
+        die("stdout");
+    int null = open("/dev/null", O_WRONLY);
+    if (null < 0 || dup2(null, 1) < 0) /* nobody reads the engine's end any more */
+        die("/dev/null");
+    close(null);
+
+    for (;;) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(epfd, evs, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait");
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == TAG_LISTEN) {
+                accept_jobs();
+            } else if (tag == TAG_SIGNAL) {
+                reap_jobs(sfd);
+            } else if (tag == TAG_STDIN) {
+                char buf[512];
+                ssize_t r = read(0, buf, sizeof buf);
+                if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+                    /* The engine closed the session, or died.  Running jobs
+                     * end with the session's pid namespace. */
+                    unlink(socket_path);
+                    rmdir(socket_dir);
+                    return 0;
+                }
+            } else {
+                struct job *job = jobs;
+                while (job && job->id != tag)
+                    job = job->next;
+                if (!job) {
+                    continue; /* finished earlier in this batch */
+                } else if (job->pid > 0) {
+                    /* The client ended its stream (kill) or went away: P may
+                     * be blocked writing to it, so end the job from here. */
+                    kill(job->pid, SIGKILL);
+                    epoll_ctl(epfd, EPOLL_CTL_DEL, job->conn, NULL);
+                    job->watched = false;
+                } else if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+                    forget(job);
+                } else {
+                    finish(job);
+                }
+            }
+        }
+    }
+}

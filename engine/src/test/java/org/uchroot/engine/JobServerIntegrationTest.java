@@ -1,0 +1,344 @@
+package org.uchroot.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.SessionSpec;
+
+/**
+ * The session's job server: statuses, concurrency, large stdin, and that a job ends with nothing
+ * left however its client goes away. Some tests speak the job server's frames directly, as a
+ * client that misbehaves would.
+ */
+@Tag("integration")
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class JobServerIntegrationTest {
+
+  private Engine engine;
+  private Session session;
+
+  abstract RootfsMode mode();
+
+  @BeforeAll
+  void startEngine() {
+    engine =
+        Engine.start(
+            EngineConfig.load()
+                .withRootfsMode(mode())
+                .withGrace(new GracePeriods(Duration.ofMillis(500), Duration.ofMillis(500))));
+  }
+
+  @AfterAll
+  void stopEngine() {
+    engine.close();
+  }
+
+  @BeforeEach
+  void open() throws Exception {
+    session = engine.open(SessionSpec.of(BusyboxRootfs.tarball())).toCompletableFuture().join();
+  }
+
+  @AfterEach
+  void close() throws Exception {
+    Path socket = jobSocket();
+    session.close().toCompletableFuture().join();
+    assertFalse(Files.exists(socket.getParent()), "the socket's directory outlived the session");
+  }
+
+  private ExitStatus run(CapturedStdio io, String... argv) {
+    return session.run(List.of(argv), io).toCompletableFuture().join();
+  }
+
+  @Test
+  void exitStatusesAreTheCommandsOwn() {
+    assertEquals(new ExitStatus.Exited(0), run(new CapturedStdio(), "true"));
+    assertEquals(new ExitStatus.Exited(7), run(new CapturedStdio(), "sh", "-c", "exit 7"));
+    CapturedStdio missing = new CapturedStdio();
+    assertEquals(new ExitStatus.Exited(127), run(missing, "no-such-command"));
+    assertTrue(missing.err().contains("no-such-command"), missing.err());
+    CapturedStdio notExecutable = new CapturedStdio();
+    assertEquals(new ExitStatus.Exited(126), run(notExecutable, "/etc/passwd"));
+    assertTrue(notExecutable.err().contains("/etc/passwd"), notExecutable.err());
+    ExitStatus terminated = run(new CapturedStdio(), "sh", "-c", "kill -TERM $$");
+    assertEquals(new ExitStatus.Signalled(15), terminated);
+    assertEquals(143, terminated.shellStatus());
+  }
+
+  @Test
+  void twentyJobsRunAtOnceEachWithItsStdin() throws Exception {
+    // Each job waits until all twenty have started, so they can only finish by running together;
+    // then it reads its stdin, which needs a pump while twenty readers wait for output.
+    List<CapturedStdio> outputs = new ArrayList<>();
+    List<Job> jobs = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      CapturedStdio io = new CapturedStdio("input " + i + "\n");
+      outputs.add(io);
+      jobs.add(
+          session.start(
+              List.of(
+                  "sh",
+                  "-c",
+                  "mkdir -p /tmp/together && touch /tmp/together/" + i + "; n=0; "
+                      + "while [ $(ls /tmp/together | wc -l) -lt 20 ] && [ $n -lt 600 ]; do "
+                      + "sleep 0.05; n=$((n+1)); done; "
+                      + "read line; echo job " + i + " saw $(ls /tmp/together | wc -l), $line; "
+                      + "exit " + i),
+              io));
+    }
+    for (int i = 0; i < 20; i++) {
+      assertEquals(new ExitStatus.Exited(i), jobs.get(i).result().toCompletableFuture().join());
+      assertEquals("job " + i + " saw 20, input " + i + "\n", outputs.get(i).out());
+    }
+    assertEquals(List.of(), childrenOf(jobServerPid()), "the job server left children unreaped");
+  }
+
+  @Test
+  void tenMegabytesOfStdinArriveIntact() throws Exception {
+    byte[] data = new byte[10 << 20];
+    new Random(42).nextBytes(data);
+    Bytes io = new Bytes(data);
+    assertEquals(new ExitStatus.Exited(0), session.run(List.of("cat"), io).toCompletableFuture().join());
+    assertArrayEquals(data, io.out.toByteArray());
+
+    Bytes digest = new Bytes(data);
+    assertEquals(
+        new ExitStatus.Exited(0), session.run(List.of("md5sum"), digest).toCompletableFuture().join());
+    String expected = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(data));
+    assertEquals(expected + "  -\n", digest.out.toString(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void aDaemonOfAJobEndsWithTheJob() throws Exception {
+    String tag = "uchroot-test-daemon-" + System.nanoTime();
+    CapturedStdio io = new CapturedStdio();
+    // The daemon's shell keeps the tag in its command line while it waits for its sleep.
+    assertEquals(
+        new ExitStatus.Exited(0),
+        run(io, "sh", "-c",
+            "setsid sh -c 'touch /daemon-up; sleep 300; : " + tag + "' </dev/null >/dev/null 2>&1 & "
+                + "while [ ! -e /daemon-up ]; do sleep 0.05; done; echo started"));
+    assertEquals("started\n", io.out());
+    assertEquals(List.of(), InterruptIntegrationTest.processesNamed(tag));
+  }
+
+  @Test
+  void aClientThatDisconnectsEarlyHasItsJobKilled() throws Exception {
+    String tag = "uchroot-test-early-" + System.nanoTime();
+    try (SocketChannel channel = connect()) {
+      send(channel, 'a', argv("sh", "-c",
+          "setsid sh -c 'sleep 300; : " + tag + "' </dev/null >/dev/null 2>&1 & "
+              + "echo started; sleep 300; : " + tag));
+      assertEquals("o:started\n", readFrame(channel));
+      awaitProcesses(tag, 3); // the job's pid 1, the job's shell, the daemon
+    }
+    awaitProcesses(tag, 0);
+    // The job's pid 1 may still be on its way out: its exit waits for the rest of the job.
+    long server = jobServerPid();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (!childrenOf(server).isEmpty()) {
+      assertTrue(System.nanoTime() < deadline, "the job server left children unreaped");
+      Thread.sleep(20);
+    }
+  }
+
+  @Test
+  void aKillFrameEndsTheJobAtOnceAndTheStatusFollows() throws Exception {
+    String tag = "uchroot-test-kill-" + System.nanoTime();
+    try (SocketChannel channel = connect()) {
+      send(channel, 'a', argv("sh", "-c",
+          "trap '' INT TERM; echo armed; sleep 300; : " + tag));
+      assertEquals("o:armed\n", readFrame(channel));
+      send(channel, 's', new byte[] {2}); // ignored by the job, and no status comes of it
+      send(channel, 'k', new byte[0]);
+      assertEquals("x:137", readFrame(channel));
+      assertEquals("eof", readFrame(channel));
+    }
+    // 'x' is written once the job's pid 1 has been reaped, so nothing of it is left by now.
+    assertEquals(List.of(), InterruptIntegrationTest.processesNamed(tag));
+  }
+
+  @Test
+  void aKillReachesAJobThatDoesNotReadItsStdin() throws Exception {
+    // Signals wait behind the stdin the job does not read; the kill does not.
+    InputStream endless =
+        new InputStream() {
+          @Override
+          public int read() {
+            return 'y';
+          }
+
+          @Override
+          public int read(byte[] b, int off, int len) {
+            java.util.Arrays.fill(b, off, off + len, (byte) 'y');
+            return len;
+          }
+        };
+    Bytes io = new Bytes(endless);
+    Job job =
+        session.start(List.of("sh", "-c", "trap '' INT TERM; echo armed; sleep 300"), io);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (!io.out.toString(StandardCharsets.UTF_8).contains("armed")) {
+      assertTrue(System.nanoTime() < deadline, "the job never started");
+      Thread.sleep(20);
+    }
+    assertEquals(1, session.interrupt().toCompletableFuture().join());
+    assertEquals(new ExitStatus.Signalled(9), job.result().toCompletableFuture().join());
+  }
+
+  @Test
+  void aStrangerToTheProtocolGetsAFailureAndNoJob() throws Exception {
+    try (SocketChannel channel = connect()) {
+      send(channel, 'z', new byte[0]);
+      assertEquals("f:protocol error: the first frame must be a command", readFrame(channel));
+      assertEquals("x:125", readFrame(channel));
+    }
+  }
+
+  // --- speaking the job server's frames directly ---
+
+  private SocketChannel connect() throws IOException {
+    SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+    channel.connect(UnixDomainSocketAddress.of(jobSocket()));
+    return channel;
+  }
+
+  private static byte[] argv(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    for (String arg : args) {
+      out.writeBytes(arg.getBytes(StandardCharsets.UTF_8));
+      out.write(0);
+    }
+    return out.toByteArray();
+  }
+
+  private static void send(SocketChannel channel, char type, byte[] payload) throws IOException {
+    ByteBuffer frame = ByteBuffer.allocate(5 + payload.length);
+    frame.put((byte) type).putInt(payload.length).put(payload).flip();
+    while (frame.hasRemaining()) {
+      channel.write(frame);
+    }
+  }
+
+  /** The next frame as "type:payload" (a status as its number), or "eof". */
+  private static String readFrame(SocketChannel channel) throws IOException {
+    ByteBuffer head = ByteBuffer.allocate(5);
+    while (head.hasRemaining()) {
+      if (channel.read(head) < 0) {
+        return "eof";
+      }
+    }
+    ByteBuffer payload = ByteBuffer.allocate(head.getInt(1));
+    while (payload.hasRemaining()) {
+      if (channel.read(payload) < 0) {
+        return "eof";
+      }
+    }
+    char type = (char) head.get(0);
+    return type == 'x'
+        ? "x:" + (payload.get(0) & 0xff)
+        : type + ":" + new String(payload.array(), StandardCharsets.UTF_8);
+  }
+
+  // --- finding the session's job server from the host ---
+
+  /** The job server of this session, found by the rootfs in its command line. */
+  private long jobServerPid() throws IOException {
+    for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {
+      List<String> args = commandLine(p.pid());
+      if (args.size() == 5 && args.get(0).endsWith("/uchroot-jobd")
+          && Path.of(args.get(2)).startsWith(session.rootfs())) {
+        return p.pid();
+      }
+    }
+    throw new AssertionError("no job server for " + session.rootfs());
+  }
+
+  private Path jobSocket() throws IOException {
+    return Path.of(commandLine(jobServerPid()).get(4));
+  }
+
+  private static List<String> commandLine(long pid) {
+    try {
+      String text = Files.readString(Path.of("/proc", Long.toString(pid), "cmdline"));
+      return text.isEmpty() ? List.of() : List.of(text.split("\0"));
+    } catch (IOException e) {
+      return List.of(); // gone, or not ours to read
+    }
+  }
+
+  private static List<String> childrenOf(long pid) throws IOException {
+    Path children = Path.of("/proc", Long.toString(pid), "task", Long.toString(pid), "children");
+    String text = Files.readString(children).trim();
+    return text.isEmpty() ? List.of() : List.of(text.split(" "));
+  }
+
+  private static void awaitProcesses(String tag, int count) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    List<String> found;
+    while ((found = InterruptIntegrationTest.processesNamed(tag)).size() != count) {
+      assertTrue(
+          System.nanoTime() < deadline, "expected " + count + " processes with the tag: " + found);
+      Thread.sleep(20);
+    }
+  }
+
+  /** Binary stdin, captured stdout and stderr. */
+  private static final class Bytes implements JobStdio {
+    final InputStream in;
+    final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    final ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+    Bytes(byte[] stdin) {
+      this(new java.io.ByteArrayInputStream(stdin));
+    }
+
+    Bytes(InputStream stdin) {
+      this.in = stdin;
+    }
+
+    @Override
+    public InputStream stdin() {
+      return in;
+    }
+
+    @Override
+    public OutputStream stdout() {
+      return out;
+    }
+
+    @Override
+    public OutputStream stderr() {
+      return err;
+    }
+  }
+}
