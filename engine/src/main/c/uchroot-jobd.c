@@ -248,8 +248,12 @@ static void forward(int sig)
 {
     if (sig < 1 || sig >= NSIG)
         return;
-    if (kill(-c_pid, sig) < 0 && errno == ESRCH && !c_reaped)
-        kill(c_pid, sig); /* C has not called setsid() yet */
+    /*
+     * Every process of the command, also those that left its session (su -c
+     * does so for each autopkgtest test): as pid 1 of the command's own pid
+     * namespace, kill(-1) reaches exactly those and never this process.
+     */
+    kill(-1, sig);
 }
 
 /*

@@ -15,8 +15,16 @@ final class HelperProcess {
   /** Where helpers find their programs; their environment is otherwise empty. */
   static final String PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
+  /**
+   * A helper in a session of its own: a Ctrl+C on the terminal reaches the server's process group,
+   * and must not kill the namespaces, tar or rm under the server's feet. setsid(1) execs in place
+   * here, since a fresh child is not a process group leader.
+   */
   static ProcessBuilder builder(List<String> argv) {
-    ProcessBuilder builder = new ProcessBuilder(argv);
+    List<String> detached = new java.util.ArrayList<>();
+    detached.add("setsid");
+    detached.addAll(argv);
+    ProcessBuilder builder = new ProcessBuilder(detached);
     Map<String, String> env = builder.environment();
     env.clear();
     env.put("PATH", PATH);
