@@ -65,9 +65,13 @@ if [ "${1:-}" = --scratch ]; then
     shift 2
 fi
 
+# Every fork and exec counts at each open: the directories and device files
+# are made in one command each rather than one per file.
+run "cannot create /proc, /dev and /sys" mkdir -p "$rootdir/proc" "$rootdir/dev/pts" \
+    "$rootdir/dev/shm" "$rootdir/sys"
+
 # /proc of the session's own pid namespace; mounted here rather than by
 # unshare --mount-proc because the overlay has to be in place first.
-run "cannot create /proc" mkdir -p "$rootdir/proc"
 run "cannot mount /proc" mount -t proc -o nosuid,nodev,noexec proc "$rootdir/proc"
 
 # Bind mounts come first, as in unshare-helper, so that one aimed at /dev or
@@ -107,26 +111,30 @@ if [ "$#" -eq 0 ]; then
     exit 125
 fi
 
-run "cannot create /dev" mkdir -p "$rootdir/dev"
-for f in null zero full random urandom tty console; do
-    run "cannot create /dev/$f" touch "$rootdir/dev/$f"
-    # Without its bind mount the file is useless rather than a trap: writes to
-    # a plain file named null would fill the disk.
-    run "cannot chmod /dev/$f" chmod -rwx "$rootdir/dev/$f"
+devices="null zero full random urandom tty console"
+nodes=
+for f in $devices; do
+    nodes="$nodes $rootdir/dev/$f"
+done
+# Paths of the rootfs hold no whitespace: the engine makes them.
+# shellcheck disable=SC2086
+run "cannot create the device files" touch $nodes
+# Without its bind mount a file is useless rather than a trap: writes to a
+# plain file named null would fill the disk.
+# shellcheck disable=SC2086
+run "cannot chmod the device files" chmod -rwx $nodes
+for f in $devices; do
     run "cannot bind /dev/$f" mount -o bind "/dev/$f" "$rootdir/dev/$f"
 done
 run "cannot link /dev/fd" ln -sfT /proc/self/fd "$rootdir/dev/fd"
 run "cannot link /dev/stdin" ln -sfT /proc/self/fd/0 "$rootdir/dev/stdin"
 run "cannot link /dev/stdout" ln -sfT /proc/self/fd/1 "$rootdir/dev/stdout"
 run "cannot link /dev/stderr" ln -sfT /proc/self/fd/2 "$rootdir/dev/stderr"
-run "cannot create /dev/pts" mkdir -p "$rootdir/dev/pts"
 # A private devpts instance: the host's ptys stay out of reach.
 run "cannot mount /dev/pts" mount -o noexec,nosuid,newinstance,gid=5,mode=620,ptmxmode=666 \
     -t devpts none "$rootdir/dev/pts"
 run "cannot link /dev/ptmx" ln -sfT /dev/pts/ptmx "$rootdir/dev/ptmx"
-run "cannot create /dev/shm" mkdir -p "$rootdir/dev/shm"
 run "cannot mount /dev/shm" mount -t tmpfs tmpfs "$rootdir/dev/shm"
-run "cannot create /sys" mkdir -p "$rootdir/sys"
 run "cannot bind /sys" mount -o rbind /sys "$rootdir/sys"
 
 # Through chroot, so that a symlink in the rootfs cannot send it to the host.
