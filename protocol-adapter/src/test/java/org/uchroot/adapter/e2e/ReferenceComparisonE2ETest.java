@@ -88,9 +88,15 @@ class ReferenceComparisonE2ETest {
   /** What a client observes: answers, the failure line on stderr, and the exit status. */
   record Transcript(List<String> answers, List<String> failures, int status) {}
 
+  private static final java.util.concurrent.atomic.AtomicInteger UNPACK_DIRS =
+      new java.util.concurrent.atomic.AtomicInteger();
+
   private static Transcript converse(String server, List<String> script) throws Exception {
+    // An unpack directory inside the test's own: the reference makes its directory at start and
+    // leaves it behind when the testbed was never opened.
+    Path unpack = hostDir.resolve("unpack-" + UNPACK_DIRS.incrementAndGet());
     Process p =
-        new ProcessBuilder(server, "-t", tarball.toString())
+        new ProcessBuilder(server, "-t", tarball.toString(), "-u", unpack.toString())
             .redirectErrorStream(false)
             .start();
     var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
