@@ -89,10 +89,11 @@ final class VirtServerCommand implements Callable<Integer> {
     }
   }
 
-  /** The native client when it was built, else the Java one. */
+  /** The native client when it was built and not refused by configuration, else the Java one. */
   static List<String> execProgram(EngineConfig config) {
     Path nativeClient = config.libexecDir().resolve("uchroot-exec");
-    if (Files.isExecutable(nativeClient)) {
+    boolean javaAsked = config.config().getString("uchroot.exec-client").equals("java");
+    if (!javaAsked && Files.isExecutable(nativeClient)) {
       return List.of(nativeClient.toString());
     }
     return List.of(Main.home(config).resolve("bin").resolve("uchroot").toString(), "exec");

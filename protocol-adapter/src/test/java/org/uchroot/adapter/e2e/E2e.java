@@ -277,6 +277,11 @@ final class E2e {
         env.put("PATH", childPath());
         env.put("TMPDIR", tmpDir.toString());
         env.put("LC_ALL", "C.UTF-8");
+        // The same tests run again in other configurations (rootfs mode, exec client).
+        String javaOpts = System.getProperty("uchroot.e2e.java-opts", "");
+        if (!javaOpts.isBlank()) {
+            env.put("UCHROOT_JAVA_OPTS", javaOpts);
+        }
         return env;
     }
 

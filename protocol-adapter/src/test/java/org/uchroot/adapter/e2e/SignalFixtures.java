@@ -113,7 +113,8 @@ final class SignalFixtures {
                 + System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin"));
         env.put("TMPDIR", work.resolve("tmp").toString());
         env.put("LC_ALL", "C.UTF-8");
-        env.put("UCHROOT_JAVA_OPTS", "-Duchroot.state-dir=" + work.resolve("state"));
+        String javaOpts = System.getProperty("uchroot.e2e.java-opts", "");
+        env.put("UCHROOT_JAVA_OPTS", (javaOpts + " -Duchroot.state-dir=" + work.resolve("state")).strip());
         if (user != null) {
             env.put("HOME", "/home/" + user);
             env.put("XDG_RUNTIME_DIR", work.resolve("run").toString());
