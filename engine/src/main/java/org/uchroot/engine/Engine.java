@@ -3,6 +3,7 @@ package org.uchroot.engine;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.DispatcherSelector;
 import akka.actor.typed.javadsl.AskPattern;
+import akka.actor.typed.javadsl.Behaviors;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.HexFormat;
@@ -49,7 +50,7 @@ public final class Engine implements AutoCloseable {
     }
     ActorSystem<SessionManager.Command> system =
         ActorSystem.create(
-            akka.actor.typed.javadsl.Behaviors.setup(
+            Behaviors.setup(
                 context -> {
                   Executor blocking =
                       context

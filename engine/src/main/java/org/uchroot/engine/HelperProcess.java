@@ -4,6 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -21,7 +22,7 @@ final class HelperProcess {
    * here, since a fresh child is not a process group leader.
    */
   static ProcessBuilder builder(List<String> argv) {
-    List<String> detached = new java.util.ArrayList<>();
+    List<String> detached = new ArrayList<>();
     detached.add("setsid");
     detached.addAll(argv);
     ProcessBuilder builder = new ProcessBuilder(detached);
