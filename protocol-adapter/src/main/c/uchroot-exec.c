@@ -2,8 +2,10 @@
  * uchroot-exec SOCKET CMD [ARGS...]
  *
  * Runs CMD in the testbed through the uchroot server listening on the Unix
- * stream socket SOCKET: relays stdin, stdout, stderr, SIGINT/SIGTERM/SIGHUP
- * and finally exits with the command's status.  It runs once per testbed
+ * stream socket SOCKET: relays stdin, stdout and stderr, turns a SIGINT,
+ * SIGTERM or SIGHUP it receives into an interrupt of this command only (the
+ * server escalates from SIGINT, see docs/signals.md), and finally exits with
+ * the command's status.  It runs once per testbed
  * command, so it stays small: no stdio, no allocation unless argv is huge.
  *
  * Every frame is 1 type byte, a 4-byte big-endian payload length, the payload.
