@@ -1,6 +1,8 @@
 package org.uchroot.adapter.cli;
 
 import java.io.ByteArrayOutputStream;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -10,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -19,8 +20,6 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.Engine;
-import org.uchroot.engine.EngineConfig;
-import org.uchroot.engine.Session;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -65,17 +64,11 @@ final class BatchCommand implements Callable<Integer> {
       throw new CliException(ExitCode.USAGE, "--jobs must be at least 1");
     }
     List<Line> lines = read(file);
-    Map<String, String> env = System.getenv();
-    TestbedOptions.Choice choice = options.choose(env);
-    if (choice.tarball().isEmpty()) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, choice.missingTarball());
-    }
-    EngineConfig config = options.configure(Main.loadConfig());
-    SessionSpec spec = choice.spec(config.normalUser());
-    PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
-    Engine engine = Engine.start(config);
-    Signals.onTermination(engine::close);
-    Signals.on("INT", engine::interruptAll);
+    PrintStream out =
+        new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+    TestbedOptions.Started started = options.startEngine(System.getenv());
+    Engine engine = started.engine();
+    SessionSpec spec = started.spec();
     try {
       Semaphore slots = new Semaphore(jobs);
       List<CompletableFuture<String>> results = new ArrayList<>();
@@ -86,6 +79,8 @@ final class BatchCommand implements Callable<Integer> {
                 .whenComplete((ok, error) -> slots.release())
                 .toCompletableFuture());
       }
+      // The summary comes after every command's output.
+      CompletableFuture.allOf(results.toArray(CompletableFuture[]::new)).join();
       boolean allPassed = true;
       for (int i = 0; i < lines.size(); i++) {
         String outcome = results.get(i).join();

@@ -6,7 +6,6 @@ import java.io.FileOutputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
@@ -14,7 +13,6 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.Engine;
-import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Session;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -46,16 +44,9 @@ final class RunCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     Logging.start(options.debug);
-    Map<String, String> env = System.getenv();
-    TestbedOptions.Choice choice = options.choose(env);
-    if (choice.tarball().isEmpty()) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, choice.missingTarball());
-    }
-    EngineConfig config = options.configure(Main.loadConfig());
-    SessionSpec spec = choice.spec(config.normalUser());
-    Engine engine = Engine.start(config);
-    Signals.onTermination(engine::close);
-    Signals.on("INT", engine::interruptAll);
+    TestbedOptions.Started started = options.startEngine(System.getenv());
+    Engine engine = started.engine();
+    SessionSpec spec = started.spec();
     try {
       Session session;
       try {

@@ -13,6 +13,7 @@ import java.util.regex.Pattern;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.RootfsMode;
 import org.uchroot.engine.UchrootException;
@@ -191,6 +192,27 @@ public final class TestbedOptions {
 
   static String missingTarballMessage(Map<String, String> env) {
     return "Unable to find chroot in " + cacheDir(env);
+  }
+
+  /** An engine started for a command line that makes testbeds itself, and what they are made of. */
+  record Started(Engine engine, SessionSpec spec) {}
+
+  /**
+   * Starts an engine for {@code run} and {@code batch}: a missing tarball ends the command line,
+   * Ctrl+C interrupts the commands (the testbeds are still removed), SIGTERM and SIGHUP close
+   * everything first.
+   */
+  Started startEngine(Map<String, String> env) {
+    Choice choice = choose(env);
+    if (choice.tarball().isEmpty()) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, choice.missingTarball());
+    }
+    EngineConfig config = configure(Main.loadConfig());
+    SessionSpec spec = choice.spec(config.normalUser());
+    Engine engine = Engine.start(config);
+    Signals.onTermination(engine::close);
+    Signals.on("INT", engine::interruptAll);
+    return new Started(engine, spec);
   }
 
   /** The configuration with the grace periods and rootfs mode given on the command line. */
