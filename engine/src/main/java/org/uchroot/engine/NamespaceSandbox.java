@@ -111,6 +111,12 @@ final class NamespaceSandbox implements Sandbox {
     } catch (IOException e) {
       throw new UchrootException("cannot remove " + socket.getParent() + ": " + e.getMessage(), e);
     }
+    try {
+      // The runtime directory goes too once no session of this user needs it.
+      Files.deleteIfExists(socket.getParent().getParent());
+    } catch (IOException e) {
+      // Another session of the same user still has its sockets there.
+    }
   }
 
   private boolean waitFor(int seconds) {
