@@ -63,6 +63,9 @@ public final class VirtServer {
   private static final Logger LOG = LoggerFactory.getLogger(VirtServer.class);
   private static final Duration STATUS_TIMEOUT = Duration.ofSeconds(5);
 
+  /** The interrupt a signal last asked for; a status waits until the session has taken it. */
+  private volatile CompletableFuture<Integer> pendingInterrupt = CompletableFuture.completedFuture(0);
+
   /**
    * What the server is started with.
    *
@@ -207,27 +210,24 @@ public final class VirtServer {
    */
   public void interruptCommands() {
     Session current = session;
-    Engine running = engine.getNow(null);
-    if (current == null || running == null) {
+    if (current == null) {
       LOG.info("SIGINT: no testbed is open, nothing to interrupt");
       return;
     }
+    // Straight to the server's one session, remembered until it answered: a status asked after
+    // this signal must already see the testbed interrupted.
+    CompletableFuture<Integer> hit = current.interrupt().toCompletableFuture();
+    pendingInterrupt = hit;
     String jobs;
     try {
-      SessionStatus status =
-          current
-              .status()
-              .toCompletableFuture()
-              .get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
-      jobs = Integer.toString(status.runningJobs());
+      jobs = Integer.toString(hit.get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS));
     } catch (Exception e) {
       jobs = "the";
     }
     LOG.info(
-        "SIGINT: interrupting {} running command(s) in testbed {}; it stays open",
+        "SIGINT: interrupted {} running command(s) in testbed {}; it stays open",
         jobs,
         current.id());
-    running.interruptAll();
   }
 
   private Response handle(Request request) throws ProtocolError, CopyFailure {
@@ -341,6 +341,11 @@ public final class VirtServer {
     Session current = session;
     if (current == null) {
       return Response.ok("state=closed", "jobs=0", "interrupts=0");
+    }
+    try {
+      pendingInterrupt.get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      // The interrupt's own answer is late; the status is still the session's word.
     }
     SessionStatus status = await(current.status());
     return Response.ok(
