@@ -60,13 +60,16 @@ class SignalSbuildE2ETest {
         leaks.watch(work.resolve("tmp"));
         Map<String, String> env = SignalFixtures.environment(work, null, leaks);
         env.put("SBUILD_CONFIG", config.toString());
+        env.put("SHELL", "/bin/sh");
 
         E2e.Result source = E2e.run("signal-dpkg-source", null, work, env, Duration.ofMinutes(1),
                 List.of("dpkg-source", "--build", PACKAGE));
         assertEquals(0, source.exitCode, source.describe());
         Path dsc = work.resolve(PACKAGE + "_" + VERSION + ".dsc");
 
-        String sbuild = String.join(" ", List.of("sbuild",
+        // script runs its command through $SHELL -c: exec makes sbuild the terminal's foreground
+        // process itself, or a shell that dies of the ^C would be the status script reports.
+        String sbuild = String.join(" ", List.of("exec", "sbuild",
                 "--chroot-mode=autopkgtest",
                 // sbuild looks for the server on its own $path setting, not on $PATH.
                 "--autopkgtest-virt-server=" + E2e.distributionDir().resolve("bin/autopkgtest-virt-uchroot"),
