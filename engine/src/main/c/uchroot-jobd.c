@@ -1,9 +1,12 @@
 /*
- * uchroot-jobd --root ROOTFS --socket PATH
+ * uchroot-jobd --root ROOTFS --socket PATH [--overlay LOWER UPPER WORK OPTIONS]
+ *              [--scratch PATH] [--bind OUTSIDE INSIDE]...
  *
  * The job server of one uchroot session.  Started once per session, inside
  * the session's namespaces as the child of its init, with the host's root:
- * each job sets itself up from outside ROOTFS before it chroots.  Every
+ * first it mounts the testbed (sandbox.c: the overlay, /proc, /dev, /sys,
+ * the bind mounts, the scratch directory); then each job sets itself up from
+ * outside ROOTFS before it chroots.  Every
  * command of the session is a connection to the Unix stream socket PATH,
  * so a command costs a connection, a clone, a vfork and an exec: all else
  * (joining namespaces, mounting the rootfs) was done once, for the session.
@@ -64,6 +67,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "sandbox.h"
 
 #ifndef __linux__
 #error "uchroot-jobd needs Linux namespaces"
@@ -576,24 +581,56 @@ static void accept_jobs(void)
 
 static void usage(void)
 {
-    fputs("usage: uchroot-jobd --root ROOTFS --socket PATH\n", stderr);
-    exit(2);
+    fputs("usage: uchroot-jobd --root ROOTFS --socket PATH [--overlay LOWER UPPER WORK OPTIONS]\n"
+          "                    [--scratch PATH] [--bind OUTSIDE INSIDE]...\n",
+          stderr);
+    exit(125);
+}
+
+/* The command line, into root, socket_path and the sandbox to set up. */
+static void parse_args(int argc, char **argv, struct sandbox *sb)
+{
+    sb->binds = calloc((size_t)argc, sizeof *sb->binds);
+    if (!sb->binds)
+        die("calloc");
+    for (int i = 1; i < argc;) {
+        const char *opt = argv[i];
+        int left = argc - i - 1;
+        if (strcmp(opt, "--root") == 0 && left >= 1) {
+            root = argv[i + 1];
+            i += 2;
+        } else if (strcmp(opt, "--socket") == 0 && left >= 1) {
+            socket_path = argv[i + 1];
+            i += 2;
+        } else if (strcmp(opt, "--scratch") == 0 && left >= 1 && argv[i + 1][0] == '/') {
+            sb->scratch = argv[i + 1];
+            i += 2;
+        } else if (strcmp(opt, "--overlay") == 0 && left >= 4) {
+            sb->overlay_lower = argv[i + 1];
+            sb->overlay_upper = argv[i + 2];
+            sb->overlay_work = argv[i + 3];
+            sb->overlay_options = argv[i + 4];
+            i += 5;
+        } else if (strcmp(opt, "--bind") == 0 && left >= 2 && argv[i + 2][0] == '/') {
+            sb->binds[sb->bind_count].outside = argv[i + 1];
+            sb->binds[sb->bind_count].inside = argv[i + 2];
+            sb->bind_count++;
+            i += 3;
+        } else {
+            usage();
+        }
+    }
+    if (!root || !socket_path || root[0] != '/')
+        usage();
+    sb->root = root;
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc)
-            usage();
-        else if (strcmp(argv[i], "--root") == 0)
-            root = argv[i + 1];
-        else if (strcmp(argv[i], "--socket") == 0)
-            socket_path = argv[i + 1];
-        else
-            usage();
-    }
-    if (!root || !socket_path || root[0] != '/')
-        usage();
+    struct sandbox sb = { 0 };
+    parse_args(argc, argv, &sb);
+    /* Before anything listens: the first job must find the testbed complete. */
+    sandbox_setup(&sb);
     root = strdup(root); /* P writes over its copy of argv: see show_job() */
     if (!root)
         die("strdup");

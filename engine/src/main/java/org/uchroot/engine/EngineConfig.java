@@ -12,7 +12,7 @@ import org.uchroot.actors.GracePeriods;
  * {@code $UCHROOT_CONF_DIR/uchroot.conf} or {@code -Duchroot.conf.dir}, then {@code -D} system
  * properties, the last winning.
  *
- * @param libexecDir where {@code uchroot-jobd}, {@code uchroot-exec} and {@code session-setup.sh} are
+ * @param libexecDir where {@code uchroot-jobd} and {@code uchroot-exec} are
  * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
  * @param stateDir where sessions are recorded, so that those of a killed server can be cleaned up
  * @param cacheDir where unpacked tarballs are kept as read-only bases for overlay testbeds

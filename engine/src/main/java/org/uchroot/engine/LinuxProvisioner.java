@@ -24,10 +24,10 @@ import org.uchroot.actors.Testbed;
 import org.uchroot.actors.TestbedProvisioner;
 
 /**
- * Unpacks a rootfs tarball into a fresh directory and starts the session's namespaces around it:
- * {@code unshare} (with the caller's subordinate ids when unprivileged) runs {@code
- * session-setup.sh} as pid 1 of a new pid namespace, which mounts /dev, /sys and the bind mounts
- * in a private mount namespace and then becomes {@code tini}.
+ * Puts a testbed (an overlay over the cached base, or an unpacked tarball) in a fresh directory and
+ * starts the session's namespaces around it: {@code unshare} (with the caller's subordinate ids
+ * when unprivileged) runs {@code tini} as pid 1 of a new pid namespace, whose one child, {@code
+ * uchroot-jobd}, mounts the testbed in a private mount namespace and then serves its commands.
  */
 final class LinuxProvisioner implements TestbedProvisioner {
 
@@ -36,7 +36,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static final String READY = "uchroot-sandbox-ready";
   /** The session's job server, in the libexec directory. */
   private static final String JOB_SERVER = "uchroot-jobd";
-  /** Exit status of session-setup.sh when the overlay cannot be mounted. */
+  /** Exit status of the job server (passed on by tini and unshare) when the overlay cannot be mounted. */
   private static final int OVERLAY_FAILED = 3;
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -206,9 +206,16 @@ final class LinuxProvisioner implements TestbedProvisioner {
             "--fork",
             "--kill-child",
             "--",
-            "/bin/sh",
-            config.libexecDir().resolve("session-setup.sh").toString(),
-            root.toString()));
+            // The job server is the init's only child: it mounts the testbed, holds the session
+            // open and says when it is ready.
+            "tini",
+            "-s",
+            "--",
+            config.libexecDir().resolve(JOB_SERVER).toString(),
+            "--root",
+            root.toString(),
+            "--socket",
+            jobSocket.toString()));
     overlay.ifPresent(
         o ->
             argv.addAll(
@@ -222,18 +229,6 @@ final class LinuxProvisioner implements TestbedProvisioner {
     for (BindMount bind : spec.binds()) {
       argv.addAll(List.of("--bind", bind.outside().toAbsolutePath().toString(), bind.inside()));
     }
-    // The job server is the init's only child: it holds the session open and says when it is ready.
-    argv.addAll(
-        List.of(
-            "--",
-            "tini",
-            "-s",
-            "--",
-            config.libexecDir().resolve(JOB_SERVER).toString(),
-            "--root",
-            root.toString(),
-            "--socket",
-            jobSocket.toString()));
     LOG.debug("sandbox: {}", argv);
 
     Process holder;

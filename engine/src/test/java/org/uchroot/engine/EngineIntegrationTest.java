@@ -4,14 +4,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+import org.uchroot.actors.BindMount;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.SessionSpec;
 
@@ -127,5 +133,46 @@ abstract class EngineIntegrationTest {
     } finally {
       session.close().toCompletableFuture().join();
     }
+  }
+
+  /**
+   * A tarball whose /mnt/escape is a symlink to an absolute path that exists on the host too: a
+   * mount point made through it must land inside the rootfs, as in a chroot, and never touch the
+   * host directory of the same name.
+   */
+  @Test
+  void mountPointsAreResolvedInsideTheRootfs(@TempDir Path temp) throws Exception {
+    Path hostTarget = Files.createDirectories(temp.resolve("host-target"));
+    Files.writeString(hostTarget.resolve("sentinel"), "host\n");
+    Path stage = Files.createDirectories(temp.resolve("stage"));
+    sh("tar -xf \"$1\" -C \"$2\" && mkdir -p \"$2/mnt\" \"$2$3\" && ln -s \"$3\" \"$2/mnt/escape\""
+            + " && tar -cf \"$4\" -C \"$2\" .",
+        BusyboxRootfs.tarball().toString(), stage.toString(), hostTarget.toString(),
+        temp.resolve("escape.tar").toString());
+    Path bound = Files.createDirectories(temp.resolve("bound"));
+    Files.writeString(bound.resolve("marker"), "bound\n");
+
+    SessionSpec spec = new SessionSpec(temp.resolve("escape.tar"),
+        List.of(new BindMount(bound, "/mnt/escape/sub")), Optional.empty(), Optional.empty(), "uchroot");
+    Session session = engine.open(spec).toCompletableFuture().join();
+    try {
+      CapturedStdio io = new CapturedStdio();
+      assertEquals(new ExitStatus.Exited(0),
+          run(session, io, "cat", hostTarget + "/sub/marker", "/mnt/escape/sub/marker"));
+      assertEquals("bound\nbound\n", io.out());
+      try (Stream<Path> entries = Files.list(hostTarget)) {
+        assertEquals(List.of(hostTarget.resolve("sentinel")), entries.toList());
+      }
+      assertTrue(MountTable.mountsAtOrBelow(hostTarget).isEmpty());
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  private static void sh(String script, String... args) throws IOException, InterruptedException {
+    List<String> argv = new ArrayList<>(List.of("sh", "-c", script, "sh"));
+    argv.addAll(List.of(args));
+    Process p = new ProcessBuilder(argv).inheritIO().start();
+    assertEquals(0, p.waitFor(), "sh -c " + script);
   }
 }

@@ -275,7 +275,7 @@ abstract class JobServerIntegrationTest {
   private long jobServerPid() throws IOException {
     for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {
       List<String> args = commandLine(p.pid());
-      if (args.size() == 5 && args.get(0).endsWith("/uchroot-jobd")
+      if (args.size() >= 5 && args.get(0).endsWith("/uchroot-jobd")
           && Path.of(args.get(2)).startsWith(session.rootfs())) {
         return p.pid();
       }

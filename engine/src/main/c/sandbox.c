@@ -1,0 +1,203 @@
+/*
+ * The session's mounts, made with mount(2) by the job server itself: an open
+ * costs these system calls rather than a process for each of them.
+ *
+ * Every path inside the rootfs is opened with openat2(RESOLVE_IN_ROOT), as a
+ * chroot would resolve it, and mounted on through /proc/self/fd: a symlink
+ * planted in the rootfs (or in a tarball) can never aim a mount or a mkdir at
+ * the host.
+ */
+#define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char *const DEVICES[] = { "null", "zero", "full", "random", "urandom", "tty", "console" };
+
+static int root_fd = -1;
+
+__attribute__((format(printf, 2, 3), noreturn)) static void fail_with(int status, const char *fmt, ...)
+{
+    int err = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("uchroot-sandbox: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s\n", strerror(err));
+    exit(status);
+}
+
+#define fail(...) fail_with(1, __VA_ARGS__)
+
+/* PATH (absolute or not) inside the rootfs, resolved as if the rootfs were /. */
+static int open_in_root(const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = (unsigned)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    while (*path == '/')
+        path++;
+    return (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof how);
+}
+
+/* mkdir -p PATH inside the rootfs; an O_PATH descriptor of the directory, or -1. */
+static int mkdirs_in_root(const char *path)
+{
+    int fd = open_in_root(path, O_PATH | O_DIRECTORY);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    char parent[PATH_MAX];
+    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    size_t len = strlen(parent);
+    while (len > 1 && parent[len - 1] == '/')
+        parent[--len] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent;
+    int parent_fd;
+    if (slash) {
+        *slash = '\0';
+        parent_fd = mkdirs_in_root(parent);
+    } else {
+        parent_fd = open_in_root(".", O_PATH | O_DIRECTORY);
+    }
+    if (parent_fd < 0)
+        return -1;
+    /* name comes after the parent's own resolution: a ".." stays at the root. */
+    if (mkdirat(parent_fd, name, 0755) < 0 && errno != EEXIST) {
+        int err = errno;
+        close(parent_fd);
+        errno = err;
+        return -1;
+    }
+    close(parent_fd);
+    return open_in_root(path, O_PATH | O_DIRECTORY);
+}
+
+/* mount(2) on the object fd refers to, which mount itself would not re-resolve. */
+static int mount_on(int fd, const char *source, const char *type, unsigned long flags, const char *data)
+{
+    char target[32];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    return mount(source, target, type, flags, data);
+}
+
+/* A directory inside the rootfs made (if need be) and mounted on. */
+static void mount_dir(const char *inside, const char *source, const char *type, unsigned long flags,
+                      const char *data, const char *what)
+{
+    int fd = mkdirs_in_root(inside);
+    if (fd < 0)
+        fail("cannot create mount point %s", inside);
+    if (mount_on(fd, source, type, flags, data) < 0)
+        fail("cannot mount %s", what);
+    close(fd);
+}
+
+/* ln -sfT TARGET NAME in the directory dir_fd. */
+static void symlink_in(int dir_fd, const char *target, const char *name)
+{
+    if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
+        fail("cannot replace /dev/%s", name);
+    if (symlinkat(target, dir_fd, name) < 0)
+        fail("cannot link /dev/%s", name);
+}
+
+/*
+ * /dev/NAME: an empty file with no permissions (without its bind mount, a
+ * trap-free plain file rather than one that fills the disk) with the host's
+ * device bound on it.
+ */
+static void bind_device(int dev_fd, const char *name)
+{
+    if (unlinkat(dev_fd, name, 0) < 0 && errno != ENOENT)
+        fail("cannot replace /dev/%s", name);
+    if (mknodat(dev_fd, name, S_IFREG, 0) < 0)
+        fail("cannot create /dev/%s", name);
+    int fd = openat(dev_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    char source[32];
+    snprintf(source, sizeof source, "/dev/%s", name);
+    if (fd < 0 || mount_on(fd, source, NULL, MS_BIND, NULL) < 0)
+        fail("cannot bind %s", source);
+    close(fd);
+}
+
+static void mount_overlay(const struct sandbox *sb)
+{
+    char options[4 * PATH_MAX];
+    int n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s%s", sb->overlay_lower,
+                     sb->overlay_upper, sb->overlay_work, *sb->overlay_options ? "," : "",
+                     sb->overlay_options);
+    if (n >= (int)sizeof options) {
+        errno = ENAMETOOLONG;
+        fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
+    }
+    if (mount("overlay", sb->root, "overlay", 0, options) < 0)
+        fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
+}
+
+void sandbox_setup(const struct sandbox *sb)
+{
+    mode_t mask = umask(022); /* the directories made here are 0755 whoever started us */
+
+    /* The overlay comes before everything else: all later mounts go on top of it. */
+    if (sb->overlay_lower)
+        mount_overlay(sb);
+    root_fd = open(sb->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        fail("cannot open %s", sb->root);
+
+    /* /proc of the session's own pid namespace, which this process is in. */
+    mount_dir("/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc");
+
+    /* Bind mounts before /dev and /sys, as in unshare-helper, so that one aimed at /dev or
+     * /sys is covered by the sandbox's own mounts below rather than the reverse. */
+    for (size_t i = 0; i < sb->bind_count; i++)
+        mount_dir(sb->binds[i].inside, sb->binds[i].outside, NULL, MS_BIND | MS_REC, NULL,
+                  sb->binds[i].inside);
+
+    int dev_fd = mkdirs_in_root("/dev");
+    if (dev_fd < 0)
+        fail("cannot create /dev");
+    for (size_t i = 0; i < sizeof DEVICES / sizeof *DEVICES; i++)
+        bind_device(dev_fd, DEVICES[i]);
+    symlink_in(dev_fd, "/proc/self/fd", "fd");
+    symlink_in(dev_fd, "/proc/self/fd/0", "stdin");
+    symlink_in(dev_fd, "/proc/self/fd/1", "stdout");
+    symlink_in(dev_fd, "/proc/self/fd/2", "stderr");
+    /* A private devpts instance: the host's ptys stay out of reach. */
+    mount_dir("/dev/pts", "none", "devpts", MS_NOEXEC | MS_NOSUID,
+              "newinstance,gid=5,mode=620,ptmxmode=666", "/dev/pts");
+    symlink_in(dev_fd, "/dev/pts/ptmx", "ptmx");
+    close(dev_fd);
+    mount_dir("/dev/shm", "tmpfs", "tmpfs", 0, NULL, "/dev/shm");
+    mount_dir("/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, "/sys");
+
+    if (sb->scratch) {
+        int fd = mkdirs_in_root(sb->scratch);
+        if (fd < 0)
+            fail("cannot create the scratch directory %s", sb->scratch);
+        close(fd);
+        fd = open_in_root(sb->scratch, O_RDONLY | O_DIRECTORY);
+        if (fd < 0 || fchmod(fd, 01777) < 0)
+            fail("cannot make the scratch directory %s shared", sb->scratch);
+        close(fd);
+    }
+    close(root_fd);
+    umask(mask);
+}

@@ -1,0 +1,38 @@
+/*
+ * The session's mounts, made once by the job server before it listens.
+ */
+#ifndef UCHROOT_SANDBOX_H
+#define UCHROOT_SANDBOX_H
+
+#include <stddef.h>
+
+/* Exit status when the overlay cannot be mounted: the engine then unpacks. */
+#define SANDBOX_OVERLAY_FAILED 3
+
+struct bind_mount {
+    const char *outside; /* a host path */
+    const char *inside;  /* absolute, inside the rootfs */
+};
+
+struct sandbox {
+    const char *root;          /* absolute host path of the rootfs */
+    const char *overlay_lower; /* NULL: root is a plain directory */
+    const char *overlay_upper;
+    const char *overlay_work;
+    const char *overlay_options; /* extra options, may be empty */
+    const char *scratch;         /* NULL or an absolute path inside the rootfs */
+    struct bind_mount *binds;
+    size_t bind_count;
+};
+
+/*
+ * Mounts the overlay (if any) on root, then /proc, the bind mounts, /dev and
+ * /sys inside it, and creates the scratch directory, as autopkgtest's
+ * unshare-helper prepares a rootfs.  Paths inside the rootfs are resolved as
+ * a chroot would resolve them, so a symlink in the rootfs never sends a mount
+ * or a mkdir to the host.  On failure prints one line on stderr and exits
+ * (SANDBOX_OVERLAY_FAILED if the overlay failed, else 1).
+ */
+void sandbox_setup(const struct sandbox *sb);
+
+#endif
