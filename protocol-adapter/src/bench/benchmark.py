@@ -28,9 +28,11 @@ class Server:
     """One virtualisation server process, spoken to line by line."""
 
     def __init__(self, argv, env=None):
+        start = time.perf_counter()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env)
         self.expect_ok(self.proc.stdout.readline())
+        self.start_up = time.perf_counter() - start
 
     @staticmethod
     def expect_ok(line):
@@ -83,13 +85,12 @@ def exec_latencies(server, count):
     return statistics.median(times)
 
 
-def measure(name, argv, tarball, commands, scratch, env=None):
+def measure(name, argv, tarball, commands, scratch, env=None, rounds=5):
     figures = {}
     big = os.path.join(scratch, 'big.bin')
     # Cold: the first open of this tarball (uchroot unpacks it into its cache here).
     server = Server(argv + ['-t', tarball], env)
     (downtmp,), figures['cold open'] = server.ask('open')
-    (downtmp,), figures['revert'] = server.ask('revert')
     figures['command (true), median'] = exec_latencies(server, commands)
     _, figures['copydown 100 MB'] = server.ask('copydown', big, downtmp + '/big.bin')
     back = os.path.join(scratch, name + '-back.bin')
@@ -98,14 +99,21 @@ def measure(name, argv, tarball, commands, scratch, env=None):
         raise RuntimeError('%s: copyup returned a file of the wrong size' % name)
     os.unlink(back)
     figures['peak RSS, 1 session (MiB)'] = server.peak_rss_kib() / 1024
-    _, figures['close'] = server.ask('close')
-    server.quit()
-
-    # Warm: a later server on the same tarball (the reference cannot reopen after a close).
-    server = Server(argv + ['-t', tarball], env)
-    _, figures['warm open'] = server.ask('open')
     server.ask('close')
     server.quit()
+
+    # Warm: later servers on the same tarball, as each sbuild or autopkgtest run starts one (the
+    # reference cannot open again after a close). Medians over the rounds.
+    warm = {'server start-up': [], 'warm open': [], 'revert': [], 'close': []}
+    for _ in range(rounds):
+        server = Server(argv + ['-t', tarball], env)
+        warm['server start-up'].append(server.start_up)
+        warm['warm open'].append(server.ask('open')[1])
+        warm['revert'].append(server.ask('revert')[1])
+        warm['close'].append(server.ask('close')[1])
+        server.quit()
+    for row, times in warm.items():
+        figures[row] = statistics.median(times)
 
     # Twenty open testbeds at once: one server process each, as autopkgtest and sbuild run them.
     servers = [Server(argv + ['-t', tarball], env) for _ in range(20)]
@@ -116,6 +124,11 @@ def measure(name, argv, tarball, commands, scratch, env=None):
         s.ask('close')
         s.quit()
     return figures
+
+
+ROWS = ['server start-up', 'cold open', 'warm open', 'revert', 'close', 'command (true), median',
+        'copydown 100 MB', 'copyup 100 MB', 'peak RSS, 1 session (MiB)',
+        'peak RSS, 20 servers (MiB, sum)', 'peak RSS, 20 sessions in one process (MiB)']
 
 
 def batch_peak_rss_mib(uchroot, tarball, scratch, env):
@@ -144,6 +157,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--tarball', help='rootfs tarball (default: a cached bookworm apt tarball)')
     parser.add_argument('--commands', type=int, default=200, help='exec runs for the median')
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='new servers for the medians of start-up, warm open, revert and close')
     parser.add_argument('--uchroot', default=os.path.join(DIST, 'bin', 'autopkgtest-virt-uchroot'))
     args = parser.parse_args()
     tarball = os.path.abspath(args.tarball or default_tarball())
@@ -156,23 +171,24 @@ def main():
         env = dict(os.environ)
         # A private cache, so that the first open really is cold.
         env['UCHROOT_JAVA_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(scratch, 'cache')
-        ours = measure('uchroot', [args.uchroot], tarball, args.commands, scratch, env)
+        ours = measure('uchroot', [args.uchroot], tarball, args.commands, scratch, env, args.rounds)
         ours['peak RSS, 20 sessions in one process (MiB)'] = batch_peak_rss_mib(
             os.path.join(os.path.dirname(args.uchroot), 'uchroot'), tarball, scratch, env)
-        reference = measure('unshare', ['autopkgtest-virt-unshare'], tarball, args.commands, scratch)
+        reference = measure('unshare', ['autopkgtest-virt-unshare'], tarball, args.commands, scratch,
+                            rounds=args.rounds)
         # The reference has one process per testbed: its twenty servers are its whole cost.
         reference['peak RSS, 20 sessions in one process (MiB)'] = reference[
             'peak RSS, 20 servers (MiB, sum)']
         shutil.rmtree(os.path.join(scratch, 'cache'), ignore_errors=True)
 
     size = os.path.getsize(tarball) / 1e6
-    print('tarball: %s (%.0f MB); %d commands for the median; %s' % (
-        tarball, size, args.commands, os.uname().release))
+    print('tarball: %s (%.0f MB); %d commands for the median; %d rounds; %s' % (
+        tarball, size, args.commands, args.rounds, os.uname().release))
     print()
     print('| %-34s | %14s | %14s | %9s |' % ('row', 'uchroot', 'unshare', 'ratio'))
     print('|%s|%s|%s|%s|' % ('-' * 36, '-' * 16, '-' * 16, '-' * 11))
-    for row, value in ours.items():
-        ref = reference[row]
+    for row in ROWS:
+        value, ref = ours[row], reference[row]
         unit = 'MiB' if 'RSS' in row else 'ms'
         scale = 1 if unit == 'MiB' else 1000
         print('| %-34s | %11.1f %s | %11.1f %s | %8.1fx |' % (

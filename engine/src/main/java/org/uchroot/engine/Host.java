@@ -1,5 +1,6 @@
 package org.uchroot.engine;
 
+import com.sun.security.auth.module.UnixSystem;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -12,16 +13,21 @@ import jnr.posix.POSIXFactory;
 /** The calling user and the few system calls the engine needs from the JVM. */
 public final class Host {
 
-  private static final POSIX POSIX = POSIXFactory.getNativePOSIX();
+  private static final UnixSystem USER = new UnixSystem();
 
   private Host() {}
 
+  /** Loaded at the first signal sent: jnr's set-up costs a third of a second of start-up. */
+  private static final class Native {
+    static final POSIX POSIX = POSIXFactory.getNativePOSIX();
+  }
+
   public static int uid() {
-    return POSIX.getuid();
+    return (int) USER.getUid();
   }
 
   public static int gid() {
-    return POSIX.getgid();
+    return (int) USER.getGid();
   }
 
   public static boolean isRoot() {
@@ -29,13 +35,13 @@ public final class Host {
   }
 
   public static String userName() {
-    var pw = POSIX.getpwuid(uid());
-    return pw != null ? pw.getLoginName() : Integer.toString(uid());
+    String name = USER.getUsername();
+    return name != null ? name : Integer.toString(uid());
   }
 
   /** Sends {@code signal} to {@code pid}; false if it no longer exists. */
   public static boolean kill(long pid, int signal) {
-    return POSIX.kill((int) pid, signal) == 0;
+    return Native.POSIX.kill((int) pid, signal) == 0;
   }
 
   /**

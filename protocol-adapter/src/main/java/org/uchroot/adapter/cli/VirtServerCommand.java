@@ -48,12 +48,16 @@ final class VirtServerCommand implements Callable<Integer> {
       LoggerFactory.getLogger(VirtServerCommand.class).error(choice.missingTarball());
     }
     EngineConfig config = options.configure(Main.loadConfig());
+    CompletableFuture<Engine> engine = CompletableFuture.supplyAsync(() -> Engine.start(config));
     warnOfOrphans(config);
     // Whatever else writes to System.out would corrupt the protocol: it goes to stderr instead.
     // The answers go unbuffered, and not through a PrintStream, which would hide a caller gone.
     OutputStream answers = new FileOutputStream(FileDescriptor.out);
     System.setOut(System.err);
-    CompletableFuture<Engine> engine = CompletableFuture.supplyAsync(() -> Engine.start(config));
+    // The first "ok" says the server is ready: a client's first open then pays for the testbed
+    // only. An engine that failed to start is reported by that open, as the reference reports
+    // what keeps it from opening.
+    engine.handle((started, failure) -> null).join();
     VirtServer server =
         new VirtServer(
             new VirtServer.Settings(
