@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,9 +110,13 @@ static void mount_dir(const char *inside, const char *source, const char *type, 
     close(fd);
 }
 
-/* ln -sfT TARGET NAME in the directory dir_fd. */
+/* ln -sfT TARGET NAME in the directory dir_fd; kept if the rootfs has it already. */
 static void symlink_in(int dir_fd, const char *target, const char *name)
 {
+    char existing[PATH_MAX];
+    ssize_t n = readlinkat(dir_fd, name, existing, sizeof existing - 1);
+    if (n >= 0 && (size_t)n == strlen(target) && memcmp(existing, target, (size_t)n) == 0)
+        return;
     if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
         fail("cannot replace /dev/%s", name);
     if (symlinkat(target, dir_fd, name) < 0)
@@ -125,9 +130,12 @@ static void symlink_in(int dir_fd, const char *target, const char *name)
  */
 static void bind_device(int dev_fd, const char *name)
 {
-    if (unlinkat(dev_fd, name, 0) < 0 && errno != ENOENT)
+    struct stat st;
+    /* The rootfs cache makes them with the base: touching them would copy them up. */
+    bool made = fstatat(dev_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    if (!made && unlinkat(dev_fd, name, 0) < 0 && errno != ENOENT)
         fail("cannot replace /dev/%s", name);
-    if (mknodat(dev_fd, name, S_IFREG, 0) < 0)
+    if (!made && mknodat(dev_fd, name, S_IFREG, 0) < 0)
         fail("cannot create /dev/%s", name);
     int fd = openat(dev_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     char source[32];

@@ -18,7 +18,11 @@
  *
  * Frames, both ways: 1 type byte, a 4-byte big-endian payload length, the
  * payload (as between uchroot-exec and the engine).
- *   from the client: 'a' argv, each argument NUL-terminated (first, once)
+ *   from the client: '<' a host file to be the command's stdin and '>' one
+ *                    its stdout is written to (created or truncated): both
+ *                    optional, before 'a'; the command reads or writes the
+ *                    file itself, and no 'i' or 'o' frames pass for it
+ *                    'a' argv, each argument NUL-terminated (once)
  *                    'i' stdin data, 'c' end of stdin (empty)
  *                    's' a signal (1 byte) for the command's process group
  *                    'k' kill the whole job now (empty); so does the end of
@@ -180,12 +184,38 @@ static int recv_all(void *buf, size_t len)
     return 0;
 }
 
-static char **read_argv(void)
+/* A frame's payload as a string; the caller frees it. */
+static char *read_string(uint32_t len)
+{
+    char *text = malloc((size_t)len + 1);
+    if (!text)
+        p_fail("reading the command", ENOMEM);
+    if (recv_all(text, len) < 0)
+        _exit(137);
+    text[len] = '\0';
+    if (strlen(text) != len)
+        p_fail("protocol error: a path with a NUL byte", 0);
+    return text;
+}
+
+/*
+ * The command, and the host files that its stdin and stdout are, if the
+ * client asked for them in '<' and '>' frames before it.
+ */
+static char **read_request(char **stdin_file, char **stdout_file)
 {
     unsigned char h[5];
-    if (recv_all(h, 5) < 0)
-        _exit(137); /* the client left before asking for anything */
-    uint32_t len = be32(h + 1);
+    uint32_t len;
+    for (;;) {
+        if (recv_all(h, 5) < 0)
+            _exit(137); /* the client left before asking for anything */
+        len = be32(h + 1);
+        if ((h[0] != '<' && h[0] != '>') || len == 0 || len >= PATH_MAX)
+            break;
+        char **file = h[0] == '<' ? stdin_file : stdout_file;
+        free(*file);
+        *file = read_string(len);
+    }
     if (h[0] != 'a' || len == 0 || len > MAX_ARGV)
         p_fail("protocol error: the first frame must be a command", 0);
     char *args = malloc(len);
@@ -342,7 +372,8 @@ static void run_p(int conn)
         p_fail("/dev/null", errno);
     close(null);
 
-    char **argv = read_argv();
+    char *stdin_file = NULL, *stdout_file = NULL;
+    char **argv = read_request(&stdin_file, &stdout_file);
     show_job(argv);
     /* No MS_PRIVATE remount needed: the session's mount namespace was made
      * private as a whole (unshare --propagation private), so this copy is. */
@@ -352,6 +383,15 @@ static void run_p(int conn)
     int in[2], out[2], err[2];
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
         p_fail("pipe", errno);
+    /* Host files are opened here, before C chroots: copies then run at the speed of the
+     * command itself, with no relay.  The client names them through its own
+     * /proc/PID/root, so they resolve in its mount namespace, with its permissions. */
+    int c_in = in[0], c_out = out[1];
+    if (stdin_file && (c_in = open(stdin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+        p_fail(stdin_file, errno);
+    if (stdout_file &&
+        (c_out = open(stdout_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666)) < 0)
+        p_fail(stdout_file, errno);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -364,15 +404,24 @@ static void run_p(int conn)
     if (c_pid < 0)
         p_fail("vfork", errno);
     if (c_pid == 0)
-        run_c(argv, in[0], out[1], err[1]);
+        run_c(argv, c_in, c_out, err[1]);
     close(in[0]);
     close(out[1]);
     close(err[1]);
     in_fd = in[1];
     fcntl(in_fd, F_SETFL, O_NONBLOCK);
+    int src[3] = { -1, out[0], err[0] };
+    if (stdin_file) {
+        close(c_in);
+        close_stdin(); /* stdin frames, if any, are discarded */
+    }
+    if (stdout_file) {
+        close(c_out);
+        close(out[0]);
+        src[1] = -1;
+    }
 
     static unsigned char ob[5 + CHUNK];
-    int src[3] = { -1, out[0], err[0] };
     /* Background writers such as tee keep the job until they close their end
      * (Debian #1017974); detached daemons do not, and die with P. */
     while (!c_reaped || src[1] >= 0 || src[2] >= 0) {

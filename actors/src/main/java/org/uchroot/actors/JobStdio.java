@@ -2,6 +2,8 @@ package org.uchroot.actors;
 
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.Optional;
 
 /**
  * Where a command's standard streams come from and go to. The launcher pumps them on its own
@@ -13,4 +15,20 @@ public interface JobStdio {
   OutputStream stdout();
 
   OutputStream stderr();
+
+  /**
+   * A host file that the command reads as its stdin itself, with nothing relayed: a copy into the
+   * testbed then runs at the command's own speed. When present, {@link #stdin()} is not read.
+   */
+  default Optional<Path> stdinFile() {
+    return Optional.empty();
+  }
+
+  /**
+   * A host file that the command writes its stdout to itself (created or truncated). When present,
+   * {@link #stdout()} receives nothing.
+   */
+  default Optional<Path> stdoutFile() {
+    return Optional.empty();
+  }
 }

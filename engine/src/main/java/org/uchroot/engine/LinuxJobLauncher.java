@@ -1,5 +1,6 @@
 package org.uchroot.engine;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -43,6 +44,15 @@ final class LinuxJobLauncher implements JobLauncher {
 
   private static final int STDIN_CHUNK = 32768;
 
+  /**
+   * How the job server names a host file so that it resolves as this process sees it: through our
+   * {@code /proc/PID/root}, which sees past mounts made after the session's mount namespace was
+   * copied. A process in a user namespace may not follow another namespace's {@code /proc/PID/root}
+   * (commoncap), so unprivileged sessions open the path in their copy of the host's mounts.
+   */
+  private static final String OUR_ROOT =
+      Host.isRoot() ? "/proc/" + ProcessHandle.current().pid() + "/root" : "";
+
   private final Executor io;
 
   /** Everything a job needs is in the session's sandbox; nothing here blocks for long. */
@@ -64,6 +74,24 @@ final class LinuxJobLauncher implements JobLauncher {
     job.ready.thenRunAsync(job::pumpStdin, io);
     io.execute(job::run);
     return CompletableFuture.completedFuture(job);
+  }
+
+  /**
+   * What the job server gets first: a '<' and a '>' frame for the host files that the command's
+   * stdin and stdout are, if any, then the command.
+   */
+  private static byte[] request(JobSpec spec) {
+    ByteArrayOutputStream frames = new ByteArrayOutputStream();
+    spec.stdio().stdinFile().ifPresent(file -> frames.writeBytes(fileFrame('<', file)));
+    spec.stdio().stdoutFile().ifPresent(file -> frames.writeBytes(fileFrame('>', file)));
+    frames.writeBytes(argvFrame(spec));
+    return frames.toByteArray();
+  }
+
+  /** A host file for the job server to open, named as {@link #OUR_ROOT} says. */
+  private static byte[] fileFrame(char type, Path file) {
+    byte[] path = (OUR_ROOT + file.toAbsolutePath()).getBytes(StandardCharsets.UTF_8);
+    return header(type, path.length, path.length).put(path).array();
   }
 
   /** The 'a' frame: every argument NUL-terminated. */
@@ -118,7 +146,7 @@ final class LinuxJobLauncher implements JobLauncher {
      * unless the server's backlog or the socket's buffer is full; {@link #run} does the rest.
      */
     static LinuxJob connect(JobId id, Path socket, JobSpec spec, Executor io) {
-      ByteBuffer argv = ByteBuffer.wrap(argvFrame(spec));
+      ByteBuffer argv = ByteBuffer.wrap(request(spec));
       SocketChannel channel = null;
       try {
         channel = SocketChannel.open(StandardProtocolFamily.UNIX);
@@ -212,6 +240,9 @@ final class LinuxJobLauncher implements JobLauncher {
 
     /** Copies the caller's stdin into 'i' frames, then 'c'; ends with stdin or the job. */
     private void pumpStdin() {
+      if (stdio.stdinFile().isPresent()) {
+        return; // the command reads the file itself
+      }
       ByteBuffer frame = ByteBuffer.allocate(5 + STDIN_CHUNK);
       byte[] data = frame.array();
       try (InputStream in = stdio.stdin()) {

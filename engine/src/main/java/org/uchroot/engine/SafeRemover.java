@@ -1,9 +1,14 @@
 package org.uchroot.engine;
 
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -13,10 +18,10 @@ import org.uchroot.actors.RootfsRemover;
 import org.uchroot.actors.Testbed;
 
 /**
- * Deletes a rootfs with GNU {@code rm -rf --one-file-system}, which never follows symlinks and
- * skips (and reports) directories on another filesystem; unprivileged, inside a user namespace with
- * the session's id mapping, so that files owned by subordinate ids can go too. Refuses to start
- * while anything is mounted at or below the rootfs.
+ * Deletes a rootfs without ever following a symlink or leaving its filesystem: from this process
+ * when it may, else (files of subordinate ids) with GNU {@code rm -rf --one-file-system} inside a
+ * user namespace with the session's id mapping. Refuses to start while anything is mounted at or
+ * below the rootfs.
  */
 final class SafeRemover implements RootfsRemover {
 
@@ -49,18 +54,84 @@ final class SafeRemover implements RootfsRemover {
       throw new UchrootException(
           "refusing to remove " + dir + ": still mounted there: " + mounts);
     }
-    List<String> argv = new ArrayList<>();
-    if (!mapping.unshareOptions().isEmpty()) {
-      argv.add("unshare");
-      argv.addAll(mapping.unshareOptions());
-      argv.add("--");
+    try {
+      deleteTree(dir);
+    } catch (AccessDeniedException e) {
+      // Files of subordinate ids: only the user namespace's root may delete them.
+      if (mapping.unshareOptions().isEmpty()) {
+        throw new UchrootException("cannot remove " + e.getFile() + ": permission denied", e);
+      }
+      removeInUserNamespace(dir);
+    } catch (IOException e) {
+      throw new UchrootException("cannot remove " + dir + ": " + e.getMessage(), e);
     }
-    argv.addAll(List.of("rm", "-rf", "--one-file-system", "--", dir.toString()));
-    HelperProcess.run("removing " + dir, argv);
     if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       throw new UchrootException("could not remove all of " + dir);
     }
     forget(dir);
+  }
+
+  /**
+   * Deletes the tree from this process: a close then costs no process at all. Symlinks are
+   * deleted, never followed; a directory on another filesystem stops it, as a mount point that the
+   * mount table did not show.
+   */
+  private static void deleteTree(Path top) throws IOException {
+    Object device = Files.getAttribute(top, "unix:dev", LinkOption.NOFOLLOW_LINKS);
+    Files.walkFileTree(
+        top,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs)
+              throws IOException {
+            if (!device.equals(Files.getAttribute(dir, "unix:dev", LinkOption.NOFOLLOW_LINKS))) {
+              throw new IOException(dir + " is on another filesystem");
+            }
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult visitFileFailed(Path file, IOException failure)
+              throws IOException {
+            // A directory of ours that we may not read: overlayfs makes its work directory so.
+            if (failure instanceof AccessDeniedException
+                && Files.isDirectory(file, LinkOption.NOFOLLOW_LINKS)
+                && ownedByUs(file)) {
+              Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rwx------"));
+              deleteTree(file);
+              return FileVisitResult.CONTINUE;
+            }
+            throw failure;
+          }
+
+          @Override
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+            Files.delete(file);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult postVisitDirectory(Path dir, IOException failure)
+              throws IOException {
+            if (failure != null) {
+              throw failure;
+            }
+            Files.delete(dir);
+            return FileVisitResult.CONTINUE;
+          }
+        });
+  }
+
+  private static boolean ownedByUs(Path file) throws IOException {
+    return Files.getAttribute(file, "unix:uid", LinkOption.NOFOLLOW_LINKS).equals(Host.uid());
+  }
+
+  /** GNU rm as the namespace's root, which never follows symlinks nor leaves the filesystem. */
+  private void removeInUserNamespace(Path dir) {
+    List<String> argv = new ArrayList<>(List.of("unshare"));
+    argv.addAll(mapping.unshareOptions());
+    argv.addAll(List.of("--", "rm", "-rf", "--one-file-system", "--", dir.toString()));
+    HelperProcess.run("removing " + dir, argv);
   }
 
   private void forget(Path dir) {

@@ -5,6 +5,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Optional;
 import org.uchroot.actors.JobStdio;
 
 /** Streams for a job in a test: fixed stdin, captured stdout and stderr. */
@@ -12,6 +14,8 @@ public final class CapturedStdio implements JobStdio {
   private final InputStream in;
   private final ByteArrayOutputStream out = new ByteArrayOutputStream();
   private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+  private Optional<Path> stdinFile = Optional.empty();
+  private Optional<Path> stdoutFile = Optional.empty();
 
   public CapturedStdio(String stdin) {
     this.in = new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8));
@@ -19,6 +23,24 @@ public final class CapturedStdio implements JobStdio {
 
   public CapturedStdio() {
     this("");
+  }
+
+  /** Stdin and stdout that are host files, read and written by the command itself. */
+  public static CapturedStdio withHostFiles(Path stdin, Path stdout) {
+    CapturedStdio io = new CapturedStdio("relayed stdin\n");
+    io.stdinFile = Optional.ofNullable(stdin);
+    io.stdoutFile = Optional.ofNullable(stdout);
+    return io;
+  }
+
+  @Override
+  public Optional<Path> stdinFile() {
+    return stdinFile;
+  }
+
+  @Override
+  public Optional<Path> stdoutFile() {
+    return stdoutFile;
   }
 
   @Override

@@ -30,6 +30,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.JobStdio;
@@ -92,6 +93,25 @@ abstract class JobServerIntegrationTest {
     ExitStatus terminated = run(new CapturedStdio(), "sh", "-c", "kill -TERM $$");
     assertEquals(new ExitStatus.Signalled(15), terminated);
     assertEquals(143, terminated.shellStatus());
+  }
+
+  @Test
+  void hostFilesAreTheCommandsOwnStdinAndStdout(@TempDir Path temp) throws Exception {
+    byte[] data = new byte[3 << 20];
+    new Random(7).nextBytes(data);
+    Path source = Files.write(temp.resolve("source"), data);
+    Path target = Files.writeString(temp.resolve("target"), "old content\n".repeat(500_000));
+    CapturedStdio io = CapturedStdio.withHostFiles(source, target);
+    String whatFdsAre = "i=$(readlink /proc/$$/fd/0); o=$(readlink /proc/$$/fd/1); echo $i $o >&2";
+    assertEquals(new ExitStatus.Exited(0), run(io, "sh", "-c", "cat; " + whatFdsAre));
+    assertArrayEquals(data, Files.readAllBytes(target));
+    assertEquals("", io.out(), "nothing is relayed");
+    // The command holds the files themselves, not pipes from the job server.
+    assertEquals(source + " " + target + "\n", io.err());
+
+    CapturedStdio missing = CapturedStdio.withHostFiles(temp.resolve("missing"), null);
+    assertEquals(new ExitStatus.Exited(125), run(missing, "cat"));
+    assertTrue(missing.err().contains("missing: No such file or directory"), missing.err());
   }
 
   @Test

@@ -2,8 +2,6 @@ package org.uchroot.adapter.virt;
 
 import java.io.ByteArrayOutputStream;
 import java.io.File;
-import java.io.FilterInputStream;
-import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -19,6 +17,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -94,17 +93,17 @@ final class TestbedCopies {
     if (Files.isDirectory(source)) {
       throw new CopyFailure.OnHost(what + ": " + host + ": Is a directory");
     }
-    boolean executable = isExecutable(source);
-    String rune = executable ? "cat >\"$1\"; chmod +x -- \"$1\"" : "cat >\"$1\"";
-    TestbedCommand command = new TestbedCommand(what, List.of("sh", "-ec", rune, "sh", testbed));
-    try (RecordingInput in = new RecordingInput(Files.newInputStream(source))) {
-      command.stdin = in;
-      ExitStatus status = command.run(session);
-      in.check(what, host);
-      command.check(status);
+    // Opened here first, so that a host file we cannot read fails as the reference's does.
+    try (InputStream readable = Files.newInputStream(source)) {
+      // The command in the testbed reads the file itself.
     } catch (IOException e) {
       throw onHost(what, host, e);
     }
+    boolean executable = isExecutable(source);
+    String rune = executable ? "cat >\"$1\"; chmod +x -- \"$1\"" : "cat >\"$1\"";
+    TestbedCommand command = new TestbedCommand(what, List.of("sh", "-ec", rune, "sh", testbed));
+    command.stdinFile = Optional.of(source);
+    command.check(command.run(session));
   }
 
   /** Copies a testbed file or, for paths ending in {@code /}, a testbed directory to the host. */
@@ -140,14 +139,14 @@ final class TestbedCopies {
     }
     TestbedCommand command =
         new TestbedCommand(what, List.of("sh", "-ec", "cat <\"$1\"", "sh", testbed));
-    try (RecordingOutput out = new RecordingOutput(Files.newOutputStream(target))) {
-      command.stdout = out;
-      ExitStatus status = command.run(session);
-      out.check(what, host);
-      command.check(status);
+    // Created here first, so that a host path we cannot write fails as the reference's does.
+    try (OutputStream writable = Files.newOutputStream(target)) {
+      // The command in the testbed writes the file itself.
     } catch (IOException e) {
       throw onHost(what, host, e);
     }
+    command.stdoutFile = Optional.of(target);
+    command.check(command.run(session));
     TestbedCommand probe =
         new TestbedCommand(what, List.of("sh", "-c", "test -x \"$1\"", "sh", testbed));
     if (probe.run(session).shellStatus() == 0) {
@@ -299,6 +298,8 @@ final class TestbedCopies {
     final List<String> argv;
     InputStream stdin = InputStream.nullInputStream();
     OutputStream stdout = OutputStream.nullOutputStream();
+    Optional<Path> stdinFile = Optional.empty();
+    Optional<Path> stdoutFile = Optional.empty();
     final ByteArrayOutputStream stderr = new ByteArrayOutputStream();
 
     TestbedCommand(String what, List<String> argv) {
@@ -326,6 +327,16 @@ final class TestbedCopies {
                 @Override
                 public OutputStream stderr() {
                   return kept;
+                }
+
+                @Override
+                public Optional<Path> stdinFile() {
+                  return stdinFile;
+                }
+
+                @Override
+                public Optional<Path> stdoutFile() {
+                  return stdoutFile;
                 }
               });
       CompletableFuture<ExitStatus> result = job.result().toCompletableFuture();
@@ -375,58 +386,6 @@ final class TestbedCopies {
     public void write(byte[] data, int offset, int length) {
       synchronized (into) {
         into.write(data, offset, Math.max(0, Math.min(length, STDERR_KEPT - into.size())));
-      }
-    }
-  }
-
-  /**
-   * Remembers a read error of the host file, which the engine's pump would take for end of file.
-   */
-  private static final class RecordingInput extends FilterInputStream {
-    private volatile IOException error;
-
-    RecordingInput(InputStream in) {
-      super(in);
-    }
-
-    @Override
-    public int read(byte[] into, int offset, int length) throws IOException {
-      try {
-        return super.read(into, offset, length);
-      } catch (IOException e) {
-        error = e;
-        throw e;
-      }
-    }
-
-    void check(String what, String path) throws CopyFailure {
-      if (error != null) {
-        throw onHost(what, path, error);
-      }
-    }
-  }
-
-  /** Remembers a write error of the host file, which the engine's pump would only stop at. */
-  private static final class RecordingOutput extends FilterOutputStream {
-    private volatile IOException error;
-
-    RecordingOutput(OutputStream out) {
-      super(out);
-    }
-
-    @Override
-    public void write(byte[] data, int offset, int length) throws IOException {
-      try {
-        out.write(data, offset, length);
-      } catch (IOException e) {
-        error = e;
-        throw e;
-      }
-    }
-
-    void check(String what, String path) throws CopyFailure {
-      if (error != null) {
-        throw onHost(what, path, error);
       }
     }
   }

@@ -430,11 +430,13 @@ public final class VirtServer {
   private void closeTestbed() throws ProtocolError {
     Session closing = session;
     ExecRelay closingRelay = forgetTestbed();
+    // The session refuses new commands from now on; the relay's socket goes meanwhile.
+    CompletionStage<Void> closed = closing.close();
     if (closingRelay != null) {
       closingRelay.stopAccepting();
     }
     try {
-      await(closing.close());
+      await(closed);
     } finally {
       if (closingRelay != null) {
         closingRelay.close();
