@@ -13,8 +13,10 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.concurrent.ConcurrentHashMap;
 import org.uchroot.actors.SessionId;
 
 /**
@@ -29,6 +31,8 @@ public final class SessionRegistry {
 
   private final Path dir;
   private final Path runtimeDir;
+  /** The records this registry made, by rootfs: forgetting one of them reads no other. */
+  private final Map<Path, Path> recordedHere = new ConcurrentHashMap<>();
 
   public SessionRegistry(Path dir, Path runtimeDir) {
     this.dir = dir;
@@ -77,6 +81,7 @@ public final class SessionRegistry {
         p.store(out, "uchroot testbed");
       }
       Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      recordedHere.put(rootfs, file);
     } catch (IOException e) {
       throw new UchrootException("cannot record the session in " + dir + ": " + e.getMessage(), e);
     }
@@ -84,6 +89,15 @@ public final class SessionRegistry {
 
   /** Forgets the session whose rootfs this was, once the rootfs is gone. */
   void forget(Path rootfs) {
+    Path file = recordedHere.remove(rootfs);
+    if (file != null) {
+      try {
+        Files.deleteIfExists(file);
+        return;
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
     for (Entry entry : list()) {
       if (entry.rootfs().equals(rootfs)) {
         try {

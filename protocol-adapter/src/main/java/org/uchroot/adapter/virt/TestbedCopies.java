@@ -63,6 +63,9 @@ final class TestbedCopies {
           + " exec tar --warning=none --preserve-permissions --extract --no-same-owner -f -;"
           + " else exec tar -x -p -o -f -; fi";
 
+  /** The status of a file copyup whose testbed file is executable: neither cat nor sh use it. */
+  private static final int COPIED_EXECUTABLE = 99;
+
   private final Duration timeout;
 
   /**
@@ -137,8 +140,9 @@ final class TestbedCopies {
       finishWithHostTar(session, command, tar);
       return;
     }
-    TestbedCommand command =
-        new TestbedCommand(what, List.of("sh", "-ec", "cat <\"$1\"", "sh", testbed));
+    // One command both copies and says whether the file is executable in the testbed.
+    String rune = "cat <\"$1\"; if test -x \"$1\"; then exit " + COPIED_EXECUTABLE + "; fi";
+    TestbedCommand command = new TestbedCommand(what, List.of("sh", "-ec", rune, "sh", testbed));
     // Created here first, so that a host path we cannot write fails as the reference's does.
     try (OutputStream writable = Files.newOutputStream(target)) {
       // The command in the testbed writes the file itself.
@@ -146,12 +150,12 @@ final class TestbedCopies {
       throw onHost(what, host, e);
     }
     command.stdoutFile = Optional.of(target);
-    command.check(command.run(session));
-    TestbedCommand probe =
-        new TestbedCommand(what, List.of("sh", "-c", "test -x \"$1\"", "sh", testbed));
-    if (probe.run(session).shellStatus() == 0) {
+    ExitStatus status = command.run(session);
+    if (status.shellStatus() == COPIED_EXECUTABLE) {
       makeExecutable(what, target);
+      return;
     }
+    command.check(status);
   }
 
   /** Runs {@code command} with the host tar at its other end; both must succeed. */
