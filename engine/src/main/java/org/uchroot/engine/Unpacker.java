@@ -1,25 +1,31 @@
 package org.uchroot.engine;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 /** Unpacks a rootfs tarball, with the caller's subordinate ids when unprivileged. */
 final class Unpacker {
 
   private Unpacker() {}
 
-  /** As sandbox.c makes them: device files without permissions until their bind mounts cover them. */
-  private static final String DEV_SKELETON =
-      "mkdir -p \"$1/dev/pts\" \"$1/dev/shm\"\n"
-          + "cd \"$1/dev\"\n"
-          + "touch null zero full random urandom tty console\n"
-          + "chmod 000 null zero full random urandom tty console\n"
-          + "ln -s /proc/self/fd fd\n"
-          + "ln -s /proc/self/fd/0 stdin\n"
-          + "ln -s /proc/self/fd/1 stdout\n"
-          + "ln -s /proc/self/fd/2 stderr\n"
-          + "ln -s /dev/pts/ptmx ptmx\n";
+  /** The device files sandbox.c binds the host's devices on. */
+  private static final List<String> DEVICES =
+      List.of("null", "zero", "full", "random", "urandom", "tty", "console");
+
+  /** The links sandbox.c makes in /dev, and their targets. */
+  private static final Map<String, String> DEV_LINKS =
+      Map.of(
+          "fd", "/proc/self/fd",
+          "stdin", "/proc/self/fd/0",
+          "stdout", "/proc/self/fd/1",
+          "stderr", "/proc/self/fd/2",
+          "ptmx", "/dev/pts/ptmx");
 
   /**
    * Unpacks {@code tarball} into the existing directory {@code into}, without ./dev (device nodes
@@ -40,12 +46,37 @@ final class Unpacker {
             "/bin/sh",
             "-ec",
             "tar --exclude=./dev --directory \"$1\" --extract --file \"$2\"\n"
-                + "useradd --create-home --root \"$1\" \"$3\"\n"
-                + DEV_SKELETON,
+                + "useradd --create-home --root \"$1\" \"$3\"\n",
             "uchroot-unpack",
             into.toString(),
             tarball.toAbsolutePath().toString(),
             normalUser));
     HelperProcess.run("unpacking " + tarball, argv);
+    makeDevSkeleton(into.resolve("dev"));
+  }
+
+  /**
+   * /dev as sandbox.c completes it, made here without a process per file: empty device files
+   * without permissions (the sandbox binds the host's devices on them), its links and mount points.
+   * A /dev that the tarball brought after all (its entries lack the ./ prefix) is left to the
+   * sandbox, which never follows its links.
+   */
+  private static void makeDevSkeleton(Path dev) {
+    if (Files.exists(dev, LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    try {
+      Files.createDirectory(dev);
+      Files.createDirectory(dev.resolve("pts"));
+      Files.createDirectory(dev.resolve("shm"));
+      for (String device : DEVICES) {
+        Files.setPosixFilePermissions(Files.createFile(dev.resolve(device)), Set.of());
+      }
+      for (Map.Entry<String, String> link : DEV_LINKS.entrySet()) {
+        Files.createSymbolicLink(dev.resolve(link.getKey()), Path.of(link.getValue()));
+      }
+    } catch (IOException e) {
+      throw new UchrootException("cannot prepare " + dev + ": " + e.getMessage(), e);
+    }
   }
 }
