@@ -63,11 +63,12 @@ public final class Engine implements AutoCloseable {
                           .dispatchers()
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   SessionRegistry registry = SessionRegistry.of(config);
+                  SafeRemover remover = new SafeRemover(mapping, registry, blocking);
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
-                          new LinuxProvisioner(config, mapping, registry, blocking),
+                          new LinuxProvisioner(config, mapping, registry, remover, blocking),
                           new LinuxJobLauncher(config, blocking, io),
-                          new SafeRemover(mapping, registry, blocking),
+                          remover,
                           config.grace());
                   return SessionManager.create(ports, Engine::newSessionId);
                 }),

@@ -51,13 +51,18 @@ final class LinuxProvisioner implements TestbedProvisioner {
   /** Cleared for good once a mount fails: the kernel or filesystem will not change meanwhile. */
   private volatile boolean overlayUsable = true;
 
+  /** @param remover removes what a failed open left, as the session's CleanupActor would */
   LinuxProvisioner(
-      EngineConfig config, IdMapping mapping, SessionRegistry registry, Executor blocking) {
+      EngineConfig config,
+      IdMapping mapping,
+      SessionRegistry registry,
+      SafeRemover remover,
+      Executor blocking) {
     this.config = config;
     this.mapping = mapping;
     this.blocking = blocking;
     this.registry = registry;
-    this.remover = new SafeRemover(mapping, registry, blocking);
+    this.remover = remover;
     this.cache = new RootfsCache(config.cacheDir(), mapping);
   }
 
