@@ -31,4 +31,18 @@ public interface JobStdio {
   default Optional<Path> stdoutFile() {
     return Optional.empty();
   }
+
+  /** Streams that are what they are for the whole of the command. */
+  static JobStdio of(InputStream stdin, OutputStream stdout, OutputStream stderr) {
+    return new Streams(stdin, stdout, stderr, Optional.empty(), Optional.empty());
+  }
+
+  /** Fixed streams and host files, as the methods of {@link JobStdio} describe them. */
+  record Streams(
+      InputStream stdin,
+      OutputStream stdout,
+      OutputStream stderr,
+      Optional<Path> stdinFile,
+      Optional<Path> stdoutFile)
+      implements JobStdio {}
 }

@@ -140,22 +140,7 @@ final class BatchCommand implements Callable<Integer> {
 
   /** No input; stdout and stderr both to {@code lines}. */
   static JobStdio stdio(LinePrefixer lines) {
-    return new JobStdio() {
-      @Override
-      public InputStream stdin() {
-        return InputStream.nullInputStream();
-      }
-
-      @Override
-      public OutputStream stdout() {
-        return lines;
-      }
-
-      @Override
-      public OutputStream stderr() {
-        return lines;
-      }
-    };
+    return JobStdio.of(InputStream.nullInputStream(), lines, lines);
   }
 
   /**

@@ -3,8 +3,6 @@ package org.uchroot.adapter.cli;
 import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
@@ -69,25 +67,10 @@ final class RunCommand implements Callable<Integer> {
   }
 
   private static JobStdio terminal() {
-    InputStream in = new FileInputStream(FileDescriptor.in);
-    OutputStream out = new FileOutputStream(FileDescriptor.out);
-    OutputStream err = new FileOutputStream(FileDescriptor.err);
-    return new JobStdio() {
-      @Override
-      public InputStream stdin() {
-        return in;
-      }
-
-      @Override
-      public OutputStream stdout() {
-        return out;
-      }
-
-      @Override
-      public OutputStream stderr() {
-        return err;
-      }
-    };
+    return JobStdio.of(
+        new FileInputStream(FileDescriptor.in),
+        new FileOutputStream(FileDescriptor.out),
+        new FileOutputStream(FileDescriptor.err));
   }
 
   private static <T> T await(CompletionStage<T> stage) {

@@ -241,23 +241,7 @@ public final class ExecRelay implements AutoCloseable {
 
   private void relay(SocketChannel channel, InputStream in, FrameWriter out, List<String> argv) {
     StdinPipe stdin = new StdinPipe(STDIN_BUFFER);
-    JobStdio stdio =
-        new JobStdio() {
-          @Override
-          public InputStream stdin() {
-            return stdin;
-          }
-
-          @Override
-          public OutputStream stdout() {
-            return out.stream(Frame.STDOUT);
-          }
-
-          @Override
-          public OutputStream stderr() {
-            return out.stream(Frame.STDERR);
-          }
-        };
+    JobStdio stdio = JobStdio.of(stdin, out.stream(Frame.STDOUT), out.stream(Frame.STDERR));
     LOG.debug("exec: {}", argv.get(0));
     Job job = session.start(argv, stdio);
     AtomicBoolean ended = new AtomicBoolean();

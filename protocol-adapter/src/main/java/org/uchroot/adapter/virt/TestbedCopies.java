@@ -313,36 +313,10 @@ final class TestbedCopies {
 
     /** Runs to the end, or interrupts the command once the copy timeout has passed. */
     ExitStatus run(Session session) throws CopyFailure {
-      OutputStream kept = new Bounded(stderr);
       Job job =
           session.start(
               argv,
-              new JobStdio() {
-                @Override
-                public InputStream stdin() {
-                  return stdin;
-                }
-
-                @Override
-                public OutputStream stdout() {
-                  return stdout;
-                }
-
-                @Override
-                public OutputStream stderr() {
-                  return kept;
-                }
-
-                @Override
-                public Optional<Path> stdinFile() {
-                  return stdinFile;
-                }
-
-                @Override
-                public Optional<Path> stdoutFile() {
-                  return stdoutFile;
-                }
-              });
+              new JobStdio.Streams(stdin, stdout, new Bounded(stderr), stdinFile, stdoutFile));
       CompletableFuture<ExitStatus> result = job.result().toCompletableFuture();
       try {
         return result.get(timeout.toMillis(), TimeUnit.MILLISECONDS);

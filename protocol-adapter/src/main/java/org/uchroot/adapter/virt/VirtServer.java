@@ -405,22 +405,7 @@ public final class VirtServer {
       await(
           session.run(
               List.of("sh", "-c", command.toString()),
-              new JobStdio() {
-                @Override
-                public InputStream stdin() {
-                  return keys;
-                }
-
-                @Override
-                public OutputStream stdout() {
-                  return out;
-                }
-
-                @Override
-                public OutputStream stderr() {
-                  return out;
-                }
-              }));
+              JobStdio.of(keys, out, out)));
     } catch (IOException | ProtocolError e) {
       LOG.error("Cannot run shell: {}", e.getMessage());
     }
