@@ -3,7 +3,7 @@
  *              [--scratch PATH] [--bind OUTSIDE INSIDE]...
  *
  * The job server of one uchroot session.  Started once per session, inside
- * the session's namespaces as the child of its init, with the host's root:
+ * the session's namespaces as pid 1 of its pid namespace, with the host's root:
  * first it mounts the testbed (sandbox.c: the overlay, /proc, /dev, /sys,
  * the bind mounts, the scratch directory); then each job sets itself up from
  * outside ROOTFS before it chroots.  Every
@@ -12,7 +12,7 @@
  * (joining namespaces, mounting the rootfs) was done once, for the session.
  *
  * Prints "uchroot-sandbox-ready" on stdout once it listens.  Exits, removing
- * the socket and its directory (which is the job server's alone), when its
+ * the socket (in a directory that is the engine's user's alone), when its
  * stdin reaches end of file: the engine holds the other end, so the session
  * ends with the engine however the engine ends, and leaves nothing behind.
  *
@@ -36,10 +36,12 @@
  * killed.  'x' is written only once no process of the job is left.
  *
  * Processes:
- *   jobd  accepts, clones P, reaps it, writes 'x'.  It never reads from a
- *         connection, so no client can hold it up; it only watches each one
- *         for a hang-up, to kill P even while P is blocked writing to a client
- *         that stopped reading.
+ *   jobd  the session's init: accepts, clones P, reaps it, writes 'x'.  Its
+ *         only children are the P's (a job's orphans stay in the job's pid
+ *         namespace), and its exit ends the session's pid namespace.  It
+ *         never reads from a connection, so no client can hold it up; it only
+ *         watches each one for a hang-up, to kill P even while P is blocked
+ *         writing to a client that stopped reading.
  *   P     pid 1 of a fresh pid namespace with a mount namespace and /proc of
  *         its own: $$, kill and pidof agree with /proc, and a job's mounts do
  *         not leak into later jobs.  Reads the argv, shows it in ps, forks
@@ -50,7 +52,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -492,7 +493,6 @@ static int epfd;
 static int lfd;
 static bool accepting = true;
 static const char *socket_path;
-static char *socket_dir;
 /* epoll tags of jobd's own descriptors; jobs count on from FIRST_JOB */
 enum { TAG_LISTEN = 1, TAG_STDIN, TAG_SIGNAL, FIRST_JOB };
 static uint64_t next_id = FIRST_JOB;
@@ -697,10 +697,6 @@ int main(int argc, char **argv)
         die(socket_path);
     }
     strcpy(addr.sun_path, socket_path);
-    socket_dir = strdup(socket_path);
-    if (!socket_dir)
-        die("strdup");
-    socket_dir = dirname(socket_dir);
 
     /* A closed 0, 1 or 2 would be reused below and mistaken for a stream. */
     for (int fd = 0; fd < 3; fd++)
@@ -774,7 +770,6 @@ int main(int argc, char **argv)
                     /* The engine closed the session, or died.  Running jobs
                      * end with the session's pid namespace. */
                     unlink(socket_path);
-                    rmdir(socket_dir);
                     return 0;
                 }
             } else {

@@ -6,34 +6,40 @@ import akka.actor.typed.javadsl.Behaviors;
 import java.nio.file.Path;
 
 /**
- * Removes the rootfs of a dismantled testbed through the {@link RootfsRemover} and reports the
- * outcome. A session hands its rootfs over only once every job has released its mounts and the
- * session's namespaces are gone.
+ * Takes down a testbed whose every job has released its mounts: ends its namespaces through the
+ * {@link TestbedProvisioner}, and only once they are gone removes its rootfs through the {@link
+ * RootfsRemover}. The one place that orders the two, so that no file is deleted while a mount of
+ * the testbed may still exist.
  */
 public final class CleanupActor {
 
   public sealed interface Command {}
 
-  public record RemoveRootfs(Testbed testbed, ActorRef<Reply> replyTo) implements Command {}
+  public record RemoveTestbed(Testbed testbed, ActorRef<Reply> replyTo) implements Command {}
 
-  private record Finished(RemoveRootfs request, Throwable error) implements Command {}
+  private record Finished(RemoveTestbed request, Throwable error) implements Command {}
 
   public sealed interface Reply {}
 
   public record RootfsRemoved(Path rootfs) implements Reply {}
 
-  /** Nothing, or not everything, was deleted; {@code reason} is one line. */
+  /** The namespaces could not be ended or not all of the rootfs deleted; {@code reason} is one line. */
   public record RemovalFailed(Path rootfs, String reason) implements Reply {}
 
-  public static Behavior<Command> create(RootfsRemover remover) {
+  public static Behavior<Command> create(TestbedProvisioner provisioner, RootfsRemover remover) {
     return Behaviors.setup(
         context ->
             Behaviors.receive(Command.class)
                 .onMessage(
-                    RemoveRootfs.class,
+                    RemoveTestbed.class,
                     msg -> {
+                      Testbed testbed = msg.testbed();
+                      // The removal starts where the dismantling ends, without a message between.
                       context.pipeToSelf(
-                          remover.remove(msg.testbed()), (ok, error) -> new Finished(msg, error));
+                          provisioner
+                              .dismantle(testbed)
+                              .thenCompose(dismantled -> remover.remove(testbed)),
+                          (ok, error) -> new Finished(msg, error));
                       return Behaviors.same();
                     })
                 .onMessage(

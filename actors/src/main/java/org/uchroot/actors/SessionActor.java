@@ -17,8 +17,8 @@ import java.util.function.UnaryOperator;
 /**
  * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
  * or {@link Revert}: every job still running is interrupted, and only once each has reported
- * {@link MountsReleased} are the namespaces dismantled and the rootfs handed to a {@link
- * CleanupActor}. An {@link InterruptJobs} stops the commands but leaves the testbed open, so the
+ * {@link MountsReleased} is the testbed handed to a {@link CleanupActor}, which ends its namespaces
+ * and then removes its rootfs. An {@link InterruptJobs} stops the commands but leaves the testbed open, so the
  * client can still run its own cleanup in it.
  *
  * <p>States: opening, open (or interrupted, which behaves the same), closing, reverting; the actor
@@ -54,8 +54,6 @@ public final class SessionActor {
   private record Provisioned(Testbed testbed) implements Command {}
 
   private record ProvisionFailed(Throwable cause) implements Command {}
-
-  private record Dismantled(Throwable error) implements Command {}
 
   private record CleanupDone(CleanupActor.Reply reply) implements Command {}
 
@@ -119,6 +117,7 @@ public final class SessionActor {
   private final ActorContext<Command> context;
   private final StashBuffer<Command> stash;
   private final ActorRef<CleanupActor.Command> cleanup;
+  private final ActorRef<CleanupActor.Reply> cleanupReplies;
   /** Jobs that have not yet released their mounts. */
   private final Map<JobId, ActorRef<JobActor.Command>> jobs = new LinkedHashMap<>();
 
@@ -138,7 +137,9 @@ public final class SessionActor {
     this.ports = ports;
     this.context = context;
     this.stash = stash;
-    this.cleanup = context.spawn(CleanupActor.create(ports.remover()), "cleanup");
+    this.cleanup =
+        context.spawn(CleanupActor.create(ports.provisioner(), ports.remover()), "cleanup");
+    this.cleanupReplies = context.messageAdapter(CleanupActor.Reply.class, CleanupDone::new);
   }
 
   private Behavior<Command> opening(ActorRef<OpenReply> replyTo) {
@@ -312,13 +313,18 @@ public final class SessionActor {
 
   /**
    * The common path of close and revert. Interrupts what still runs, waits for every job's
-   * MountsReleased, dismantles the namespaces, and has the rootfs removed; then calls {@code then}
-   * with the error, if any. Messages the path itself does not handle go to {@code others}.
+   * MountsReleased, then hands the testbed to the CleanupActor, which ends its namespaces and
+   * removes its rootfs; then calls {@code then} with the error, if any. Messages the path itself
+   * does not handle go to {@code others}.
    */
   private Behavior<Command> draining(
       State state,
       UnaryOperator<BehaviorBuilder<Command>> others,
       Function<Optional<String>, Behavior<Command>> then) {
+    if (jobs.isEmpty()) {
+      // Nothing to wait for: the testbed starts going while the states below are made.
+      removeTestbed();
+    }
     jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
     context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
     Behavior<Command> removing =
@@ -335,29 +341,11 @@ public final class SessionActor {
             .onMessage(InterruptJobs.class, this::replyNothingToInterrupt)
             .onMessage(InterruptJob.class, msg -> Behaviors.same()))
             .build();
-    Behavior<Command> dismantling =
-        others.apply(
-            Behaviors.receive(Command.class)
-            .onMessage(
-                Dismantled.class,
-                msg -> {
-                  if (msg.error() != null) {
-                    return then.apply(Optional.of(JobActor.reason(msg.error())));
-                  }
-                  ActorRef<CleanupActor.Reply> adapter =
-                      context.messageAdapter(CleanupActor.Reply.class, CleanupDone::new);
-                  cleanup.tell(new CleanupActor.RemoveRootfs(testbed, adapter));
-                  return removing;
-                })
-            .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
-            .onMessage(InterruptJobs.class, this::replyNothingToInterrupt)
-            .onMessage(InterruptJob.class, msg -> Behaviors.same()))
-            .build();
     Behavior<Command> waiting =
         others.apply(
             Behaviors.receive(Command.class)
-            .onMessage(MountsReleased.class, msg -> afterJobGone(msg.job(), dismantling))
-            .onMessage(JobStopped.class, msg -> afterJobGone(msg.job(), dismantling))
+            .onMessage(MountsReleased.class, msg -> afterJobGone(msg.job(), removing))
+            .onMessage(JobStopped.class, msg -> afterJobGone(msg.job(), removing))
             .onMessage(JobFinished.class, this::onJobFinished)
             .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
             .onMessage(
@@ -369,17 +357,20 @@ public final class SessionActor {
                 })
             .onMessage(InterruptJob.class, msg -> Behaviors.same()))
             .build();
-    return jobs.isEmpty() ? dismantle(dismantling) : waiting;
+    return jobs.isEmpty() ? removing : waiting;
   }
 
-  private Behavior<Command> afterJobGone(JobId job, Behavior<Command> dismantling) {
+  private Behavior<Command> afterJobGone(JobId job, Behavior<Command> removing) {
     jobs.remove(job);
-    return jobs.isEmpty() ? dismantle(dismantling) : Behaviors.same();
+    if (!jobs.isEmpty()) {
+      return Behaviors.same();
+    }
+    removeTestbed();
+    return removing;
   }
 
-  private Behavior<Command> dismantle(Behavior<Command> dismantling) {
-    context.pipeToSelf(ports.provisioner().dismantle(testbed), (ok, error) -> new Dismantled(error));
-    return dismantling;
+  private void removeTestbed() {
+    cleanup.tell(new CleanupActor.RemoveTestbed(testbed, cleanupReplies));
   }
 
   private Behavior<Command> replyNothingToInterrupt(InterruptJobs msg) {

@@ -20,9 +20,9 @@ public interface TestbedProvisioner {
       SessionId session, SessionSpec spec, Optional<Testbed> previous);
 
   /**
-   * Ends the session's namespaces (everything still inside dies with its init), waits until they
-   * are gone, and fails if anything is still mounted at or below the rootfs. Leaves the rootfs on
-   * disk for the {@link RootfsRemover}.
+   * Ends the session's namespaces (everything still inside dies with its init) and waits until
+   * they are gone. Leaves the rootfs on disk for the {@link RootfsRemover}, which refuses it while
+   * anything is still mounted there.
    */
   CompletionStage<Void> dismantle(Testbed testbed);
 }

@@ -2,7 +2,6 @@ package org.uchroot.engine;
 
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.DispatcherSelector;
-import akka.actor.typed.javadsl.AskPattern;
 import akka.actor.typed.javadsl.Behaviors;
 import java.security.SecureRandom;
 import java.time.Duration;
@@ -16,7 +15,8 @@ import org.uchroot.actors.SessionManager;
 import org.uchroot.actors.SessionSpec;
 
 /**
- * The embedding entry point: one actor system hosting any number of sessions. Thread-safe.
+ * The embedding entry point: one actor system hosting any number of sessions. Thread-safe. The
+ * stages of {@link #open} and {@link #closeAll} complete on the engine's threads for blocking work.
  *
  * <pre>{@code
  * try (Engine engine = Engine.start(EngineConfig.load())) {
@@ -30,13 +30,18 @@ public final class Engine implements AutoCloseable {
 
   private static final Duration OPEN_TIMEOUT = Duration.ofHours(1);
   private static final SecureRandom RANDOM = new SecureRandom();
+  private static final String BLOCKING_DISPATCHER = "uchroot-blocking-dispatcher";
 
   private final EngineConfig config;
   private final ActorSystem<SessionManager.Command> system;
+  /** Where the stages of this API complete: callbacks may block there. */
+  private final Executor blocking;
 
   private Engine(EngineConfig config, ActorSystem<SessionManager.Command> system) {
     this.config = config;
     this.system = system;
+    this.blocking =
+        system.dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
   }
 
   /** Starts an engine; {@link #close()} ends every session it still has, then the engine. */
@@ -56,7 +61,7 @@ public final class Engine implements AutoCloseable {
                       context
                           .getSystem()
                           .dispatchers()
-                          .lookup(DispatcherSelector.fromConfig("uchroot-blocking-dispatcher"));
+                          .lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
                   Executor io =
                       context
                           .getSystem()
@@ -83,15 +88,17 @@ public final class Engine implements AutoCloseable {
 
   /** Provisions a testbed; fails with {@link UchrootException} saying why it could not. */
   public CompletionStage<Session> open(SessionSpec spec) {
-    return AskPattern.<SessionManager.Command, SessionActor.OpenReply>ask(
+    return Asks.<SessionManager.Command, SessionActor.OpenReply>ask(
             system,
             replyTo -> new SessionManager.OpenSession(spec, replyTo),
             OPEN_TIMEOUT,
-            system.scheduler())
+            system.scheduler(),
+            blocking)
         .thenApply(
             reply -> {
               if (reply instanceof SessionActor.Opened opened) {
-                return new Session(opened.session(), opened.testbed(), opened.ref(), system);
+                return new Session(
+                    opened.session(), opened.testbed(), opened.ref(), system, blocking);
               }
               throw new UchrootException(((SessionActor.OpenFailed) reply).reason());
             });
@@ -104,8 +111,12 @@ public final class Engine implements AutoCloseable {
 
   /** Closes every session; completes with how many were closed. */
   public CompletionStage<Integer> closeAll() {
-    return AskPattern.<SessionManager.Command, SessionManager.AllClosed>ask(
-            system, SessionManager.CloseAll::new, Duration.ofHours(6), system.scheduler())
+    return Asks.<SessionManager.Command, SessionManager.AllClosed>ask(
+            system,
+            SessionManager.CloseAll::new,
+            Duration.ofHours(6),
+            system.scheduler(),
+            blocking)
         .thenApply(SessionManager.AllClosed::sessions);
   }
 

@@ -11,7 +11,8 @@ public interface Job {
 
   /**
    * Completes when the command has ended, its output has been written out and no process of it
-   * remains; fails with {@link UchrootException} if the job could not run.
+   * remains; fails with {@link UchrootException} if the job could not run. Completes on an actor's
+   * thread: a callback that blocks needs an executor of its own ({@code thenAcceptAsync}).
    */
   CompletionStage<ExitStatus> result();
 

@@ -26,8 +26,8 @@ import org.uchroot.actors.TestbedProvisioner;
 /**
  * Puts a testbed (an overlay over the cached base, or an unpacked tarball) in a fresh directory and
  * starts the session's namespaces around it: {@code unshare} (with the caller's subordinate ids
- * when unprivileged) runs {@code tini} as pid 1 of a new pid namespace, whose one child, {@code
- * uchroot-jobd}, mounts the testbed in a private mount namespace and then serves its commands.
+ * when unprivileged) runs {@code uchroot-jobd} as pid 1 of a new pid namespace, which mounts the
+ * testbed in a private mount namespace and then serves its commands.
  */
 final class LinuxProvisioner implements TestbedProvisioner {
 
@@ -36,7 +36,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static final String READY = "uchroot-sandbox-ready";
   /** The session's job server, in the libexec directory. */
   private static final String JOB_SERVER = "uchroot-jobd";
-  /** Exit status of the job server (passed on by tini and unshare) when the overlay cannot be mounted. */
+  /** Exit status of the job server (passed on by unshare) when the overlay cannot be mounted. */
   private static final int OVERLAY_FAILED = 3;
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -74,15 +74,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
 
   @Override
   public CompletionStage<Void> dismantle(Testbed testbed) {
-    return CompletableFuture.runAsync(
-        () -> {
-          ((NamespaceSandbox) testbed.sandbox()).end();
-          List<Path> mounts = MountTable.mountsAtOrBelow(testbed.rootfs());
-          if (!mounts.isEmpty()) {
-            throw new UchrootException("still mounted below " + testbed.rootfs() + ": " + mounts);
-          }
-        },
-        blocking);
+    // What may still be mounted below the rootfs, the remover checks before it deletes anything.
+    return CompletableFuture.runAsync(((NamespaceSandbox) testbed.sandbox())::end, blocking);
   }
 
   private Testbed provisionNow(SessionId session, SessionSpec spec, Optional<Testbed> previous) {
@@ -211,11 +204,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
             "--fork",
             "--kill-child",
             "--",
-            // The job server is the init's only child: it mounts the testbed, holds the session
-            // open and says when it is ready.
-            "tini",
-            "-s",
-            "--",
+            // The job server is the session's init: it mounts the testbed, holds the session open
+            // and says when it is ready. Each command has a pid namespace of its own below it,
+            // whose pid 1 reaps that command's orphans, so nothing else needs an init here.
             config.libexecDir().resolve(JOB_SERVER).toString(),
             "--root",
             root.toString(),
@@ -240,7 +231,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     try {
       holder = HelperProcess.builder(argv).start();
     } catch (IOException e) {
-      NamespaceSandbox.removeSocketDir(jobSocket);
+      NamespaceSandbox.removeSocket(jobSocket);
       throw new UchrootException("cannot start the session's namespaces: " + e.getMessage(), e);
     }
     CompletableFuture<String> stderr =
@@ -255,7 +246,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     }
     if (!READY.equals(line)) {
       int status = HelperProcess.waitFor(holder);
-      NamespaceSandbox.removeSocketDir(jobSocket);
+      NamespaceSandbox.removeSocket(jobSocket);
       String reason = HelperProcess.oneLine(stderr.join());
       if (status == OVERLAY_FAILED && overlay.isPresent()) {
         throw new OverlayUnavailable(reason);
@@ -273,7 +264,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     return new NamespaceSandbox(holder, childOf(holder.pid()), root, hostScratch, jobSocket);
   }
 
-  /** The one child of {@code unshare --fork}: the session's init. */
+  /** The one child of {@code unshare --fork}: the job server, the session's init. */
   private static long childOf(long pid) {
     Path children = Path.of("/proc", Long.toString(pid), "task", Long.toString(pid), "children");
     try {

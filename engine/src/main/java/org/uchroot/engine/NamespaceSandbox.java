@@ -14,8 +14,8 @@ import org.uchroot.actors.SessionId;
 
 /**
  * The namespaces of one session, held by an {@code unshare} process whose child, the session's
- * init ({@code tini}), is pid 1 of the session's pid namespace; the init's child is the session's
- * job server ({@code uchroot-jobd}), which runs every command and listens on {@link #jobSocket()}.
+ * job server ({@code uchroot-jobd}), is pid 1 of the session's pid namespace, runs every command
+ * and listens on {@link #jobSocket()}.
  * The job server lives as long as the engine holds its stdin open: closing it, or the engine
  * dying, ends the session and the kernel kills everything left inside.
  */
@@ -31,7 +31,7 @@ final class NamespaceSandbox implements Sandbox {
    * @param root the directory jobs chroot into: the rootfs, or the overlay's mount point (which
    *     only the session's mount namespace sees populated)
    * @param hostScratch where the host sees the testbed's scratch directory
-   * @param jobSocket the job server's socket, alone in a private directory that is the sandbox's
+   * @param jobSocket the job server's socket, in the user's private runtime directory
    */
   NamespaceSandbox(Process holder, long initPid, Path root, Path hostScratch, Path jobSocket) {
     this.holder = holder;
@@ -68,13 +68,14 @@ final class NamespaceSandbox implements Sandbox {
         waitFor(10);
       }
     }
-    removeSocketDir(jobSocket);
+    removeSocket(jobSocket);
   }
 
   /**
-   * A fresh directory, mode 0700, for a job server's socket, in the user's runtime directory,
-   * which must be the user's alone: whoever could rename the directory could put a socket of their
-   * own in its place and see every command.
+   * Where a session's job server is to listen: a socket directly in the user's runtime directory,
+   * which must be the user's alone and nobody else's to enter (whoever could write there could
+   * put a socket of their own in its place and see every command). A socket left by an earlier
+   * job server of the session, killed before it could remove it, is removed.
    */
   static Path newJobSocket(Path runtimeDir, SessionId session) {
     Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
@@ -88,34 +89,27 @@ final class NamespaceSandbox implements Sandbox {
       if (!Files.getPosixFilePermissions(runtimeDir, LinkOption.NOFOLLOW_LINKS).equals(owner)) {
         Files.setPosixFilePermissions(runtimeDir, owner);
       }
-      Path dir =
-          Files.createTempDirectory(
-              runtimeDir, jobSocketPrefix(session), PosixFilePermissions.asFileAttribute(owner));
-      return dir.resolve("jobd.sock");
     } catch (IOException e) {
-      throw new UchrootException("cannot make the job server's socket directory in " + runtimeDir
-          + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot use the runtime directory " + runtimeDir + ": "
+          + e.getMessage(), e);
     }
+    Path socket = SessionRegistry.socketOf(runtimeDir, session, "jobd");
+    removeSocket(socket);
+    return socket;
   }
 
-  /** Names the socket directories of a session, so that an orphan's can be found and removed. */
-  static String jobSocketPrefix(SessionId session) {
-    return session.value() + ".jobd.";
-  }
-
-  /** The job server removes both as it exits, unless it was killed with the session. */
-  static void removeSocketDir(Path socket) {
-    try {
-      Files.deleteIfExists(socket);
-      Files.deleteIfExists(socket.getParent());
-    } catch (IOException e) {
-      throw new UchrootException("cannot remove " + socket.getParent() + ": " + e.getMessage(), e);
-    }
-    try {
-      // The runtime directory goes too once no session of this user needs it.
-      Files.deleteIfExists(socket.getParent().getParent());
-    } catch (IOException e) {
-      // Another session of the same user still has its sockets there.
+  /**
+   * The job server removes its socket as it exits, unless it was killed with the session. The
+   * runtime directory stays: other sessions of the user may be making their sockets there.
+   */
+  static void removeSocket(Path socket) {
+    // java.io.File says false where nio would throw: on this path, nothing is usually left.
+    if (!socket.toFile().delete() && Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+      try {
+        Files.delete(socket);
+      } catch (IOException e) {
+        throw new UchrootException("cannot remove " + socket + ": " + e.getMessage(), e);
+      }
     }
   }
 

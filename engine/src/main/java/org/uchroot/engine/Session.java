@@ -3,13 +3,13 @@ package org.uchroot.engine;
 import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.Props;
-import akka.actor.typed.javadsl.AskPattern;
 import akka.actor.typed.javadsl.Behaviors;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobActor;
@@ -22,7 +22,9 @@ import org.uchroot.actors.Testbed;
 
 /**
  * An open testbed of an {@link Engine}. Thread-safe; every method returns at once and completes its
- * stage when the session has done the work.
+ * stage when the session has done the work. The stages of {@link #revert}, {@link #close}, {@link
+ * #status} and {@link #interrupt} complete on the engine's threads for blocking work, where a
+ * callback may block; a {@link Job}'s complete on an actor's thread.
  */
 public final class Session {
 
@@ -35,13 +37,20 @@ public final class Session {
   private final SessionId id;
   private final ActorRef<SessionActor.Command> ref;
   private final ActorSystem<?> system;
+  private final Executor blocking;
   private volatile Testbed testbed;
 
-  Session(SessionId id, Testbed testbed, ActorRef<SessionActor.Command> ref, ActorSystem<?> system) {
+  Session(
+      SessionId id,
+      Testbed testbed,
+      ActorRef<SessionActor.Command> ref,
+      ActorSystem<?> system,
+      Executor blocking) {
     this.id = id;
     this.testbed = testbed;
     this.ref = ref;
     this.system = system;
+    this.blocking = blocking;
   }
 
   public SessionId id() {
@@ -83,21 +92,21 @@ public final class Session {
 
   /** Interrupts every running command; the testbed stays open. Completes with how many. */
   public CompletionStage<Integer> interrupt() {
-    return AskPattern.<SessionActor.Command, SessionActor.JobsInterrupted>ask(
-            ref, SessionActor.InterruptJobs::new, SHORT, system.scheduler())
+    return Asks.<SessionActor.Command, SessionActor.JobsInterrupted>ask(
+            ref, SessionActor.InterruptJobs::new, SHORT, system.scheduler(), blocking)
         .thenApply(SessionActor.JobsInterrupted::jobs);
   }
 
   public CompletionStage<SessionStatus> status() {
-    return AskPattern.<SessionActor.Command, SessionActor.Status>ask(
-            ref, SessionActor.GetStatus::new, SHORT, system.scheduler())
+    return Asks.<SessionActor.Command, SessionActor.Status>ask(
+            ref, SessionActor.GetStatus::new, SHORT, system.scheduler(), blocking)
         .thenApply(s -> new SessionStatus(s.state(), s.runningJobs(), s.interrupts()));
   }
 
   /** Ends what runs, and makes the testbed afresh, with the same scratch path. */
   public CompletionStage<Void> revert() {
-    return AskPattern.<SessionActor.Command, SessionActor.RevertReply>ask(
-            ref, SessionActor.Revert::new, LONG, system.scheduler())
+    return Asks.<SessionActor.Command, SessionActor.RevertReply>ask(
+            ref, SessionActor.Revert::new, LONG, system.scheduler(), blocking)
         .thenApply(
             reply -> {
               if (reply instanceof SessionActor.Reverted reverted) {
@@ -113,8 +122,8 @@ public final class Session {
    * namespaces and removes the rootfs; completes after the removal.
    */
   public CompletionStage<Void> close() {
-    return AskPattern.<SessionActor.Command, SessionActor.CloseReply>ask(
-            ref, SessionActor.Close::new, LONG, system.scheduler())
+    return Asks.<SessionActor.Command, SessionActor.CloseReply>ask(
+            ref, SessionActor.Close::new, LONG, system.scheduler(), blocking)
         .thenApply(
             reply -> {
               if (reply instanceof SessionActor.CloseFailed failed) {

@@ -54,9 +54,13 @@ public final class SessionRegistry {
       Optional<Path> base,
       boolean live) {}
 
-  /** The private directory of a session's sockets. */
-  public Path runtimeDirOf(SessionId session) {
-    return runtimeDir.resolve(session.value());
+  /**
+   * Where a session's socket called {@code name} is: every socket of a session is a file {@code
+   * SESSION.NAME.sock} directly in the user's runtime directory, so that an orphan's are found by
+   * its name alone.
+   */
+  public static Path socketOf(Path runtimeDir, SessionId session, String name) {
+    return runtimeDir.resolve(session.value() + "." + name + ".sock");
   }
 
   void record(SessionId session, Path rootfs) {
@@ -71,7 +75,7 @@ public final class SessionRegistry {
     p.setProperty("owner-pid", Long.toString(self.pid()));
     p.setProperty("owner-start", self.info().startInstant().map(Instant::toString).orElse(""));
     p.setProperty("rootfs", rootfs.toString());
-    p.setProperty("runtime-dir", runtimeDirOf(session).toString());
+    p.setProperty("runtime-dir", runtimeDir.toString());
     base.ifPresent(b -> p.setProperty("base", b.toString()));
     try {
       Files.createDirectories(dir);
@@ -146,21 +150,13 @@ public final class SessionRegistry {
     }
     new SafeRemover(Host.idMapping(), this, Runnable::run).removeNow(entry.rootfs());
     try {
+      // The sockets of a server that was killed with its job servers.
       Path sockets = entry.runtimeDir();
       if (Files.isDirectory(sockets, LinkOption.NOFOLLOW_LINKS)) {
-        try (DirectoryStream<Path> files = Files.newDirectoryStream(sockets)) {
-          for (Path f : files) {
-            Files.deleteIfExists(f);
-          }
-        }
-        Files.deleteIfExists(sockets);
-      }
-      // The job server's socket, left behind when it was killed together with its server.
-      if (Files.isDirectory(runtimeDir, LinkOption.NOFOLLOW_LINKS)) {
-        String prefix = NamespaceSandbox.jobSocketPrefix(new SessionId(entry.session()));
-        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(runtimeDir, prefix + "*")) {
-          for (Path jobd : dirs) {
-            NamespaceSandbox.removeSocketDir(jobd.resolve("jobd.sock"));
+        try (DirectoryStream<Path> files =
+            Files.newDirectoryStream(sockets, entry.session() + ".*.sock")) {
+          for (Path socket : files) {
+            Files.deleteIfExists(socket);
           }
         }
       }

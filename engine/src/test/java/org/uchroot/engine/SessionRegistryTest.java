@@ -34,8 +34,10 @@ class SessionRegistryTest {
     SessionRegistry registry = new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"));
     Path rootfs = Files.createDirectories(tmp.resolve("rootfs/etc"));
     Files.writeString(rootfs.resolve("passwd"), "root:x:0:0::/root:/bin/sh\n");
-    Path sockets = Files.createDirectories(registry.runtimeDirOf(new SessionId("s2")));
-    Files.writeString(sockets.resolve("exec.sock"), "");
+    Path run = Files.createDirectories(tmp.resolve("run"));
+    Path exec = Files.writeString(SessionRegistry.socketOf(run, new SessionId("s2"), "exec"), "");
+    Path jobd = Files.writeString(SessionRegistry.socketOf(run, new SessionId("s2"), "jobd"), "");
+    Path another = Files.writeString(SessionRegistry.socketOf(run, new SessionId("s22"), "exec"), "");
     registry.record(new SessionId("s2"), tmp.resolve("rootfs"));
     // A dead owner: rewrite the record with a pid that started at another time.
     Path record = tmp.resolve("state/s2.session");
@@ -50,7 +52,9 @@ class SessionRegistryTest {
     assertEquals(List.of("s2"), registry.orphaned().stream().map(SessionRegistry.Entry::session).toList());
     registry.cleanup("s2");
     assertFalse(Files.exists(tmp.resolve("rootfs")));
-    assertFalse(Files.exists(sockets));
+    assertFalse(Files.exists(exec));
+    assertFalse(Files.exists(jobd));
+    assertTrue(Files.exists(another), "another session's socket was removed");
     assertEquals(List.of(), registry.list());
   }
 

@@ -48,7 +48,11 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  *       this test's tag counts whatever its command line;</li>
  *   <li>an entry of the system temporary directory matching
  *       {@link #DEFAULT_UNPACK_PATTERN}, or any entry of a directory passed
- *       to {@link #watch(Path)}, that was not there before.</li>
+ *       to {@link #watch(Path)}, that was not there before;</li>
+ *   <li>but of a user's runtime directory there ({@code uchroot-UID}, where
+ *       servers of a user without {@code XDG_RUNTIME_DIR} put their sockets,
+ *       and which they leave for the user's other servers), only an entry
+ *       inside it that was not there before.</li>
  * </ul>
  */
 public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
@@ -66,6 +70,9 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
      */
     public static final Pattern DEFAULT_UNPACK_PATTERN =
             Pattern.compile("tmp[a-z0-9_]{8}|uchroot.*");
+
+    /** A user's runtime directory in a temporary directory. */
+    private static final Pattern RUNTIME_DIR = Pattern.compile("uchroot-[0-9]+");
 
     private static final Pattern MOUNT_PATTERN = Pattern.compile("uchroot|autopkgtest");
     private static final Path PROC = Paths.get("/proc");
@@ -128,6 +135,11 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
         entriesBefore.clear();
         for (Path dir : watched.keySet()) {
             entriesBefore.put(dir, entries(dir));
+            for (String name : entriesBefore.get(dir)) {
+                if (RUNTIME_DIR.matcher(name).matches()) {
+                    entriesBefore.put(dir.resolve(name), entries(dir.resolve(name)));
+                }
+            }
         }
         mountsBefore = mountLines();
         processesBefore = new LinkedHashSet<>(processes().keySet());
@@ -164,8 +176,16 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
         watched.forEach((dir, names) -> {
             Set<String> before = entriesBefore.getOrDefault(dir, Set.of());
             for (String name : entries(dir)) {
-                if (!before.contains(name) && (names == null || names.matcher(name).matches())) {
-                    leaks.add("temp entry: " + dir.resolve(name) + describeEntry(dir.resolve(name)));
+                Path entry = dir.resolve(name);
+                if (RUNTIME_DIR.matcher(name).matches() && Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    Set<String> inside = entriesBefore.getOrDefault(entry, Set.of());
+                    for (String socket : entries(entry)) {
+                        if (!inside.contains(socket)) {
+                            leaks.add("runtime entry: " + entry.resolve(socket) + describeEntry(entry.resolve(socket)));
+                        }
+                    }
+                } else if (!before.contains(name) && (names == null || names.matcher(name).matches())) {
+                    leaks.add("temp entry: " + entry + describeEntry(entry));
                 }
             }
         });

@@ -75,16 +75,14 @@ public final class ExecRelay implements AutoCloseable {
   }
 
   /**
-   * Binds {@code socket}, creating its directory with mode 0700 (and the directories above it, for
-   * the runtime directory), and starts accepting.
+   * Binds {@code socket} in the user's runtime directory (made with mode 0700 if missing) and
+   * starts accepting.
    */
   public static ExecRelay start(Path socket, Session session) throws IOException {
     Path dir = socket.getParent();
     Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
     Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(owner));
-    requireOwnDirectory(dir.getParent());
-    // A directory left by an earlier run may have other modes: the socket's privacy rests on it.
-    Files.setPosixFilePermissions(dir, owner);
+    requireOwnDirectory(dir);
     Files.deleteIfExists(socket);
     ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
     try {
@@ -107,8 +105,8 @@ public final class ExecRelay implements AutoCloseable {
   }
 
   /**
-   * Stops taking new connections and removes the socket and its directory; the commands already
-   * connected go on and still report their status. Idempotent.
+   * Stops taking new connections and removes the socket; the commands already connected go on and
+   * still report their status. Idempotent.
    */
   public void stopAccepting() {
     if (!accepting.getAndSet(false)) {
@@ -120,22 +118,17 @@ public final class ExecRelay implements AutoCloseable {
       LOG.debug("closing {}: {}", socket, e.toString());
     }
     try {
+      // The runtime directory stays: other servers of the user may be making sockets there.
       Files.deleteIfExists(socket);
-      Files.deleteIfExists(socket.getParent());
     } catch (IOException e) {
       LOG.warn("cannot remove {}: {}", socket, e.getMessage());
-    }
-    try {
-      // The runtime directory goes too once no session of this user needs it.
-      Files.deleteIfExists(socket.getParent().getParent());
-    } catch (IOException e) {
-      // Another session of the same user still has its socket there.
     }
   }
 
   /**
    * The runtime directory may sit in a world-writable /tmp: it must be a real directory of ours
-   * that nobody else can enter, or another user could reach the sockets.
+   * that nobody else can enter, or another user could reach the sockets or put one of theirs in
+   * a socket's place.
    */
   private static void requireOwnDirectory(Path runtime) throws IOException {
     var attributes =

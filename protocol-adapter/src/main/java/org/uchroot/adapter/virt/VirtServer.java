@@ -33,6 +33,7 @@ import org.uchroot.adapter.protocol.Response;
 import org.uchroot.adapter.protocol.Verb;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.Session;
+import org.uchroot.engine.SessionRegistry;
 import org.uchroot.engine.SessionStatus;
 
 /**
@@ -72,7 +73,7 @@ public final class VirtServer {
    * @param spec what {@code open} provisions; may throw {@link org.uchroot.engine.UchrootException}
    *     when there is nothing to open, such as no tarball
    * @param normalUser the account advertised as {@code suggested-normal-user}
-   * @param runtimeDir where the exec sockets go, one directory per session
+   * @param runtimeDir where the exec sockets go, one per session
    * @param execProgram the program and leading arguments {@code print-execute-command} gives, the
    *     socket following them
    * @param copyTimeout how long one copy may take
@@ -301,7 +302,7 @@ public final class VirtServer {
     Session opened = await(await(engine).open(spec));
     session = opened;
     MDC.put("session", opened.id().value());
-    Path socket = settings.runtimeDir().resolve(opened.id().value()).resolve("exec.sock");
+    Path socket = SessionRegistry.socketOf(settings.runtimeDir(), opened.id(), "exec");
     try {
       relay = ExecRelay.start(socket, opened);
     } catch (IOException e) {

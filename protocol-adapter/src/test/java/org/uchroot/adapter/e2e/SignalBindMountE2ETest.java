@@ -128,12 +128,7 @@ class SignalBindMountE2ETest {
             sessionsCleanupRemovesWhatAKilledServerLeft(work, rootfs, host, before, state, env, marker, orphanSockets);
         } finally {
             // After a failure only: what cleanup should have removed, but outside the test's own directory.
-            if (orphanSockets[0] != null && Files.isDirectory(orphanSockets[0], LinkOption.NOFOLLOW_LINKS)) {
-                try (Stream<Path> files = Files.list(orphanSockets[0])) {
-                    for (Path f : files.toList()) {
-                        Files.deleteIfExists(f);
-                    }
-                }
+            if (orphanSockets[0] != null) {
                 Files.deleteIfExists(orphanSockets[0]);
             }
         }
@@ -151,7 +146,7 @@ class SignalBindMountE2ETest {
                         "-b", host.toString(), INSIDE))) {
             server.ok("open");
             List<String> execProgram = server.execProgram();
-            orphanSockets[0] = Path.of(execProgram.get(execProgram.size() - 1)).getParent();
+            orphanSockets[0] = Path.of(execProgram.get(execProgram.size() - 1));
             plantSymlinks(server, execProgram, host);
             VirtServerProcess.Job job = server.launch("in-shared", exec(execProgram,
                     "m=" + marker.substring(0, half) + "; cd " + INSIDE + "/sub && ( setsid sh -c "
@@ -199,6 +194,9 @@ class SignalBindMountE2ETest {
             assertFalse(Files.exists(rootfs, LinkOption.NOFOLLOW_LINKS), rootfs + " survived cleanup\n" + cleanup.describe());
             assertFalse(Files.exists(orphanSockets[0], LinkOption.NOFOLLOW_LINKS),
                     orphanSockets[0] + " survived cleanup\n" + cleanup.describe());
+            Path jobSocket = orphanSockets[0].resolveSibling(
+                    orphanSockets[0].getFileName().toString().replace(".exec.sock", ".jobd.sock"));
+            assertFalse(Files.exists(jobSocket, LinkOption.NOFOLLOW_LINKS), jobSocket + " survived cleanup");
             assertEquals(before, snapshot(work.resolve("host")), "cleanup changed the bound directory or its parent");
 
             E2e.Result after = sessions(env, "list");

@@ -66,7 +66,7 @@ class SignalGroupInterruptE2ETest {
             server.ok("open");
             assertTrue(Files.isDirectory(rootfs), "no rootfs at " + rootfs);
             List<String> execProgram = server.execProgram();
-            Path socketDir = Path.of(execProgram.get(execProgram.size() - 1)).getParent();
+            Path socket = Path.of(execProgram.get(execProgram.size() - 1));
 
             VirtServerProcess.Job loop = server.launch("loop", exec(execProgram,
                     "echo started; while :; do echo tick >> /loop; sleep 0.1; done"));
@@ -101,7 +101,7 @@ class SignalGroupInterruptE2ETest {
             SignalFixtures.report("group SIGINT " + who, "close to ok (rootfs removed)",
                     Duration.ofNanos(System.nanoTime() - closing));
             assertFalse(Files.exists(rootfs, LinkOption.NOFOLLOW_LINKS), rootfs + " survived close");
-            assertFalse(Files.exists(socketDir, LinkOption.NOFOLLOW_LINKS), socketDir + " survived close");
+            assertFalse(Files.exists(socket, LinkOption.NOFOLLOW_LINKS), socket + " survived close");
             assertEquals("state=closed jobs=0 interrupts=0", server.ok("status"));
 
             server.send("quit");

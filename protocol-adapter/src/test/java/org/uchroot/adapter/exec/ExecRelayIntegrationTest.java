@@ -15,7 +15,9 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -57,13 +59,16 @@ class ExecRelayIntegrationTest {
 
   @BeforeEach
   void startRelay() throws IOException {
-    relay = ExecRelay.start(dir.resolve("s/exec.sock"), session);
+    relay = ExecRelay.start(dir.resolve("run/s1.exec.sock"), session);
   }
 
   @AfterEach
-  void stopRelay() {
+  void stopRelay() throws IOException {
     relay.close();
-    assertFalse(Files.exists(dir.resolve("s")), "the socket's directory is removed");
+    assertFalse(Files.exists(relay.socket(), LinkOption.NOFOLLOW_LINKS), "the socket is removed");
+    // The runtime directory, made private, stays for the user's other servers.
+    assertEquals(
+        "rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("run"))));
   }
 
   @Test
