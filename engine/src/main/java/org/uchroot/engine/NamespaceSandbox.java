@@ -5,9 +5,6 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.uchroot.actors.Sandbox;
 import org.uchroot.actors.SessionId;
@@ -72,23 +69,13 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * Where a session's job server is to listen: a socket directly in the user's runtime directory,
-   * which must be the user's alone and nobody else's to enter (whoever could write there could
-   * put a socket of their own in its place and see every command). A socket left by an earlier
-   * job server of the session, killed before it could remove it, is removed.
+   * Where a session's job server is to listen: a socket directly in the user's private runtime
+   * directory. A socket left by an earlier job server of the session, killed before it could
+   * remove it, is removed.
    */
   static Path newJobSocket(Path runtimeDir, SessionId session) {
-    Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
     try {
-      Files.createDirectories(runtimeDir, PosixFilePermissions.asFileAttribute(owner));
-      int uid = (Integer) Files.getAttribute(runtimeDir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
-      if (uid != Host.uid() || !Files.isDirectory(runtimeDir, LinkOption.NOFOLLOW_LINKS)) {
-        throw new UchrootException(
-            "the runtime directory " + runtimeDir + " is not a directory of uid " + Host.uid());
-      }
-      if (!Files.getPosixFilePermissions(runtimeDir, LinkOption.NOFOLLOW_LINKS).equals(owner)) {
-        Files.setPosixFilePermissions(runtimeDir, owner);
-      }
+      SessionRegistry.requirePrivateRuntimeDir(runtimeDir);
     } catch (IOException e) {
       throw new UchrootException("cannot use the runtime directory " + runtimeDir + ": "
           + e.getMessage(), e);

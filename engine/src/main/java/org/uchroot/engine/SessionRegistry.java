@@ -9,6 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.PosixFilePermission;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -16,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.uchroot.actors.SessionId;
 
@@ -61,6 +64,24 @@ public final class SessionRegistry {
    */
   public static Path socketOf(Path runtimeDir, SessionId session, String name) {
     return runtimeDir.resolve(session.value() + "." + name + ".sock");
+  }
+
+  /**
+   * Makes the user's runtime directory (mode 0700) where it is missing, and checks that it is a
+   * real directory of the user's that nobody else may enter: it may sit in a world-writable /tmp,
+   * and whoever could write in it could put a socket of their own in a session's socket's place
+   * and see every command.
+   */
+  public static void requirePrivateRuntimeDir(Path runtimeDir) throws IOException {
+    Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
+    Files.createDirectories(runtimeDir, PosixFilePermissions.asFileAttribute(owner));
+    int uid = (Integer) Files.getAttribute(runtimeDir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+    if (uid != Host.uid() || !Files.isDirectory(runtimeDir, LinkOption.NOFOLLOW_LINKS)) {
+      throw new IOException(runtimeDir + " is not a directory of uid " + Host.uid());
+    }
+    if (!Files.getPosixFilePermissions(runtimeDir, LinkOption.NOFOLLOW_LINKS).equals(owner)) {
+      Files.setPosixFilePermissions(runtimeDir, owner);
+    }
   }
 
   void record(SessionId session, Path rootfs) {

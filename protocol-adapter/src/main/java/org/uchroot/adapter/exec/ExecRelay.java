@@ -11,10 +11,7 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFileAttributes;
-import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.HashSet;
@@ -33,6 +30,7 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.engine.Job;
 import org.uchroot.engine.Session;
+import org.uchroot.engine.SessionRegistry;
 
 /**
  * The exec socket of one session: every connection runs one command in the session's testbed and
@@ -79,10 +77,7 @@ public final class ExecRelay implements AutoCloseable {
    * starts accepting.
    */
   public static ExecRelay start(Path socket, Session session) throws IOException {
-    Path dir = socket.getParent();
-    Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
-    Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(owner));
-    requireOwnDirectory(dir);
+    SessionRegistry.requirePrivateRuntimeDir(socket.getParent());
     Files.deleteIfExists(socket);
     ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
     try {
@@ -123,22 +118,6 @@ public final class ExecRelay implements AutoCloseable {
     } catch (IOException e) {
       LOG.warn("cannot remove {}: {}", socket, e.getMessage());
     }
-  }
-
-  /**
-   * The runtime directory may sit in a world-writable /tmp: it must be a real directory of ours
-   * that nobody else can enter, or another user could reach the sockets or put one of theirs in
-   * a socket's place.
-   */
-  private static void requireOwnDirectory(Path runtime) throws IOException {
-    var attributes =
-        Files.readAttributes(runtime, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-    int owner = (Integer) Files.getAttribute(runtime, "unix:uid", LinkOption.NOFOLLOW_LINKS);
-    if (!attributes.isDirectory()
-        || owner != (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid")) {
-      throw new IOException(runtime + " is not a directory of this user");
-    }
-    Files.setPosixFilePermissions(runtime, PosixFilePermissions.fromString("rwx------"));
   }
 
   /** As {@link #close(Duration)} with five seconds. */
