@@ -322,11 +322,9 @@ public final class SessionActor {
       UnaryOperator<BehaviorBuilder<Command>> others,
       Function<Optional<String>, Behavior<Command>> then) {
     if (jobs.isEmpty()) {
-      // Nothing to wait for: the testbed starts going while the states below are made.
+      // Nothing to wait for: the testbed starts going at once, while its state is made.
       removeTestbed();
     }
-    jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
-    context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
     Behavior<Command> removing =
         others.apply(
             Behaviors.receive(Command.class)
@@ -341,8 +339,14 @@ public final class SessionActor {
             .onMessage(InterruptJobs.class, this::replyNothingToInterrupt)
             .onMessage(InterruptJob.class, msg -> Behaviors.same()))
             .build();
-    Behavior<Command> waiting =
-        others.apply(
+    if (jobs.isEmpty()) {
+      // The waiting state is made only when there are jobs to wait for: each of its handlers
+      // costs the JVM a class the first time it is made.
+      return removing;
+    }
+    jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
+    context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
+    return others.apply(
             Behaviors.receive(Command.class)
             .onMessage(MountsReleased.class, msg -> afterJobGone(msg.job(), removing))
             .onMessage(JobStopped.class, msg -> afterJobGone(msg.job(), removing))
@@ -356,8 +360,7 @@ public final class SessionActor {
                   return Behaviors.same();
                 })
             .onMessage(InterruptJob.class, msg -> Behaviors.same()))
-            .build();
-    return jobs.isEmpty() ? removing : waiting;
+        .build();
   }
 
   private Behavior<Command> afterJobGone(JobId job, Behavior<Command> removing) {
