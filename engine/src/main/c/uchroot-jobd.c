@@ -385,8 +385,9 @@ static void run_p(int conn)
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
         p_fail("pipe", errno);
     /* Host files are opened here, before C chroots: copies then run at the speed of the
-     * command itself, with no relay.  The client names them through its own
-     * /proc/PID/root, so they resolve in its mount namespace, with its permissions. */
+     * command itself, with no relay.  A root client names them through its own
+     * /proc/PID/root, so they resolve in its mount namespace; an unprivileged one by
+     * their path, which resolves in the session's copy of the host's mounts. */
     int c_in = in[0], c_out = out[1];
     if (stdin_file && (c_in = open(stdin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
         p_fail(stdin_file, errno);

@@ -23,7 +23,10 @@ public final class CleanupActor {
 
   public record RootfsRemoved(Path rootfs) implements Reply {}
 
-  /** The namespaces could not be ended or not all of the rootfs deleted; {@code reason} is one line. */
+  /**
+   * The namespaces could not be ended, or not all of the rootfs deleted; {@code reason} is one
+   * line.
+   */
   public record RemovalFailed(Path rootfs, String reason) implements Reply {}
 
   public static Behavior<Command> create(TestbedProvisioner provisioner, RootfsRemover remover) {

@@ -18,8 +18,8 @@ import java.util.function.UnaryOperator;
  * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
  * or {@link Revert}: every job still running is interrupted, and only once each has reported
  * {@link MountsReleased} is the testbed handed to a {@link CleanupActor}, which ends its namespaces
- * and then removes its rootfs. An {@link InterruptJobs} stops the commands but leaves the testbed open, so the
- * client can still run its own cleanup in it.
+ * and then removes its rootfs. An {@link InterruptJobs} stops the commands but leaves the testbed
+ * open, so the client can still run its own cleanup in it.
  *
  * <p>States: opening, open (or interrupted, which behaves the same), closing, reverting; the actor
  * stops once closed.
