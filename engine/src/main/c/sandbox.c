@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -148,24 +149,33 @@ static void bind_device(int dev_fd, const char *name)
 static void mount_overlay(const struct sandbox *sb)
 {
     char options[4 * PATH_MAX];
-    int n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s%s", sb->overlay_lower,
-                     sb->overlay_upper, sb->overlay_work, *sb->overlay_options ? "," : "",
-                     sb->overlay_options);
+    int n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s%s,volatile",
+                     sb->overlay_lower, sb->overlay_upper, sb->overlay_work,
+                     *sb->overlay_options ? "," : "", sb->overlay_options);
     if (n >= (int)sizeof options) {
         errno = ENAMETOOLONG;
         fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
     }
-    if (mount("overlay", sb->root, "overlay", 0, options) < 0)
-        fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
+    if (mount("overlay", sb->root, "overlay", 0, options) == 0)
+        return;
+    if (errno == EINVAL) {
+        options[n - strlen(",volatile")] = '\0';
+        if (mount("overlay", sb->root, "overlay", 0, options) == 0)
+            return;
+    }
+    fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
 }
 
 void sandbox_setup(const struct sandbox *sb)
 {
     mode_t mask = umask(022); /* the directories made here are 0755 whoever started us */
 
-    /* The overlay comes before everything else: all later mounts go on top of it. */
+    /* The overlay, or else the rootfs bound on itself, comes before everything else: all later
+     * mounts go on top of it, and the testbed is one tree of mounts that one detach takes down. */
     if (sb->overlay_lower)
         mount_overlay(sb);
+    else if (mount(sb->root, sb->root, NULL, MS_BIND, NULL) < 0)
+        fail("cannot bind %s on itself", sb->root);
     root_fd = open(sb->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)
         fail("cannot open %s", sb->root);
@@ -208,4 +218,132 @@ void sandbox_setup(const struct sandbox *sb)
     }
     close(root_fd);
     umask(mask);
+}
+
+/* mountinfo writes space, tab, newline and backslash in a path as octal escapes. */
+static void unescape(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0'
+            && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* The first mount point at or below dir in this mount namespace, as a new string; or NULL. */
+static char *mount_at_or_below(const char *dir)
+{
+    FILE *table = fopen("/proc/self/mountinfo", "re");
+    if (!table)
+        return strdup("/proc/self/mountinfo (unreadable)");
+    size_t len = strlen(dir);
+    char *line = NULL, *found = NULL;
+    size_t size = 0;
+    while (!found && getline(&line, &size, table) > 0) {
+        char *point = line;
+        for (int field = 0; field < 4 && point; field++) {
+            point = strchr(point, ' ');
+            if (point)
+                point++;
+        }
+        if (!point)
+            continue;
+        point[strcspn(point, " ")] = '\0';
+        unescape(point);
+        if (strncmp(point, dir, len) == 0 && (point[len] == '\0' || point[len] == '/'))
+            found = strdup(point);
+    }
+    free(line);
+    fclose(table);
+    return found;
+}
+
+/*
+ * Deletes everything in the directory dfd, which is on device dev, and closes
+ * dfd.  A symlink is deleted, never followed; a directory on another device
+ * stops it (EXDEV): nothing should be mounted here any more, and if something
+ * is, it is not ours to delete.
+ */
+static int empty_dir(int dfd, dev_t dev)
+{
+    DIR *dir = fdopendir(dfd);
+    if (!dir) {
+        close(dfd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *entry;
+    while (rc == 0 && (errno = 0, entry = readdir(dir))) {
+        const char *name = entry->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        bool is_dir = entry->d_type == DT_DIR;
+        if (entry->d_type == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                rc = -1;
+                break;
+            }
+            is_dir = S_ISDIR(st.st_mode);
+        }
+        if (!is_dir) {
+            rc = unlinkat(dirfd(dir), name, 0);
+            continue;
+        }
+        int sub = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (sub < 0 || fstat(sub, &st) < 0) {
+            rc = -1;
+        } else if (st.st_dev != dev) {
+            errno = EXDEV;
+            rc = -1;
+        }
+        if (rc < 0) {
+            if (sub >= 0)
+                close(sub);
+            break;
+        }
+        rc = empty_dir(sub, dev);
+        if (rc == 0)
+            rc = unlinkat(dirfd(dir), name, AT_REMOVEDIR);
+    }
+    if (rc == 0 && errno != 0)
+        rc = -1; /* readdir failed */
+    int err = errno;
+    closedir(dir);
+    errno = err;
+    return rc;
+}
+
+int sandbox_remove(const char *root, const char *testbed)
+{
+    /* Every mount of the testbed hangs from root: detached together, in this namespace only
+     * (the session's mounts are private). */
+    if (umount2(root, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL) {
+        fprintf(stderr, "uchroot-sandbox: cannot detach %s: %s\n", root, strerror(errno));
+        return -1;
+    }
+    char *mounted = mount_at_or_below(testbed);
+    if (mounted) {
+        fprintf(stderr, "uchroot-sandbox: not removing %s: %s is still mounted\n", testbed, mounted);
+        free(mounted);
+        return -1;
+    }
+    int fd = open(testbed, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0 || empty_dir(fd, st.st_dev) < 0 || rmdir(testbed) < 0) {
+        fprintf(stderr, "uchroot-sandbox: cannot remove %s: %s\n", testbed, strerror(errno));
+        return -1;
+    }
+    return 0;
 }

@@ -35,4 +35,13 @@ struct sandbox {
  */
 void sandbox_setup(const struct sandbox *sb);
 
+/*
+ * The testbed's end, once no process of it is left: detaches every mount at
+ * root (in this mount namespace only), then, if nothing is mounted at or below
+ * testbed any more, deletes testbed and everything in it, never following a
+ * symlink nor entering another filesystem.  0 once it is gone; else -1, with
+ * one line on stderr, and what is left is left for the engine.
+ */
+int sandbox_remove(const char *root, const char *testbed);
+
 #endif

@@ -1,6 +1,7 @@
 /*
- * uchroot-jobd --root ROOTFS --socket PATH [--overlay LOWER UPPER WORK OPTIONS]
- *              [--scratch PATH] [--bind OUTSIDE INSIDE]...
+ * uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]
+ *              [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]
+ *              [--bind OUTSIDE INSIDE]...
  *
  * The job server of one uchroot session.  Started once per session, inside
  * the session's namespaces as pid 1 of its pid namespace, with the host's root:
@@ -15,6 +16,10 @@
  * the socket (in a directory that is the engine's user's alone), when its
  * stdin reaches end of file: the engine holds the other end, so the session
  * ends with the engine however the engine ends, and leaves nothing behind.
+ * If the engine wrote 'r' on stdin before, jobd first kills what is left of
+ * the jobs, takes the testbed's mounts down and deletes DIR (which holds
+ * ROOTFS, or is ROOTFS): from inside the session, where the engine's user owns
+ * every file of the testbed, and at the cost of system calls alone.
  *
  * Frames, both ways: 1 type byte, a 4-byte big-endian payload length, the
  * payload (as between uchroot-exec and the engine).
@@ -85,6 +90,7 @@
 #define CONN_FD 3 /* where P keeps its connection */
 
 static const char *root;
+static const char *testbed; /* removed at the end if the engine asks */
 static char proc_dir[PATH_MAX];
 static char *title;      /* jobd's own argv strings: what ps shows */
 static size_t title_len; /* 0 if they are not contiguous */
@@ -568,6 +574,17 @@ static void reap_jobs(int sfd)
     }
 }
 
+/* Kills every job still running and reaps it: a job's pid 1 is reaped only once
+ * nothing of the job is left, so no process of the session holds the testbed. */
+static void end_jobs(void)
+{
+    for (struct job *job = jobs; job; job = job->next)
+        if (job->pid > 0)
+            kill(job->pid, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+}
+
 /* Refuses with an 'f' frame a connection that got no job. */
 static void refuse(int conn, const char *what, int err)
 {
@@ -631,8 +648,9 @@ static void accept_jobs(void)
 
 static void usage(void)
 {
-    fputs("usage: uchroot-jobd --root ROOTFS --socket PATH [--overlay LOWER UPPER WORK OPTIONS]\n"
-          "                    [--scratch PATH] [--bind OUTSIDE INSIDE]...\n",
+    fputs("usage: uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]\n"
+          "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]\n"
+          "                    [--bind OUTSIDE INSIDE]...\n",
           stderr);
     exit(125);
 }
@@ -648,6 +666,9 @@ static void parse_args(int argc, char **argv, struct sandbox *sb)
         int left = argc - i - 1;
         if (strcmp(opt, "--root") == 0 && left >= 1) {
             root = argv[i + 1];
+            i += 2;
+        } else if (strcmp(opt, "--testbed") == 0 && left >= 1 && argv[i + 1][0] == '/') {
+            testbed = argv[i + 1];
             i += 2;
         } else if (strcmp(opt, "--socket") == 0 && left >= 1) {
             socket_path = argv[i + 1];
@@ -734,6 +755,7 @@ int main(int argc, char **argv)
     if (listen(lfd, SOMAXCONN) < 0)
         die("listen");
 
+    bool remove_testbed = false;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die("epoll_create1");
@@ -767,10 +789,16 @@ int main(int argc, char **argv)
             } else if (tag == TAG_STDIN) {
                 char buf[512];
                 ssize_t r = read(0, buf, sizeof buf);
+                if (r > 0 && memchr(buf, 'r', (size_t)r))
+                    remove_testbed = testbed != NULL;
                 if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
                     /* The engine closed the session, or died.  Running jobs
                      * end with the session's pid namespace. */
                     unlink(socket_path);
+                    if (remove_testbed) {
+                        end_jobs();
+                        return sandbox_remove(root, testbed) == 0 ? 0 : 1;
+                    }
                     return 0;
                 }
             } else {

@@ -7,9 +7,9 @@ import java.nio.file.Path;
 
 /**
  * Takes down a testbed whose every job has released its mounts: ends its namespaces through the
- * {@link TestbedProvisioner}, and only once they are gone removes its rootfs through the {@link
- * RootfsRemover}. The one place that orders the two, so that no file is deleted while a mount of
- * the testbed may still exist.
+ * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs through
+ * the {@link RootfsRemover}. The one place that orders the two, so that the remover never deletes
+ * while a mount of the testbed may still exist.
  */
 public final class CleanupActor {
 

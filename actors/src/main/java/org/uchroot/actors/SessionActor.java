@@ -3,7 +3,6 @@ package org.uchroot.actors;
 import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
 import akka.actor.typed.javadsl.ActorContext;
-import akka.actor.typed.javadsl.BehaviorBuilder;
 import akka.actor.typed.javadsl.Behaviors;
 import akka.actor.typed.javadsl.StashBuffer;
 import java.util.ArrayList;
@@ -12,7 +11,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Function;
-import java.util.function.UnaryOperator;
 
 /**
  * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
@@ -242,21 +240,18 @@ public final class SessionActor {
   private Behavior<Command> closing(List<ActorRef<CloseReply>> waiting) {
     return draining(
         State.CLOSING,
-        builder ->
-            builder
-                .onMessage(
-                    Close.class,
-                    msg -> {
-                      waiting.add(msg.replyTo());
-                      return Behaviors.same();
-                    })
-                .onMessage(
-                    Revert.class,
-                    msg -> {
-                      msg.replyTo().tell(new RevertFailed("the testbed is closing"));
-                      return Behaviors.same();
-                    })
-                .onMessage(RunJob.class, this::reject),
+        msg -> {
+          if (msg instanceof Close close) {
+            waiting.add(close.replyTo());
+          } else if (msg instanceof Revert revert) {
+            revert.replyTo().tell(new RevertFailed("the testbed is closing"));
+          } else if (msg instanceof RunJob run) {
+            reject(run);
+          } else {
+            return Behaviors.unhandled();
+          }
+          return Behaviors.same();
+        },
         error -> {
           CloseReply reply = error.isEmpty() ? new Closed(id) : new CloseFailed(id, error.get());
           waiting.forEach(ref -> ref.tell(reply));
@@ -270,12 +265,10 @@ public final class SessionActor {
     Testbed previous = testbed;
     return draining(
         State.REVERTING,
-        builder ->
-            builder.onAnyMessage(
-                msg -> {
-                  stash.stash(msg);
-                  return Behaviors.same();
-                }),
+        msg -> {
+          stash.stash(msg);
+          return Behaviors.same();
+        },
         error -> {
           if (error.isPresent()) {
             replyTo.tell(new RevertFailed(error.get()));
@@ -311,6 +304,13 @@ public final class SessionActor {
         });
   }
 
+  /*
+   * The states below are made at every close and revert, on the path the client waits on, so each
+   * is one handler rather than a builder's: every handler given to a builder is a serializable
+   * lambda, whose class the JVM's class data archive cannot keep and makes anew, about half a
+   * millisecond, the first time it is reached.
+   */
+
   /**
    * The common path of close and revert. Interrupts what still runs, waits for every job's
    * MountsReleased, then hands the testbed to the CleanupActor, which ends its namespaces and
@@ -319,57 +319,70 @@ public final class SessionActor {
    */
   private Behavior<Command> draining(
       State state,
-      UnaryOperator<BehaviorBuilder<Command>> others,
+      Function<Command, Behavior<Command>> others,
       Function<Optional<String>, Behavior<Command>> then) {
     if (jobs.isEmpty()) {
-      // Nothing to wait for: the testbed starts going at once, while its state is made.
       removeTestbed();
-    }
-    Behavior<Command> removing =
-        others.apply(
-            Behaviors.receive(Command.class)
-            .onMessage(
-                CleanupDone.class,
-                msg ->
-                    then.apply(
-                        msg.reply() instanceof CleanupActor.RemovalFailed failed
-                            ? Optional.of(failed.reason())
-                            : Optional.empty()))
-            .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
-            .onMessage(InterruptJobs.class, this::replyNothingToInterrupt)
-            .onMessage(InterruptJob.class, msg -> Behaviors.same()))
-            .build();
-    if (jobs.isEmpty()) {
-      // The waiting state is made only when there are jobs to wait for: each of its handlers
-      // costs the JVM a class the first time it is made.
-      return removing;
+      return removing(state, others, then);
     }
     jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
     context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
-    return others.apply(
-            Behaviors.receive(Command.class)
-            .onMessage(MountsReleased.class, msg -> afterJobGone(msg.job(), removing))
-            .onMessage(JobStopped.class, msg -> afterJobGone(msg.job(), removing))
-            .onMessage(JobFinished.class, this::onJobFinished)
-            .onMessage(GetStatus.class, msg -> replyStatus(msg, state))
-            .onMessage(
-                InterruptJobs.class,
-                msg -> {
-                  // Every job is already being interrupted by the drain.
-                  msg.replyTo().tell(new JobsInterrupted(jobs.size()));
-                  return Behaviors.same();
-                })
-            .onMessage(InterruptJob.class, msg -> Behaviors.same()))
-        .build();
+    return Behaviors.receiveMessage(
+        msg -> {
+          if (msg instanceof MountsReleased released) {
+            return afterJobGone(released.job(), state, others, then);
+          } else if (msg instanceof JobStopped stopped) {
+            return afterJobGone(stopped.job(), state, others, then);
+          } else if (msg instanceof JobFinished finished) {
+            return onJobFinished(finished);
+          } else if (msg instanceof GetStatus status) {
+            return replyStatus(status, state);
+          } else if (msg instanceof InterruptJobs interrupt) {
+            // Every job is already being interrupted by the drain.
+            interrupt.replyTo().tell(new JobsInterrupted(jobs.size()));
+            return Behaviors.same();
+          } else if (msg instanceof InterruptJob) {
+            return Behaviors.same();
+          }
+          return others.apply(msg);
+        });
   }
 
-  private Behavior<Command> afterJobGone(JobId job, Behavior<Command> removing) {
+  /** Every job has released its mounts: the testbed is going, and the CleanupActor says when. */
+  private Behavior<Command> removing(
+      State state,
+      Function<Command, Behavior<Command>> others,
+      Function<Optional<String>, Behavior<Command>> then) {
+    return Behaviors.receiveMessage(
+        msg -> {
+          if (msg instanceof CleanupDone done) {
+            return then.apply(
+                done.reply() instanceof CleanupActor.RemovalFailed failed
+                    ? Optional.of(failed.reason())
+                    : Optional.empty());
+          } else if (msg instanceof GetStatus status) {
+            return replyStatus(status, state);
+          } else if (msg instanceof InterruptJobs interrupt) {
+            return replyNothingToInterrupt(interrupt);
+          } else if (msg instanceof InterruptJob || msg instanceof JobStopped) {
+            // A job that released its mounts may stop only now; it was let go already.
+            return Behaviors.same();
+          }
+          return others.apply(msg);
+        });
+  }
+
+  private Behavior<Command> afterJobGone(
+      JobId job,
+      State state,
+      Function<Command, Behavior<Command>> others,
+      Function<Optional<String>, Behavior<Command>> then) {
     jobs.remove(job);
     if (!jobs.isEmpty()) {
       return Behaviors.same();
     }
     removeTestbed();
-    return removing;
+    return removing(state, others, then);
   }
 
   private void removeTestbed() {

@@ -21,8 +21,9 @@ public interface TestbedProvisioner {
 
   /**
    * Ends the session's namespaces (everything still inside dies with its init) and waits until
-   * they are gone. Leaves the rootfs on disk for the {@link RootfsRemover}, which refuses it while
-   * anything is still mounted there.
+   * they are gone. May delete the testbed's files on the way, once nothing of it is mounted any
+   * more; whatever is left is the {@link RootfsRemover}'s, which refuses it while anything is still
+   * mounted there.
    */
   CompletionStage<Void> dismantle(Testbed testbed);
 }

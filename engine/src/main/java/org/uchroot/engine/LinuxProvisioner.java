@@ -74,7 +74,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
 
   @Override
   public CompletionStage<Void> dismantle(Testbed testbed) {
-    // What may still be mounted below the rootfs, the remover checks before it deletes anything.
+    // The job server deletes the testbed on its way out; the remover deletes whatever it left,
+    // after checking the host's mount table.
     return CompletableFuture.runAsync(((NamespaceSandbox) testbed.sandbox())::end, blocking);
   }
 
@@ -98,7 +99,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       }
       if (sandbox == null) {
         Unpacker.unpack(mapping, spec.tarball(), top, spec.normalUser());
-        sandbox = startSandbox(session, spec, top, Optional.empty(), scratch);
+        sandbox = startSandbox(session, spec, top, top, Optional.empty(), scratch);
       }
       LOG.debug(
           "session {}: testbed ready in {} ms", session, (System.nanoTime() - started) / 1_000_000);
@@ -133,7 +134,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
       throw new UchrootException("cannot prepare the overlay in " + top + ": " + e.getMessage(), e);
     }
     try {
-      return startSandbox(session, spec, root, Optional.of(new Overlay(base, upper, work)), scratch);
+      return startSandbox(
+          session, spec, top, root, Optional.of(new Overlay(base, upper, work)), scratch);
     } catch (OverlayUnavailable e) {
       overlayUsable = false;
       LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
@@ -187,8 +189,18 @@ final class LinuxProvisioner implements TestbedProvisioner {
     }
   }
 
+  /**
+   * @param top the testbed's directory, which the job server removes at the end: the rootfs
+   *     itself, or the overlay's directories
+   * @param root the directory jobs chroot into
+   */
   private NamespaceSandbox startSandbox(
-      SessionId session, SessionSpec spec, Path root, Optional<Overlay> overlay, String scratch) {
+      SessionId session,
+      SessionSpec spec,
+      Path top,
+      Path root,
+      Optional<Overlay> overlay,
+      String scratch) {
     Path jobSocket = NamespaceSandbox.newJobSocket(config.runtimeDir(), session);
     List<String> argv = new ArrayList<>();
     argv.add("unshare");
@@ -211,7 +223,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
             "--root",
             root.toString(),
             "--socket",
-            jobSocket.toString()));
+            jobSocket.toString(),
+            "--testbed",
+            top.toString()));
     overlay.ifPresent(
         o ->
             argv.addAll(

@@ -51,10 +51,16 @@ final class NamespaceSandbox implements Sandbox {
     return jobSocket;
   }
 
-  /** Ends the namespaces and waits until they are gone. Blocks. */
+  /**
+   * Ends the namespaces and waits until they are gone. Blocks. On its way out, the job server
+   * removes the testbed's directory from inside the session, where every file of it is the engine
+   * user's to delete; whatever it could not remove, it leaves for the {@link SafeRemover}, and so
+   * does a removal cut short by the kill below (a tree too large to go within the wait).
+   */
   void end() {
     try (OutputStream keepAlive = holder.getOutputStream()) {
-      // Closing is the whole message: the job server sees end of file and exits.
+      // 'r' asks for the removal; the end of file that follows ends the job server.
+      keepAlive.write('r');
     } catch (IOException e) {
       // Already closed: the holder is going or gone.
     }
