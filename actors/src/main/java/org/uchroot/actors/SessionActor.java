@@ -306,9 +306,9 @@ public final class SessionActor {
 
   /*
    * The states below are made at every close and revert, on the path the client waits on, so each
-   * is one handler rather than a builder's: every handler given to a builder is a serializable
-   * lambda, whose class the JVM's class data archive cannot keep and makes anew, about half a
-   * millisecond, the first time it is reached.
+   * has one handler rather than one per message type: every handler is a serializable lambda,
+   * whose class the JVM's class data archive cannot keep and makes anew, about half a millisecond,
+   * the first time it is reached.
    */
 
   /**
@@ -327,25 +327,27 @@ public final class SessionActor {
     }
     jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
     context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
-    return Behaviors.receiveMessage(
-        msg -> {
-          if (msg instanceof MountsReleased released) {
-            return afterJobGone(released.job(), state, others, then);
-          } else if (msg instanceof JobStopped stopped) {
-            return afterJobGone(stopped.job(), state, others, then);
-          } else if (msg instanceof JobFinished finished) {
-            return onJobFinished(finished);
-          } else if (msg instanceof GetStatus status) {
-            return replyStatus(status, state);
-          } else if (msg instanceof InterruptJobs interrupt) {
-            // Every job is already being interrupted by the drain.
-            interrupt.replyTo().tell(new JobsInterrupted(jobs.size()));
-            return Behaviors.same();
-          } else if (msg instanceof InterruptJob) {
-            return Behaviors.same();
-          }
-          return others.apply(msg);
-        });
+    return Behaviors.receive(Command.class)
+        .onAnyMessage(
+            msg -> {
+              if (msg instanceof MountsReleased released) {
+                return afterJobGone(released.job(), state, others, then);
+              } else if (msg instanceof JobStopped stopped) {
+                return afterJobGone(stopped.job(), state, others, then);
+              } else if (msg instanceof JobFinished finished) {
+                return onJobFinished(finished);
+              } else if (msg instanceof GetStatus status) {
+                return replyStatus(status, state);
+              } else if (msg instanceof InterruptJobs interrupt) {
+                // Every job is already being interrupted by the drain.
+                interrupt.replyTo().tell(new JobsInterrupted(jobs.size()));
+                return Behaviors.same();
+              } else if (msg instanceof InterruptJob) {
+                return Behaviors.same();
+              }
+              return others.apply(msg);
+            })
+        .build();
   }
 
   /** Every job has released its mounts: the testbed is going, and the CleanupActor says when. */
@@ -353,23 +355,25 @@ public final class SessionActor {
       State state,
       Function<Command, Behavior<Command>> others,
       Function<Optional<String>, Behavior<Command>> then) {
-    return Behaviors.receiveMessage(
-        msg -> {
-          if (msg instanceof CleanupDone done) {
-            return then.apply(
-                done.reply() instanceof CleanupActor.RemovalFailed failed
-                    ? Optional.of(failed.reason())
-                    : Optional.empty());
-          } else if (msg instanceof GetStatus status) {
-            return replyStatus(status, state);
-          } else if (msg instanceof InterruptJobs interrupt) {
-            return replyNothingToInterrupt(interrupt);
-          } else if (msg instanceof InterruptJob || msg instanceof JobStopped) {
-            // A job that released its mounts may stop only now; it was let go already.
-            return Behaviors.same();
-          }
-          return others.apply(msg);
-        });
+    return Behaviors.receive(Command.class)
+        .onAnyMessage(
+            msg -> {
+              if (msg instanceof CleanupDone done) {
+                return then.apply(
+                    done.reply() instanceof CleanupActor.RemovalFailed failed
+                        ? Optional.of(failed.reason())
+                        : Optional.empty());
+              } else if (msg instanceof GetStatus status) {
+                return replyStatus(status, state);
+              } else if (msg instanceof InterruptJobs interrupt) {
+                return replyNothingToInterrupt(interrupt);
+              } else if (msg instanceof InterruptJob || msg instanceof JobStopped) {
+                // A job that released its mounts may stop only now; it was let go already.
+                return Behaviors.same();
+              }
+              return others.apply(msg);
+            })
+        .build();
   }
 
   private Behavior<Command> afterJobGone(
