@@ -7,27 +7,23 @@ import java.nio.file.Path;
 
 /**
  * Takes down a testbed whose every job has released its mounts: ends its namespaces through the
- * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs through
- * the {@link RootfsRemover}. The one place that orders the two, so that the remover never deletes
- * while a mount of the testbed may still exist.
+ * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs
+ * through the {@link RootfsRemover}. The one place that orders the two, so that the remover never
+ * deletes while a mount of the testbed may still exist.
  */
 public final class CleanupActor {
 
   public sealed interface Command {}
 
-  public record RemoveTestbed(Testbed testbed, ActorRef<Reply> replyTo) implements Command {}
+  /**
+   * Answered with {@link SessionActor.RootfsRemoved} or {@link SessionActor.RemovalFailed}: the
+   * CleanupActor is the session's helper and speaks its protocol, as its jobs do, so no message
+   * adapter stands between them.
+   */
+  public record RemoveTestbed(Testbed testbed, ActorRef<SessionActor.Command> session)
+      implements Command {}
 
   private record Finished(RemoveTestbed request, Throwable error) implements Command {}
-
-  public sealed interface Reply {}
-
-  public record RootfsRemoved(Path rootfs) implements Reply {}
-
-  /**
-   * The namespaces could not be ended, or not all of the rootfs deleted; {@code reason} is one
-   * line.
-   */
-  public record RemovalFailed(Path rootfs, String reason) implements Reply {}
 
   public static Behavior<Command> create(TestbedProvisioner provisioner, RootfsRemover remover) {
     return Behaviors.setup(
@@ -49,13 +45,14 @@ public final class CleanupActor {
                     Finished.class,
                     msg -> {
                       Path rootfs = msg.request().testbed().rootfs();
+                      ActorRef<SessionActor.Command> session = msg.request().session();
                       if (msg.error() == null) {
                         context.getLog().debug("removed {}", rootfs);
-                        msg.request().replyTo().tell(new RootfsRemoved(rootfs));
+                        session.tell(new SessionActor.RootfsRemoved(rootfs));
                       } else {
                         String reason = JobActor.reason(msg.error());
                         context.getLog().error("could not remove {}: {}", rootfs, reason);
-                        msg.request().replyTo().tell(new RemovalFailed(rootfs, reason));
+                        session.tell(new SessionActor.RemovalFailed(rootfs, reason));
                       }
                       return Behaviors.same();
                     })

@@ -5,6 +5,7 @@ import akka.actor.typed.Behavior;
 import akka.actor.typed.javadsl.ActorContext;
 import akka.actor.typed.javadsl.Behaviors;
 import akka.actor.typed.javadsl.StashBuffer;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -47,13 +48,20 @@ public final class SessionActor {
   /** From a job: no process of it remains, so it holds nothing in the rootfs any more. */
   public record MountsReleased(JobId job) implements Command {}
 
+  /** From the CleanupActor: the testbed's namespaces and rootfs are gone. */
+  public record RootfsRemoved(Path rootfs) implements Command {}
+
+  /**
+   * From the CleanupActor: the namespaces could not be ended, or not all of the rootfs deleted;
+   * {@code reason} is one line.
+   */
+  public record RemovalFailed(Path rootfs, String reason) implements Command {}
+
   private record JobStopped(JobId job) implements Command {}
 
   private record Provisioned(Testbed testbed) implements Command {}
 
   private record ProvisionFailed(Throwable cause) implements Command {}
-
-  private record CleanupDone(CleanupActor.Reply reply) implements Command {}
 
   public sealed interface OpenReply {}
 
@@ -115,7 +123,6 @@ public final class SessionActor {
   private final ActorContext<Command> context;
   private final StashBuffer<Command> stash;
   private final ActorRef<CleanupActor.Command> cleanup;
-  private final ActorRef<CleanupActor.Reply> cleanupReplies;
   /** Jobs that have not yet released their mounts. */
   private final Map<JobId, ActorRef<JobActor.Command>> jobs = new LinkedHashMap<>();
 
@@ -137,7 +144,6 @@ public final class SessionActor {
     this.stash = stash;
     this.cleanup =
         context.spawn(CleanupActor.create(ports.provisioner(), ports.remover()), "cleanup");
-    this.cleanupReplies = context.messageAdapter(CleanupActor.Reply.class, CleanupDone::new);
   }
 
   private Behavior<Command> opening(ActorRef<OpenReply> replyTo) {
@@ -358,11 +364,10 @@ public final class SessionActor {
     return Behaviors.receive(Command.class)
         .onAnyMessage(
             msg -> {
-              if (msg instanceof CleanupDone done) {
-                return then.apply(
-                    done.reply() instanceof CleanupActor.RemovalFailed failed
-                        ? Optional.of(failed.reason())
-                        : Optional.empty());
+              if (msg instanceof RootfsRemoved) {
+                return then.apply(Optional.empty());
+              } else if (msg instanceof RemovalFailed failed) {
+                return then.apply(Optional.of(failed.reason()));
               } else if (msg instanceof GetStatus status) {
                 return replyStatus(status, state);
               } else if (msg instanceof InterruptJobs interrupt) {
@@ -390,7 +395,7 @@ public final class SessionActor {
   }
 
   private void removeTestbed() {
-    cleanup.tell(new CleanupActor.RemoveTestbed(testbed, cleanupReplies));
+    cleanup.tell(new CleanupActor.RemoveTestbed(testbed, context.getSelf()));
   }
 
   private Behavior<Command> replyNothingToInterrupt(InterruptJobs msg) {

@@ -110,7 +110,9 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
   private Behavior<Command> onCloseAnswered(CloseAnswered msg) {
     if (msg.reply() instanceof SessionActor.CloseFailed failed) {
       failedAtShutdown++;
-      getContext().getLog().error("session {} left its rootfs: {}", failed.session(), failed.reason());
+      getContext()
+          .getLog()
+          .error("session {} left its rootfs: {}", failed.session(), failed.reason());
     }
     return this;
   }
