@@ -329,12 +329,19 @@ int sandbox_remove(const char *root, const char *testbed)
         fprintf(stderr, "uchroot-sandbox: cannot detach %s: %s\n", root, strerror(errno));
         return -1;
     }
-    char *mounted = mount_at_or_below(testbed);
+    /* The mount table names canonical paths: so must the one it is searched for. */
+    char real[PATH_MAX];
+    if (!realpath(testbed, real)) {
+        fprintf(stderr, "uchroot-sandbox: cannot resolve %s: %s\n", testbed, strerror(errno));
+        return -1;
+    }
+    char *mounted = mount_at_or_below(real);
     if (mounted) {
-        fprintf(stderr, "uchroot-sandbox: not removing %s: %s is still mounted\n", testbed, mounted);
+        fprintf(stderr, "uchroot-sandbox: not removing %s: %s is still mounted\n", real, mounted);
         free(mounted);
         return -1;
     }
+    testbed = real;
     int fd = open(testbed, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) < 0) {
