@@ -254,7 +254,7 @@ abstract class JobServerIntegrationTest {
     return channel;
   }
 
-  private static byte[] argv(String... args) {
+  static byte[] argv(String... args) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     for (String arg : args) {
       out.writeBytes(arg.getBytes(StandardCharsets.UTF_8));
@@ -263,7 +263,7 @@ abstract class JobServerIntegrationTest {
     return out.toByteArray();
   }
 
-  private static void send(SocketChannel channel, char type, byte[] payload) throws IOException {
+  static void send(SocketChannel channel, char type, byte[] payload) throws IOException {
     ByteBuffer frame = ByteBuffer.allocate(5 + payload.length);
     frame.put((byte) type).putInt(payload.length).put(payload).flip();
     while (frame.hasRemaining()) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.BufferedReader;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -179,13 +178,9 @@ class JobServerRemovalIntegrationTest {
     void run(String script) throws Exception {
       try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
         channel.connect(UnixDomainSocketAddress.of(socket));
-        ByteArrayOutputStream argv = new ByteArrayOutputStream();
-        for (String arg : List.of("/bin/sh", "-c", script)) {
-          argv.writeBytes(arg.getBytes(StandardCharsets.UTF_8));
-          argv.write(0);
-        }
-        send(channel, 'a', argv.toByteArray());
-        send(channel, 'c', new byte[0]);
+        JobServerIntegrationTest.send(
+            channel, 'a', JobServerIntegrationTest.argv("/bin/sh", "-c", script));
+        JobServerIntegrationTest.send(channel, 'c', new byte[0]);
         InputStream in = Channels.newInputStream(channel);
         for (;;) {
           byte[] head = in.readNBytes(5);
@@ -197,14 +192,6 @@ class JobServerRemovalIntegrationTest {
           }
           System.err.write(payload);
         }
-      }
-    }
-
-    private static void send(SocketChannel channel, char type, byte[] payload) throws IOException {
-      ByteBuffer frame = ByteBuffer.allocate(5 + payload.length);
-      frame.put((byte) type).putInt(payload.length).put(payload).flip();
-      while (frame.hasRemaining()) {
-        channel.write(frame);
       }
     }
 
