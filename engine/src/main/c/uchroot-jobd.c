@@ -19,7 +19,9 @@
  * If the engine wrote 'r' on stdin before, jobd first kills what is left of
  * the jobs, takes the testbed's mounts down and deletes DIR (which holds
  * ROOTFS, or is ROOTFS): from inside the session, where the engine's user owns
- * every file of the testbed, and at the cost of system calls alone.
+ * every file of the testbed, and at the cost of system calls alone.  Once DIR
+ * is gone it prints "uchroot-testbed-removed" on stdout, so that the engine
+ * can answer without waiting for the namespaces to go.
  *
  * Frames, both ways: 1 type byte, a 4-byte big-endian payload length, the
  * payload (as between uchroot-exec and the engine).
@@ -767,8 +769,10 @@ int main(int argc, char **argv)
     static const char ready[] = "uchroot-sandbox-ready\n";
     if (write(1, ready, sizeof ready - 1) != (ssize_t)sizeof ready - 1)
         die("stdout");
+    /* The engine reads its end again only for the removal's report. */
+    int report = fcntl(1, F_DUPFD_CLOEXEC, 3);
     int null = open("/dev/null", O_WRONLY);
-    if (null < 0 || dup2(null, 1) < 0) /* nobody reads the engine's end any more */
+    if (report < 0 || null < 0 || dup2(null, 1) < 0)
         die("/dev/null");
     close(null);
 
@@ -797,7 +801,10 @@ int main(int argc, char **argv)
                     unlink(socket_path);
                     if (remove_testbed) {
                         end_jobs();
-                        return sandbox_remove(root, testbed) == 0 ? 0 : 1;
+                        if (sandbox_remove(root, testbed) < 0)
+                            return 1;
+                        static const char removed[] = "uchroot-testbed-removed\n";
+                        (void)!write(report, removed, sizeof removed - 1);
                     }
                     return 0;
                 }

@@ -4,11 +4,12 @@ import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
 import akka.actor.typed.javadsl.Behaviors;
 import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Takes down a testbed whose every job has released its mounts: ends its namespaces through the
- * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs
- * through the {@link RootfsRemover}. The one place that orders the two, so that the remover never
+ * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs, if
+ * anything, through the {@link RootfsRemover}. The one place that orders the two, so that the remover never
  * deletes while a mount of the testbed may still exist.
  */
 public final class CleanupActor {
@@ -37,7 +38,11 @@ public final class CleanupActor {
                       context.pipeToSelf(
                           provisioner
                               .dismantle(testbed)
-                              .thenCompose(dismantled -> remover.remove(testbed)),
+                              .thenCompose(
+                                  left ->
+                                      left == Dismantled.ROOTFS_REMOVED
+                                          ? CompletableFuture.<Void>completedStage(null)
+                                          : remover.remove(testbed)),
                           (ok, error) -> new Finished(msg, error));
                       return Behaviors.same();
                     })

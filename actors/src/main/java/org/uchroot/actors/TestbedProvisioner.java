@@ -20,10 +20,11 @@ public interface TestbedProvisioner {
       SessionId session, SessionSpec spec, Optional<Testbed> previous);
 
   /**
-   * Ends the session's namespaces (everything still inside dies with its init) and waits until
-   * they are gone. May delete the testbed's files on the way, once nothing of it is mounted any
-   * more; whatever is left is the {@link RootfsRemover}'s, which refuses it while anything is still
-   * mounted there.
+   * Ends the session's namespaces: everything still inside dies with its init. May delete the
+   * testbed on the way, once nothing of it is mounted any more, and then completes at once, as
+   * nothing of the testbed is left for the namespaces to hold. Otherwise completes once they are
+   * gone, and whatever is left is the {@link RootfsRemover}'s, which refuses it while anything is
+   * still mounted there.
    */
-  CompletionStage<Void> dismantle(Testbed testbed);
+  CompletionStage<Dismantled> dismantle(Testbed testbed);
 }

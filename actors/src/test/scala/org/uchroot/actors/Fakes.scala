@@ -57,7 +57,7 @@ final case class ProvisionCall(session: SessionId, spec: SessionSpec, previous: 
 }
 
 final case class DismantleCall(testbed: Testbed) {
-  val result: CompletableFuture[Void] = new CompletableFuture[Void]()
+  val result: CompletableFuture[Dismantled] = new CompletableFuture[Dismantled]()
 }
 
 /** Records each call; nothing happens until the test completes the call's `result`. */
@@ -74,7 +74,7 @@ final class FakeProvisioner extends TestbedProvisioner {
     call.result
   }
 
-  override def dismantle(testbed: Testbed): CompletionStage[Void] = {
+  override def dismantle(testbed: Testbed): CompletionStage[Dismantled] = {
     val call = DismantleCall(testbed)
     dismantles.record(call)
     call.result

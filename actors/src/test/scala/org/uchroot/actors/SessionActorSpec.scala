@@ -151,7 +151,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
         provision.result.complete(f.testbed)
         f.openReplies.expectMessage(new Opened(f.id, f.testbed, f.session))
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         closed.expectMessage(new Closed(f.id))
         f.expectStopped()
@@ -250,13 +250,28 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.status().state shouldBe State.CLOSING
         f.remover.removals.expectNone()
 
-        dismantle.result.complete(null)
+        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         val removal = f.remover.removals.next()
         removal.testbed shouldBe testbed
         closed.expectNoMessage(100.millis)
 
         removal.result.complete(null)
         closed.expectMessage(new Closed(f.id))
+        f.expectStopped()
+      }
+
+      "reply Closed without the remover when the dismantling removed the rootfs" in {
+        val f = new Fixture
+        val testbed = f.open()
+        val closed = f.close()
+
+        val dismantle = f.provisioner.dismantles.next()
+        dismantle.testbed shouldBe testbed
+        closed.expectNoMessage(100.millis)
+        dismantle.result.complete(Dismantled.ROOTFS_REMOVED)
+
+        closed.expectMessage(new Closed(f.id))
+        f.remover.removals.expectNone(Duration.Zero)
         f.expectStopped()
       }
 
@@ -282,7 +297,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         dismantle.testbed shouldBe testbed
         f.remover.removals.expectNone()
 
-        dismantle.result.complete(null)
+        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         val removal = f.remover.removals.next()
         removal.testbed shouldBe testbed
         closed.expectNoMessage(100.millis)
@@ -306,7 +321,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.provisioner.dismantles.expectNone()
         f.end(job, replies, new ExitStatus.Exited(130))
 
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         closed.expectMessage(new Closed(f.id))
       }
@@ -326,7 +341,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val closed = f.close()
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.completeExceptionally(
           Fixtures.failure("rm: Device or resource busy"))
         closed.expectMessage(new CloseFailed(f.id, "rm: Device or resource busy"))
@@ -346,7 +361,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val dismantle = f.provisioner.dismantles.next()
         // Dismantling.
         f.expectRejected(f.runJob("true"))
-        dismantle.result.complete(null)
+        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         val removal = f.remover.removals.next()
         // Removing.
         f.expectRejected(f.runJob("true"))
@@ -368,7 +383,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.end(j1, r1, new ExitStatus.Exited(130))
         val dismantle = f.provisioner.dismantles.next()
         val third = f.close()
-        dismantle.result.complete(null)
+        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
 
         first.expectMessage(new Closed(f.id))
@@ -394,6 +409,21 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
     "reverting" should {
 
+      "provision again at once when the dismantling removed the rootfs" in {
+        val f = new Fixture
+        val old = f.open()
+        val reverted = f.revert()
+
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_REMOVED)
+        val again = f.provisioner.provisions.next()
+        again shouldBe ProvisionCall(f.id, Fixtures.spec, Optional.of(old))
+        f.remover.removals.expectNone(Duration.Zero)
+
+        val fresh = new Testbed(old.rootfs, old.scratch, FakeSandbox(s"${f.id.value}-fresh"))
+        again.result.complete(fresh)
+        reverted.expectMessage(new Reverted(fresh))
+      }
+
       "drain, dismantle, remove and provision again in place of the old testbed" in {
         val f = new Fixture
         val scratch = "/tmp/autopkgtest.XyZ123"
@@ -414,7 +444,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val dismantle = f.provisioner.dismantles.next()
         dismantle.testbed shouldBe old
         f.remover.removals.expectNone()
-        dismantle.result.complete(null)
+        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
 
         val removal = f.remover.removals.next()
         removal.testbed shouldBe old
@@ -443,7 +473,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         val again = f.provisioner.provisions.next()
 
@@ -476,7 +506,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         // Held until the testbed is back, not turned away.
         replies.expectNoMessage(100.millis)
         f.end(j1, r1, new ExitStatus.Exited(130))
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         val fresh = Fixtures.testbed(s"${f.id.value}-fresh")
         f.provisioner.provisions.next().result.complete(fresh)
@@ -492,7 +522,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         f.provisioner.provisions.next().result.completeExceptionally(Fixtures.failure("disk full"))
         reverted.expectMessage(new RevertFailed("disk full"))
@@ -514,7 +544,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(null)
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.completeExceptionally(Fixtures.failure("rm: busy"))
         reverted.expectMessage(new RevertFailed("rm: busy"))
         f.expectStopped()

@@ -105,7 +105,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       val dismantleA = f.fakes.provisioner.dismantles.next()
       dismantleA.testbed shouldBe a.testbed
       f.fakes.provisioner.dismantles.expectNone()
-      dismantleA.result.complete(null)
+      dismantleA.result.complete(Dismantled.ROOTFS_LEFT)
       val removalA = f.fakes.remover.removals.next()
       removalA.testbed shouldBe a.testbed
       removalA.result.complete(null)
@@ -115,7 +115,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       rb.expectMessage(new JobActor.JobCompleted(jb.id, new ExitStatus.Exited(130)))
       val dismantleB = f.fakes.provisioner.dismantles.next()
       dismantleB.testbed shouldBe b.testbed
-      dismantleB.result.complete(null)
+      dismantleB.result.complete(Dismantled.ROOTFS_LEFT)
       val removalB = f.fakes.remover.removals.next()
       removalB.testbed shouldBe b.testbed
       allClosed.expectNoMessage(100.millis)
@@ -133,7 +133,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       val allClosed = f.closeAll()
       val refused = f.requestOpen()
       refused.expectMessageType[SessionActor.OpenFailed].reason should include("shutting down")
-      f.fakes.provisioner.dismantles.next().result.complete(null)
+      f.fakes.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
       f.fakes.remover.removals.next().result.complete(null)
       allClosed.expectMessage(new SessionManager.AllClosed(1, 0))
 

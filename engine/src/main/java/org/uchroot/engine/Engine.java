@@ -6,6 +6,7 @@ import akka.actor.typed.javadsl.Behaviors;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
@@ -37,9 +38,16 @@ public final class Engine implements AutoCloseable {
   /** Where the stages of this API complete: callbacks may block there. */
   private final Executor blocking;
 
-  private Engine(EngineConfig config, ActorSystem<SessionManager.Command> system) {
+  /** Set as the guardian starts, so surely once a request to it has been answered. */
+  private final CompletableFuture<LinuxProvisioner> provisioner;
+
+  private Engine(
+      EngineConfig config,
+      ActorSystem<SessionManager.Command> system,
+      CompletableFuture<LinuxProvisioner> provisioner) {
     this.config = config;
     this.system = system;
+    this.provisioner = provisioner;
     this.blocking =
         system.dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
   }
@@ -53,6 +61,7 @@ public final class Engine implements AutoCloseable {
     } catch (IllegalStateException e) {
       throw new UchrootException(e.getMessage(), e);
     }
+    CompletableFuture<LinuxProvisioner> provisioner = new CompletableFuture<>();
     ActorSystem<SessionManager.Command> system =
         ActorSystem.create(
             Behaviors.setup(
@@ -69,9 +78,11 @@ public final class Engine implements AutoCloseable {
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   SessionRegistry registry = SessionRegistry.of(config);
                   SafeRemover remover = new SafeRemover(mapping, registry, blocking);
+                  provisioner.complete(
+                      new LinuxProvisioner(config, mapping, registry, remover, blocking));
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
-                          new LinuxProvisioner(config, mapping, registry, remover, blocking),
+                          provisioner.join(),
                           new LinuxJobLauncher(config, blocking, io),
                           remover,
                           config.grace());
@@ -79,7 +90,7 @@ public final class Engine implements AutoCloseable {
                 }),
             "uchroot",
             config.config());
-    return new Engine(config, system);
+    return new Engine(config, system, provisioner);
   }
 
   public EngineConfig config() {
@@ -120,7 +131,10 @@ public final class Engine implements AutoCloseable {
         .thenApply(SessionManager.AllClosed::sessions);
   }
 
-  /** Closes every session, waiting for their removal, then stops the engine. */
+  /**
+   * Closes every session, waiting for their removal, then stops the engine once the namespaces of
+   * every session are gone: no process of the engine outlives it.
+   */
   @Override
   public void close() {
     try {
@@ -128,6 +142,10 @@ public final class Engine implements AutoCloseable {
     } catch (Exception e) {
       throw new UchrootException("could not close every session: " + e.getMessage(), e);
     } finally {
+      LinuxProvisioner started = provisioner.getNow(null);
+      if (started != null) {
+        started.awaitEndedNamespaces();
+      }
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().join();
     }

@@ -12,12 +12,15 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.BindMount;
+import org.uchroot.actors.Dismantled;
 import org.uchroot.actors.SessionId;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.actors.Testbed;
@@ -48,6 +51,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private final SessionRegistry registry;
   private final SafeRemover remover;
   private final RootfsCache cache;
+  /** Dismantled testbeds whose namespaces may not be gone yet. */
+  private final Set<NamespaceSandbox> ending = ConcurrentHashMap.newKeySet();
   /** Cleared for good once a mount fails: the kernel or filesystem will not change meanwhile. */
   private volatile boolean overlayUsable = true;
 
@@ -73,10 +78,37 @@ final class LinuxProvisioner implements TestbedProvisioner {
   }
 
   @Override
-  public CompletionStage<Void> dismantle(Testbed testbed) {
-    // The job server deletes the testbed on its way out; the remover deletes whatever it left,
-    // after checking the host's mount table.
-    return CompletableFuture.runAsync(((NamespaceSandbox) testbed.sandbox())::end, blocking);
+  public CompletionStage<Dismantled> dismantle(Testbed testbed) {
+    return CompletableFuture.supplyAsync(() -> dismantleNow(testbed), blocking);
+  }
+
+  /**
+   * The job server deletes the testbed on its way out; the remover deletes whatever it left, after
+   * checking the host's mount table. Once the testbed is gone, nothing waits for the namespaces,
+   * which take a few milliseconds more to go: {@link #awaitEndedNamespaces} does.
+   */
+  private Dismantled dismantleNow(Testbed testbed) {
+    NamespaceSandbox sandbox = (NamespaceSandbox) testbed.sandbox();
+    sandbox.end();
+    ending.add(sandbox);
+    // Also the watchdog: a job server that does not end in time is killed, which ends the wait
+    // for its removal too.
+    blocking.execute(
+        () -> {
+          sandbox.awaitEnd();
+          ending.remove(sandbox);
+        });
+    if (!sandbox.awaitRemoval()) {
+      sandbox.awaitEnd();
+      return Dismantled.ROOTFS_LEFT;
+    }
+    registry.forget(testbed.rootfs());
+    return Dismantled.ROOTFS_REMOVED;
+  }
+
+  /** Blocks until the namespaces of every testbed dismantled so far are gone. */
+  void awaitEndedNamespaces() {
+    ending.forEach(NamespaceSandbox::awaitEnd);
   }
 
   private Testbed provisionNow(SessionId session, SessionSpec spec, Optional<Testbed> previous) {

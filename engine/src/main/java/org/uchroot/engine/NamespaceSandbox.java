@@ -1,6 +1,7 @@
 package org.uchroot.engine;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -17,6 +18,9 @@ import org.uchroot.actors.SessionId;
  * dying, ends the session and the kernel kills everything left inside.
  */
 final class NamespaceSandbox implements Sandbox {
+
+  /** What the job server prints once it has removed the testbed. */
+  private static final String REMOVED = "uchroot-testbed-removed";
 
   private final Process holder;
   private final long initPid;
@@ -52,10 +56,9 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * Ends the namespaces and waits until they are gone. Blocks. On its way out, the job server
-   * removes the testbed's directory from inside the session, where every file of it is the engine
-   * user's to delete; whatever it could not remove, it leaves for the {@link SafeRemover}, and so
-   * does a removal cut short by the kill below (a tree too large to go within the wait).
+   * Asks the job server to end, removing the testbed's directory on its way out from inside the
+   * session, where every file of it is the engine user's to delete. Then call {@link
+   * #awaitRemoval} and {@link #awaitEnd}.
    */
   void end() {
     try (OutputStream keepAlive = holder.getOutputStream()) {
@@ -64,6 +67,35 @@ final class NamespaceSandbox implements Sandbox {
     } catch (IOException e) {
       // Already closed: the holder is going or gone.
     }
+  }
+
+  /**
+   * Blocks until the job server says it removed the testbed, or until it is gone without saying
+   * so: it then left the testbed, or part of it, for the {@link SafeRemover}, as it does when
+   * {@link #awaitEnd} kills it (a tree too large to go within the wait).
+   *
+   * @return whether the testbed was removed
+   */
+  boolean awaitRemoval() {
+    // The job server's stdout is ours to read again after its ready line, and unshare writes
+    // nothing to it.
+    InputStream out = holder.getInputStream();
+    StringBuilder line = new StringBuilder();
+    try {
+      for (int c; (c = out.read()) >= 0 && c != '\n'; ) {
+        line.append((char) c);
+      }
+    } catch (IOException e) {
+      return false;
+    }
+    return REMOVED.contentEquals(line);
+  }
+
+  /**
+   * Blocks until the namespaces are gone, killing the job server if it has not ended within ten
+   * seconds of {@link #end}. Safe to call more than once, and from more than one thread.
+   */
+  void awaitEnd() {
     if (!waitFor(10)) {
       Host.kill(initPid, 9);
       if (!waitFor(10)) {
@@ -99,7 +131,7 @@ final class NamespaceSandbox implements Sandbox {
     // java.io.File says false where nio would throw: on this path, nothing is usually left.
     if (!socket.toFile().delete() && Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
       try {
-        Files.delete(socket);
+        Files.deleteIfExists(socket);
       } catch (IOException e) {
         throw new UchrootException("cannot remove " + socket + ": " + e.getMessage(), e);
       }

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -118,6 +119,34 @@ abstract class EngineIntegrationTest {
     session.close().toCompletableFuture().join();
     assertFalse(Files.exists(rootfs));
     assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
+    assertFalse(recorded(rootfs), "the registry still records " + rootfs);
+  }
+
+  /** The job server died (killed here) before it could remove the testbed: the remover does. */
+  @Test
+  void closeRemovesWhatTheJobServerLeft() throws Exception {
+    Session session = open();
+    Path rootfs = session.rootfs();
+    run(session, new CapturedStdio(), "touch", "/made-here", session.scratch() + "/made-here");
+    ProcessHandle jobServer =
+        ProcessHandle.allProcesses()
+            .filter(p -> p.info().command().orElse("").endsWith("/uchroot-jobd"))
+            .filter(p -> p.info().commandLine().orElse("").contains("--testbed " + rootfs))
+            .findFirst()
+            .orElseThrow();
+    jobServer.destroyForcibly();
+    jobServer.onExit().get(30, TimeUnit.SECONDS);
+    assertTrue(Files.isDirectory(rootfs));
+
+    session.close().toCompletableFuture().join();
+    assertFalse(Files.exists(rootfs));
+    assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
+    assertFalse(recorded(rootfs), "the registry still records " + rootfs);
+  }
+
+  private boolean recorded(Path rootfs) {
+    return SessionRegistry.of(engine.config()).list().stream()
+        .anyMatch(entry -> entry.rootfs().equals(rootfs));
   }
 
   @Test

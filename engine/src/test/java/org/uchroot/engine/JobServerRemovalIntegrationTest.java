@@ -195,14 +195,20 @@ class JobServerRemovalIntegrationTest {
       }
     }
 
-    /** Ends the job server, asking it to remove the testbed or not; its exit status. */
+    /**
+     * Ends the job server, asking it to remove the testbed or not; its exit status. It says that
+     * it removed the testbed exactly when it exits with 0 after being asked.
+     */
     int end(boolean remove) throws Exception {
       try (OutputStream stdin = holder.getOutputStream()) {
         if (remove) {
           stdin.write('r');
         }
       }
+      String printed = new String(holder.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       assertTrue(holder.waitFor(30, TimeUnit.SECONDS), "the job server did not end");
+      boolean removed = remove && holder.exitValue() == 0;
+      assertEquals(removed ? "uchroot-testbed-removed\n" : "", printed);
       return holder.exitValue();
     }
   }

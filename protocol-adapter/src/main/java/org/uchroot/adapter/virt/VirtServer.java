@@ -107,6 +107,8 @@ public final class VirtServer {
   private volatile Session session;
   private volatile ExecRelay relay;
   private String openedScratch;
+  /** The exec relay of the testbed just closed, until the close is answered. */
+  private ExecRelay endedRelay;
   private boolean engineShutDown;
 
   /**
@@ -173,6 +175,7 @@ public final class VirtServer {
             return EXIT_QUIT;
           }
           answer(response);
+          closeEndedRelay();
         } catch (ProtocolError e) {
           return bomb(e.getMessage());
         } catch (CopyFailure e) {
@@ -415,18 +418,23 @@ public final class VirtServer {
   /** Closes the testbed as {@code close} asks; a failure is the caller's failure. */
   private void closeTestbed() throws ProtocolError {
     Session closing = session;
-    ExecRelay closingRelay = forgetTestbed();
+    endedRelay = forgetTestbed();
     // The session refuses new commands from now on; the relay's socket goes meanwhile.
     CompletionStage<Void> closed = closing.close();
-    if (closingRelay != null) {
-      closingRelay.stopAccepting();
+    if (endedRelay != null) {
+      endedRelay.stopAccepting();
     }
-    try {
-      await(closed);
-    } finally {
-      if (closingRelay != null) {
-        closingRelay.close();
-      }
+    await(closed);
+  }
+
+  /**
+   * Gives the connections of a closed testbed's commands their grace to send their last frames,
+   * then drops them: after the close is answered, as the answer does not depend on it.
+   */
+  private void closeEndedRelay() {
+    if (endedRelay != null) {
+      endedRelay.close();
+      endedRelay = null;
     }
   }
 
@@ -444,15 +452,17 @@ public final class VirtServer {
    * reference's {@code error_cleanup} does.
    */
   private boolean cleanUp() {
-    if (session == null || terminating) {
-      return true;
-    }
     try {
+      if (session == null || terminating) {
+        return true;
+      }
       closeTestbed();
       return true;
     } catch (ProtocolError e) {
       say(PROGNAME + ": failure: " + e.getMessage());
       return false;
+    } finally {
+      closeEndedRelay();
     }
   }
 
