@@ -11,7 +11,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.function.Function;
 
 /**
  * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
@@ -126,6 +125,20 @@ public final class SessionActor {
   /** Jobs that have not yet released their mounts. */
   private final Map<JobId, ActorRef<JobActor.Command>> jobs = new LinkedHashMap<>();
 
+  /*
+   * The states a testbed ends through, built once, as the session opens: each handler is a
+   * serializable lambda, whose class the JVM's class data archive cannot keep and makes anew, about
+   * half a millisecond, the first time it is reached; made at every close and revert, they would
+   * cost that on the path the client waits on.
+   */
+  private final Behavior<Command> draining;
+  private final Behavior<Command> removing;
+  /** Who asked for the testbed's end: every Close, or the one Revert. */
+  private final List<ActorRef<CloseReply>> closeRequests = new ArrayList<>();
+  private ActorRef<RevertReply> revertRequest;
+  /** CLOSING or REVERTING, once the testbed is ending. */
+  private State ending;
+
   private Testbed testbed;
   private long lastJob;
   private int interrupts;
@@ -144,6 +157,8 @@ public final class SessionActor {
     this.stash = stash;
     this.cleanup =
         context.spawn(CleanupActor.create(ports.provisioner(), ports.remover()), "cleanup");
+    this.draining = Behaviors.receive(Command.class).onAnyMessage(this::whileDraining).build();
+    this.removing = Behaviors.receive(Command.class).onAnyMessage(this::whileRemoving).build();
   }
 
   private Behavior<Command> opening(ActorRef<OpenReply> replyTo) {
@@ -188,8 +203,8 @@ public final class SessionActor {
         .onMessage(JobFinished.class, this::onJobFinished)
         .onMessage(MountsReleased.class, msg -> onJobGone(msg.job()))
         .onMessage(JobStopped.class, msg -> onJobGone(msg.job()))
-        .onMessage(Close.class, msg -> closing(new ArrayList<>(List.of(msg.replyTo()))))
-        .onMessage(Revert.class, msg -> reverting(msg.replyTo()))
+        .onMessage(Close.class, this::onClose)
+        .onMessage(Revert.class, this::onRevert)
         .build();
   }
 
@@ -242,156 +257,134 @@ public final class SessionActor {
     return Behaviors.same();
   }
 
-  /** Ending for good: drain, dismantle, remove, then tell everyone who asked. */
-  private Behavior<Command> closing(List<ActorRef<CloseReply>> waiting) {
-    return draining(
-        State.CLOSING,
-        msg -> {
-          if (msg instanceof Close close) {
-            waiting.add(close.replyTo());
-          } else if (msg instanceof Revert revert) {
-            revert.replyTo().tell(new RevertFailed("the testbed is closing"));
-          } else if (msg instanceof RunJob run) {
-            reject(run);
-          } else {
-            return Behaviors.unhandled();
-          }
-          return Behaviors.same();
-        },
-        error -> {
-          CloseReply reply = error.isEmpty() ? new Closed(id) : new CloseFailed(id, error.get());
-          waiting.forEach(ref -> ref.tell(reply));
-          context.getLog().debug("session {} closed", id);
-          return Behaviors.stopped();
-        });
+  private Behavior<Command> onClose(Close msg) {
+    closeRequests.add(msg.replyTo());
+    return end(State.CLOSING);
   }
 
-  /** Like closing, but provision a fresh testbed with the same scratch path afterwards. */
-  private Behavior<Command> reverting(ActorRef<RevertReply> replyTo) {
-    Testbed previous = testbed;
-    return draining(
-        State.REVERTING,
-        msg -> {
-          stash.stash(msg);
-          return Behaviors.same();
-        },
-        error -> {
-          if (error.isPresent()) {
-            replyTo.tell(new RevertFailed(error.get()));
-            return stopAfterFailure("the testbed could not be reverted: " + error.get());
-          }
-          context.pipeToSelf(
-              ports.provisioner().provision(id, spec, Optional.of(previous)),
-              (fresh, failure) ->
-                  fresh != null ? new Provisioned(fresh) : new ProvisionFailed(failure));
-          return Behaviors.receive(Command.class)
-              .onMessage(
-                  Provisioned.class,
-                  msg -> {
-                    testbed = msg.testbed();
-                    interrupted = false;
-                    replyTo.tell(new Reverted(testbed));
-                    return stash.unstashAll(open());
-                  })
-              .onMessage(
-                  ProvisionFailed.class,
-                  msg -> {
-                    String reason = JobActor.reason(msg.cause());
-                    replyTo.tell(new RevertFailed(reason));
-                    return stopAfterFailure("the testbed could not be reverted: " + reason);
-                  })
-              .onMessage(GetStatus.class, msg -> replyStatus(msg, State.REVERTING))
-              .onAnyMessage(
-                  msg -> {
-                    stash.stash(msg);
-                    return Behaviors.same();
-                  })
-              .build();
-        });
+  private Behavior<Command> onRevert(Revert msg) {
+    revertRequest = msg.replyTo();
+    return end(State.REVERTING);
   }
-
-  /*
-   * The states below are made at every close and revert, on the path the client waits on, so each
-   * has one handler rather than one per message type: every handler is a serializable lambda,
-   * whose class the JVM's class data archive cannot keep and makes anew, about half a millisecond,
-   * the first time it is reached.
-   */
 
   /**
    * The common path of close and revert. Interrupts what still runs, waits for every job's
    * MountsReleased, then hands the testbed to the CleanupActor, which ends its namespaces and
-   * removes its rootfs; then calls {@code then} with the error, if any. Messages the path itself
-   * does not handle go to {@code others}.
+   * removes its rootfs.
    */
-  private Behavior<Command> draining(
-      State state,
-      Function<Command, Behavior<Command>> others,
-      Function<Optional<String>, Behavior<Command>> then) {
+  private Behavior<Command> end(State how) {
+    ending = how;
     if (jobs.isEmpty()) {
       removeTestbed();
-      return removing(state, others, then);
+      return removing;
     }
     jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
     context.getLog().debug("session {}: waiting for {} job(s) to release mounts", id, jobs.size());
-    return Behaviors.receive(Command.class)
-        .onAnyMessage(
-            msg -> {
-              if (msg instanceof MountsReleased released) {
-                return afterJobGone(released.job(), state, others, then);
-              } else if (msg instanceof JobStopped stopped) {
-                return afterJobGone(stopped.job(), state, others, then);
-              } else if (msg instanceof JobFinished finished) {
-                return onJobFinished(finished);
-              } else if (msg instanceof GetStatus status) {
-                return replyStatus(status, state);
-              } else if (msg instanceof InterruptJobs interrupt) {
-                // Every job is already being interrupted by the drain.
-                interrupt.replyTo().tell(new JobsInterrupted(jobs.size()));
-                return Behaviors.same();
-              } else if (msg instanceof InterruptJob) {
-                return Behaviors.same();
-              }
-              return others.apply(msg);
-            })
-        .build();
+    return draining;
   }
 
-  /** Every job has released its mounts: the testbed is going, and the CleanupActor says when. */
-  private Behavior<Command> removing(
-      State state,
-      Function<Command, Behavior<Command>> others,
-      Function<Optional<String>, Behavior<Command>> then) {
-    return Behaviors.receive(Command.class)
-        .onAnyMessage(
-            msg -> {
-              if (msg instanceof RootfsRemoved) {
-                return then.apply(Optional.empty());
-              } else if (msg instanceof RemovalFailed failed) {
-                return then.apply(Optional.of(failed.reason()));
-              } else if (msg instanceof GetStatus status) {
-                return replyStatus(status, state);
-              } else if (msg instanceof InterruptJobs interrupt) {
-                return replyNothingToInterrupt(interrupt);
-              } else if (msg instanceof InterruptJob || msg instanceof JobStopped) {
-                // A job that released its mounts may stop only now; it was let go already.
-                return Behaviors.same();
-              }
-              return others.apply(msg);
-            })
-        .build();
+  private Behavior<Command> whileDraining(Command msg) {
+    if (msg instanceof MountsReleased released) {
+      return afterJobGone(released.job());
+    } else if (msg instanceof JobStopped stopped) {
+      return afterJobGone(stopped.job());
+    } else if (msg instanceof JobFinished finished) {
+      return onJobFinished(finished);
+    } else if (msg instanceof GetStatus status) {
+      return replyStatus(status, ending);
+    } else if (msg instanceof InterruptJobs interrupt) {
+      // Every job is already being interrupted by the drain.
+      interrupt.replyTo().tell(new JobsInterrupted(jobs.size()));
+      return Behaviors.same();
+    } else if (msg instanceof InterruptJob) {
+      return Behaviors.same();
+    }
+    return whileEnding(msg);
   }
 
-  private Behavior<Command> afterJobGone(
-      JobId job,
-      State state,
-      Function<Command, Behavior<Command>> others,
-      Function<Optional<String>, Behavior<Command>> then) {
+  private Behavior<Command> afterJobGone(JobId job) {
     jobs.remove(job);
     if (!jobs.isEmpty()) {
       return Behaviors.same();
     }
     removeTestbed();
-    return removing(state, others, then);
+    return removing;
+  }
+
+  /** Every job has released its mounts: the testbed is going, and the CleanupActor says when. */
+  private Behavior<Command> whileRemoving(Command msg) {
+    if (msg instanceof RootfsRemoved) {
+      return ending == State.CLOSING ? closed(Optional.empty()) : provisionAgain();
+    } else if (msg instanceof RemovalFailed failed) {
+      return ending == State.CLOSING
+          ? closed(Optional.of(failed.reason()))
+          : revertFailed(failed.reason());
+    } else if (msg instanceof GetStatus status) {
+      return replyStatus(status, ending);
+    } else if (msg instanceof InterruptJobs interrupt) {
+      return replyNothingToInterrupt(interrupt);
+    } else if (msg instanceof InterruptJob || msg instanceof JobStopped) {
+      // A job that released its mounts may stop only now; it was let go already.
+      return Behaviors.same();
+    }
+    return whileEnding(msg);
+  }
+
+  /**
+   * Requests that come while the testbed goes: a close waits for the same end; while closing, a
+   * revert fails and a command is refused; while reverting, they wait for the fresh testbed.
+   */
+  private Behavior<Command> whileEnding(Command msg) {
+    if (ending == State.REVERTING) {
+      stash.stash(msg);
+    } else if (msg instanceof Close close) {
+      closeRequests.add(close.replyTo());
+    } else if (msg instanceof Revert revert) {
+      revert.replyTo().tell(new RevertFailed("the testbed is closing"));
+    } else if (msg instanceof RunJob run) {
+      reject(run);
+    } else {
+      return Behaviors.unhandled();
+    }
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> closed(Optional<String> error) {
+    CloseReply reply = error.isEmpty() ? new Closed(id) : new CloseFailed(id, error.get());
+    for (ActorRef<CloseReply> requester : closeRequests) {
+      requester.tell(reply);
+    }
+    context.getLog().debug("session {} closed", id);
+    return Behaviors.stopped();
+  }
+
+  private Behavior<Command> revertFailed(String reason) {
+    revertRequest.tell(new RevertFailed(reason));
+    return stopAfterFailure("the testbed could not be reverted: " + reason);
+  }
+
+  /** A fresh testbed with the same rootfs and scratch paths as the one just removed. */
+  private Behavior<Command> provisionAgain() {
+    context.pipeToSelf(
+        ports.provisioner().provision(id, spec, Optional.of(testbed)),
+        (fresh, failure) -> fresh != null ? new Provisioned(fresh) : new ProvisionFailed(failure));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            Provisioned.class,
+            msg -> {
+              testbed = msg.testbed();
+              interrupted = false;
+              revertRequest.tell(new Reverted(testbed));
+              return stash.unstashAll(open());
+            })
+        .onMessage(ProvisionFailed.class, msg -> revertFailed(JobActor.reason(msg.cause())))
+        .onMessage(GetStatus.class, msg -> replyStatus(msg, State.REVERTING))
+        .onAnyMessage(
+            msg -> {
+              stash.stash(msg);
+              return Behaviors.same();
+            })
+        .build();
   }
 
   private void removeTestbed() {
