@@ -23,6 +23,12 @@ import java.util.function.Function;
  */
 final class Asks {
 
+  /**
+   * Answers on the thread that replies, an actor's: only for a caller that blocks until the answer
+   * comes and runs nothing on it.
+   */
+  static final Executor DIRECT = Runnable::run;
+
   private Asks() {}
 
   static <Req, Res> CompletableFuture<Res> ask(

@@ -79,7 +79,13 @@ public final class Engine implements AutoCloseable {
                   SessionRegistry registry = SessionRegistry.of(config);
                   SafeRemover remover = new SafeRemover(mapping, registry, blocking);
                   provisioner.complete(
-                      new LinuxProvisioner(config, mapping, registry, remover, blocking));
+                      new LinuxProvisioner(
+                          config,
+                          mapping,
+                          registry,
+                          remover,
+                          blocking,
+                          context.getSystem().scheduler()));
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
                           provisioner.join(),
@@ -133,7 +139,8 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Closes every session, waiting for their removal, then stops the engine once the namespaces of
-   * every session are gone: no process of the engine outlives it.
+   * every session are gone and the records of their testbeds forgotten: no process of the engine
+   * outlives it.
    */
   @Override
   public void close() {
@@ -144,7 +151,7 @@ public final class Engine implements AutoCloseable {
     } finally {
       LinuxProvisioner started = provisioner.getNow(null);
       if (started != null) {
-        started.awaitEndedNamespaces();
+        started.awaitDismantlings();
       }
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().join();

@@ -1,5 +1,7 @@
 package org.uchroot.engine;
 
+import akka.actor.Cancellable;
+import akka.actor.typed.Scheduler;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -8,9 +10,11 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -25,6 +29,7 @@ import org.uchroot.actors.SessionId;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.actors.Testbed;
 import org.uchroot.actors.TestbedProvisioner;
+import scala.concurrent.ExecutionContext;
 
 /**
  * Puts a testbed (an overlay over the cached base, or an unpacked tarball) in a fresh directory and
@@ -48,11 +53,19 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private final EngineConfig config;
   private final IdMapping mapping;
   private final Executor blocking;
+  /** The actor system's timers, which run their tasks on {@link #timers}: the blocking threads. */
+  private final Scheduler scheduler;
+  private final ExecutionContext timers;
   private final SessionRegistry registry;
   private final SafeRemover remover;
   private final RootfsCache cache;
-  /** Dismantled testbeds whose namespaces may not be gone yet. */
-  private final Set<NamespaceSandbox> ending = ConcurrentHashMap.newKeySet();
+  /** How long a job server may take to remove its testbed or end, before it is killed. */
+  private static final Duration END_WAIT = Duration.ofSeconds(10);
+
+  /** Dismantlings still under way after their answer: records to forget, namespaces to go. */
+  private final Set<CompletableFuture<Void>> ending = ConcurrentHashMap.newKeySet();
+  /** Removed testbeds whose records are being forgotten, by rootfs. */
+  private final Map<Path, CompletableFuture<Void>> forgetting = new ConcurrentHashMap<>();
   /** Cleared for good once a mount fails: the kernel or filesystem will not change meanwhile. */
   private volatile boolean overlayUsable = true;
 
@@ -62,10 +75,13 @@ final class LinuxProvisioner implements TestbedProvisioner {
       IdMapping mapping,
       SessionRegistry registry,
       SafeRemover remover,
-      Executor blocking) {
+      Executor blocking,
+      Scheduler scheduler) {
     this.config = config;
     this.mapping = mapping;
     this.blocking = blocking;
+    this.scheduler = scheduler;
+    this.timers = ExecutionContext.fromExecutor(blocking);
     this.registry = registry;
     this.remover = remover;
     this.cache = new RootfsCache(config.cacheDir(), mapping);
@@ -79,36 +95,56 @@ final class LinuxProvisioner implements TestbedProvisioner {
 
   @Override
   public CompletionStage<Dismantled> dismantle(Testbed testbed) {
-    return CompletableFuture.supplyAsync(() -> dismantleNow(testbed), blocking);
+    CompletableFuture<Dismantled> dismantled = new CompletableFuture<>();
+    blocking.execute(() -> dismantle((NamespaceSandbox) testbed.sandbox(), testbed, dismantled));
+    return dismantled;
   }
 
   /**
    * The job server deletes the testbed on its way out; the remover deletes whatever it left, after
-   * checking the host's mount table. Once the testbed is gone, nothing waits for the namespaces,
-   * which take a few milliseconds more to go: {@link #awaitEndedNamespaces} does.
+   * checking the host's mount table. Once the job server says the testbed is gone, the answer goes
+   * at once, and this thread then forgets the testbed's record and waits for the namespaces, which
+   * take a few milliseconds more; a revert's new record waits for that forgetting.
    */
-  private Dismantled dismantleNow(Testbed testbed) {
-    NamespaceSandbox sandbox = (NamespaceSandbox) testbed.sandbox();
-    sandbox.end();
-    ending.add(sandbox);
-    // Also the watchdog: a job server that does not end in time is killed, which ends the wait
-    // for its removal too.
-    blocking.execute(
-        () -> {
-          sandbox.awaitEnd();
-          ending.remove(sandbox);
-        });
-    if (!sandbox.awaitRemoval()) {
-      sandbox.awaitEnd();
-      return Dismantled.ROOTFS_LEFT;
+  private void dismantle(
+      NamespaceSandbox sandbox, Testbed testbed, CompletableFuture<Dismantled> dismantled) {
+    CompletableFuture<Void> ended = new CompletableFuture<>();
+    ending.add(ended);
+    CompletableFuture<Void> forgotten = new CompletableFuture<>();
+    forgetting.put(testbed.rootfs(), forgotten);
+    try {
+      sandbox.end();
+      // A job server that neither says so nor ends in time is killed: its end ends the wait.
+      Cancellable overdue = scheduler.scheduleOnce(END_WAIT, sandbox.killer(), timers);
+      boolean removed = sandbox.awaitRemoval();
+      overdue.cancel();
+      if (removed) {
+        dismantled.complete(Dismantled.ROOTFS_REMOVED);
+        registry.forget(testbed.rootfs());
+        forgotten.complete(null);
+        sandbox.awaitEnd();
+      } else {
+        sandbox.awaitEnd();
+        dismantled.complete(Dismantled.ROOTFS_LEFT);
+      }
+    } catch (RuntimeException e) {
+      dismantled.completeExceptionally(e);
+    } finally {
+      forgetting.remove(testbed.rootfs(), forgotten);
+      forgotten.complete(null);
+      ended.complete(null);
+      ending.remove(ended);
     }
-    registry.forget(testbed.rootfs());
-    return Dismantled.ROOTFS_REMOVED;
   }
 
-  /** Blocks until the namespaces of every testbed dismantled so far are gone. */
-  void awaitEndedNamespaces() {
-    ending.forEach(NamespaceSandbox::awaitEnd);
+  /**
+   * Blocks until every dismantling so far has ended: the records of removed testbeds forgotten,
+   * their namespaces gone.
+   */
+  void awaitDismantlings() {
+    for (CompletableFuture<Void> ended : ending) {
+      ended.join();
+    }
   }
 
   private Testbed provisionNow(SessionId session, SessionSpec spec, Optional<Testbed> previous) {
@@ -120,6 +156,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
         throw new UchrootException(bind.outside() + " doesn't exist");
       }
     }
+    // The testbed this one replaces may still be being forgotten: its record has the same name.
+    previous.map(Testbed::rootfs).map(forgetting::get).ifPresent(CompletableFuture::join);
     Path top = createTopDir(spec, previous);
     registry.record(session, top);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);

@@ -27,6 +27,11 @@ final class NamespaceSandbox implements Sandbox {
   private final Path root;
   private final Path hostScratch;
   private final Path jobSocket;
+  /*
+   * Armed at every close: made here, so that its class is not made then, on the path the client
+   * waits on.
+   */
+  private final Runnable killer;
 
   /**
    * @param root the directory jobs chroot into: the rootfs, or the overlay's mount point (which
@@ -40,6 +45,7 @@ final class NamespaceSandbox implements Sandbox {
     this.root = root;
     this.hostScratch = hostScratch;
     this.jobSocket = jobSocket;
+    this.killer = this::killJobServer;
   }
 
   Path root() {
@@ -71,8 +77,8 @@ final class NamespaceSandbox implements Sandbox {
 
   /**
    * Blocks until the job server says it removed the testbed, or until it is gone without saying
-   * so: it then left the testbed, or part of it, for the {@link SafeRemover}, as it does when
-   * {@link #awaitEnd} kills it (a tree too large to go within the wait).
+   * so: it then left the testbed, or part of it, for the {@link SafeRemover}, as it does when the
+   * {@link #killer} ends it (a tree too large to go within the wait).
    *
    * @return whether the testbed was removed
    */
@@ -92,18 +98,30 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * Blocks until the namespaces are gone, killing the job server if it has not ended within ten
-   * seconds of {@link #end}. Safe to call more than once, and from more than one thread.
+   * Blocks until the namespaces are gone, killing the job server if they are not within ten
+   * seconds. Safe to call more than once, and from more than one thread.
    */
   void awaitEnd() {
     if (!waitFor(10)) {
-      Host.kill(initPid, 9);
+      killJobServer();
       if (!waitFor(10)) {
         holder.destroyForcibly();
         waitFor(10);
       }
     }
     removeSocket(jobSocket);
+  }
+
+  /** What kills the job server unless its namespaces are gone; made as the sandbox starts. */
+  Runnable killer() {
+    return killer;
+  }
+
+  private void killJobServer() {
+    // While unshare runs, it has not reaped the job server, whose pid is then still its own.
+    if (holder.isAlive()) {
+      Host.kill(initPid, 9);
+    }
   }
 
   /**

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
@@ -124,13 +125,33 @@ public final class Session {
   public CompletionStage<Void> close() {
     return Asks.<SessionActor.Command, SessionActor.CloseReply>ask(
             ref, SessionActor.Close::new, LONG, system.scheduler(), blocking)
-        .thenApply(
-            reply -> {
-              if (reply instanceof SessionActor.CloseFailed failed) {
-                throw new UchrootException(failed.reason());
-              }
-              return null;
-            });
+        .thenApply(Session::closed);
+  }
+
+  /**
+   * Closes as {@link #close} does, and blocks until the rootfs is removed: the answer wakes the
+   * caller straight from the session's actor, not through the engine's blocking threads.
+   *
+   * @throws UchrootException if the testbed could not be closed
+   */
+  public void closeAndWait() {
+    SessionActor.CloseReply reply;
+    try {
+      reply =
+          Asks.<SessionActor.Command, SessionActor.CloseReply>ask(
+                  ref, SessionActor.Close::new, LONG, system.scheduler(), Asks.DIRECT)
+              .join();
+    } catch (CompletionException e) {
+      throw new UchrootException("cannot close the testbed: " + e.getCause().getMessage(), e);
+    }
+    closed(reply);
+  }
+
+  private static Void closed(SessionActor.CloseReply reply) {
+    if (reply instanceof SessionActor.CloseFailed failed) {
+      throw new UchrootException(failed.reason());
+    }
+    return null;
   }
 
   private static akka.actor.typed.Behavior<JobActor.Reply> replyCollector(

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.ExitStatus;
@@ -128,20 +129,43 @@ abstract class EngineIntegrationTest {
     Session session = open();
     Path rootfs = session.rootfs();
     run(session, new CapturedStdio(), "touch", "/made-here", session.scratch() + "/made-here");
-    ProcessHandle jobServer =
-        ProcessHandle.allProcesses()
-            .filter(p -> p.info().command().orElse("").endsWith("/uchroot-jobd"))
-            .filter(p -> p.info().commandLine().orElse("").contains("--testbed " + rootfs))
-            .findFirst()
-            .orElseThrow();
+    ProcessHandle jobServer = jobServerOf(rootfs);
     jobServer.destroyForcibly();
     jobServer.onExit().get(30, TimeUnit.SECONDS);
     assertTrue(Files.isDirectory(rootfs));
 
-    session.close().toCompletableFuture().join();
+    session.closeAndWait();
     assertFalse(Files.exists(rootfs));
     assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
     assertFalse(recorded(rootfs), "the registry still records " + rootfs);
+  }
+
+  /**
+   * A job server that neither removes the testbed nor ends (stopped here) is killed after ten
+   * seconds, and the remover removes the testbed.
+   */
+  @Test
+  @Timeout(60)
+  void closeKillsAJobServerThatDoesNotEnd() throws Exception {
+    Session session = open();
+    Path rootfs = session.rootfs();
+    ProcessHandle jobServer = jobServerOf(rootfs);
+    Process stop = new ProcessBuilder("kill", "-STOP", Long.toString(jobServer.pid())).start();
+    assertEquals(0, stop.waitFor());
+
+    session.closeAndWait();
+    assertFalse(jobServer.isAlive(), "the job server still runs");
+    assertFalse(Files.exists(rootfs));
+    assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
+    assertFalse(recorded(rootfs), "the registry still records " + rootfs);
+  }
+
+  private static ProcessHandle jobServerOf(Path rootfs) {
+    return ProcessHandle.allProcesses()
+        .filter(p -> p.info().command().orElse("").endsWith("/uchroot-jobd"))
+        .filter(p -> p.info().commandLine().orElse("").contains("--testbed " + rootfs))
+        .findFirst()
+        .orElseThrow();
   }
 
   private boolean recorded(Path rootfs) {
@@ -156,6 +180,8 @@ abstract class EngineIntegrationTest {
       String scratch = session.scratch();
       run(session, new CapturedStdio(), "touch", "/made-here");
       session.revert().toCompletableFuture().join();
+      // The record of the testbed reverted is forgotten after the answer, never the new one's.
+      assertTrue(recorded(session.rootfs()), "the new testbed is not recorded");
       assertEquals(scratch, session.scratch());
       assertTrue(Files.isDirectory(session.scratchOnHost()));
       assertEquals(new ExitStatus.Exited(1), run(session, new CapturedStdio(), "test", "-e", "/made-here"));

@@ -35,6 +35,7 @@ import org.uchroot.engine.Engine;
 import org.uchroot.engine.Session;
 import org.uchroot.engine.SessionRegistry;
 import org.uchroot.engine.SessionStatus;
+import org.uchroot.engine.UchrootException;
 
 /**
  * The autopkgtest virtualisation server: reads commands from the caller, one per line, and answers
@@ -418,18 +419,19 @@ public final class VirtServer {
   /** Closes the testbed as {@code close} asks; a failure is the caller's failure. */
   private void closeTestbed() throws ProtocolError {
     Session closing = session;
+    // The session refuses new commands from now on; the relay goes once the close is answered.
     endedRelay = forgetTestbed();
-    // The session refuses new commands from now on; the relay's socket goes meanwhile.
-    CompletionStage<Void> closed = closing.close();
-    if (endedRelay != null) {
-      endedRelay.stopAccepting();
+    try {
+      closing.closeAndWait();
+    } catch (UchrootException e) {
+      throw ProtocolError.of(oneLine(e));
     }
-    await(closed);
   }
 
   /**
-   * Gives the connections of a closed testbed's commands their grace to send their last frames,
-   * then drops them: after the close is answered, as the answer does not depend on it.
+   * Stops the exec relay of a closed testbed, gives the connections of its commands their grace to
+   * send their last frames, then drops them: after the close is answered, as the answer does not
+   * depend on it.
    */
   private void closeEndedRelay() {
     if (endedRelay != null) {
