@@ -27,6 +27,14 @@
 
 static const char *const DEVICES[] = { "null", "zero", "full", "random", "urandom", "tty", "console" };
 
+/* The links of /dev, and their targets. */
+static const struct {
+    const char *name, *target;
+} DEV_LINKS[] = {
+    { "fd", "/proc/self/fd" },       { "stdin", "/proc/self/fd/0" }, { "stdout", "/proc/self/fd/1" },
+    { "stderr", "/proc/self/fd/2" }, { "ptmx", "/dev/pts/ptmx" },
+};
+
 static int root_fd = -1;
 
 __attribute__((format(printf, 2, 3), noreturn)) static void fail_with(int status, const char *fmt, ...)
@@ -194,15 +202,12 @@ void sandbox_setup(const struct sandbox *sb)
         fail("cannot create /dev");
     for (size_t i = 0; i < sizeof DEVICES / sizeof *DEVICES; i++)
         bind_device(dev_fd, DEVICES[i]);
-    symlink_in(dev_fd, "/proc/self/fd", "fd");
-    symlink_in(dev_fd, "/proc/self/fd/0", "stdin");
-    symlink_in(dev_fd, "/proc/self/fd/1", "stdout");
-    symlink_in(dev_fd, "/proc/self/fd/2", "stderr");
+    for (size_t i = 0; i < sizeof DEV_LINKS / sizeof *DEV_LINKS; i++)
+        symlink_in(dev_fd, DEV_LINKS[i].target, DEV_LINKS[i].name);
+    close(dev_fd);
     /* A private devpts instance: the host's ptys stay out of reach. */
     mount_dir("/dev/pts", "none", "devpts", MS_NOEXEC | MS_NOSUID,
               "newinstance,gid=5,mode=620,ptmxmode=666", "/dev/pts");
-    symlink_in(dev_fd, "/dev/pts/ptmx", "ptmx");
-    close(dev_fd);
     mount_dir("/dev/shm", "tmpfs", "tmpfs", 0, NULL, "/dev/shm");
     mount_dir("/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, "/sys");
 
@@ -319,6 +324,33 @@ static int empty_dir(int dfd, dev_t dev)
     closedir(dir);
     errno = err;
     return rc;
+}
+
+int sandbox_dev_skeleton(const char *dev)
+{
+    int fd = -1;
+    if (mkdir(dev, 0755) < 0) {
+        if (errno == EEXIST)
+            return 0; /* a /dev the tarball brought after all: sandbox_setup completes it */
+        goto failed;
+    }
+    fd = open(dev, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || mkdirat(fd, "pts", 0755) < 0 || mkdirat(fd, "shm", 0755) < 0)
+        goto failed;
+    /* Empty files with no permissions: without their bind mounts, nothing can use them. */
+    for (size_t i = 0; i < sizeof DEVICES / sizeof *DEVICES; i++)
+        if (mknodat(fd, DEVICES[i], S_IFREG, 0) < 0)
+            goto failed;
+    for (size_t i = 0; i < sizeof DEV_LINKS / sizeof *DEV_LINKS; i++)
+        if (symlinkat(DEV_LINKS[i].target, fd, DEV_LINKS[i].name) < 0)
+            goto failed;
+    close(fd);
+    return 0;
+failed:
+    fprintf(stderr, "uchroot-sandbox: cannot prepare %s: %s\n", dev, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }
 
 int sandbox_remove(const char *root, const char *testbed)

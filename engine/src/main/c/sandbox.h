@@ -36,6 +36,14 @@ struct sandbox {
 void sandbox_setup(const struct sandbox *sb);
 
 /*
+ * Makes DEV, unless it exists, as sandbox_setup completes /dev: its mount
+ * points, empty files with no permissions where it binds the host's devices,
+ * and its links.  An overlay testbed then finds them in its base, rather than
+ * copying them up at each open.  0, or -1 with one line on stderr.
+ */
+int sandbox_dev_skeleton(const char *dev);
+
+/*
  * The testbed's end, once no process of it is left: detaches every mount at
  * root (in this mount namespace only), then, if nothing is mounted at or below
  * testbed any more, deletes testbed and everything in it, never following a

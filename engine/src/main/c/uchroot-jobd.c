@@ -2,6 +2,10 @@
  * uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]
  *              [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]
  *              [--bind OUTSIDE INSIDE]...
+ * uchroot-jobd --dev-skeleton DIR
+ *
+ * The second form only makes DIR as the job server completes /dev (see
+ * sandbox_dev_skeleton), for the engine's unpacker, and exits.
  *
  * The job server of one uchroot session.  Started once per session, inside
  * the session's namespaces as pid 1 of its pid namespace, with the host's root:
@@ -652,7 +656,8 @@ static void usage(void)
 {
     fputs("usage: uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]\n"
           "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]\n"
-          "                    [--bind OUTSIDE INSIDE]...\n",
+          "                    [--bind OUTSIDE INSIDE]...\n"
+          "       uchroot-jobd --dev-skeleton DIR\n",
           stderr);
     exit(125);
 }
@@ -700,6 +705,10 @@ static void parse_args(int argc, char **argv, struct sandbox *sb)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--dev-skeleton") == 0) {
+        umask(022);
+        return sandbox_dev_skeleton(argv[2]) == 0 ? 0 : 1;
+    }
     struct sandbox sb = { 0 };
     parse_args(argc, argv, &sb);
     /* Before anything listens: the first job must find the testbed complete. */

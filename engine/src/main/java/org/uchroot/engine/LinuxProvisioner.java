@@ -84,7 +84,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     this.timers = ExecutionContext.fromExecutor(blocking);
     this.registry = registry;
     this.remover = remover;
-    this.cache = new RootfsCache(config.cacheDir(), mapping);
+    this.cache = new RootfsCache(config.cacheDir(), mapping, config.libexecDir());
   }
 
   @Override
@@ -168,7 +168,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
         sandbox = startOverlay(session, spec, top, scratch);
       }
       if (sandbox == null) {
-        Unpacker.unpack(mapping, spec.tarball(), top, spec.normalUser());
+        Unpacker.unpack(mapping, config.libexecDir(), spec.tarball(), top, spec.normalUser());
         sandbox = startSandbox(session, spec, top, top, Optional.empty(), scratch);
       }
       LOG.debug(

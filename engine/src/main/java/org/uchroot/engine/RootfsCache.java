@@ -40,14 +40,17 @@ public final class RootfsCache {
 
   private final Path dir;
   private final IdMapping mapping;
+  private final Path libexecDir;
 
-  public RootfsCache(Path dir, IdMapping mapping) {
+  /** @param libexecDir where the job server is, which completes the bases' /dev */
+  public RootfsCache(Path dir, IdMapping mapping, Path libexecDir) {
     this.dir = dir;
     this.mapping = mapping;
+    this.libexecDir = libexecDir;
   }
 
   public static RootfsCache of(EngineConfig config) {
-    return new RootfsCache(config.cacheDir(), Host.idMapping());
+    return new RootfsCache(config.cacheDir(), Host.idMapping(), config.libexecDir());
   }
 
   /** A cached base. */
@@ -87,7 +90,7 @@ public final class RootfsCache {
     long started = System.nanoTime();
     Path partial = Files.createTempDirectory(dir, key + ".partial-");
     try {
-      Unpacker.unpack(mapping, tarball, partial, normalUser);
+      Unpacker.unpack(mapping, libexecDir, tarball, partial, normalUser);
       Properties meta = new Properties();
       meta.setProperty("tarball", tarball.toAbsolutePath().toString());
       meta.setProperty("created", Instant.now().toString());

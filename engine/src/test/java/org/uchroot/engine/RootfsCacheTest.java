@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
@@ -24,7 +25,7 @@ class RootfsCacheTest {
   @Test
   void concurrentUsersShareOneCompleteBase(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
-    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping());
+    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping(), EngineConfig.load().libexecDir());
     ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
       List<CompletableFuture<Path>> bases = new ArrayList<>();
@@ -36,6 +37,13 @@ class RootfsCacheTest {
       Path base = distinct.iterator().next();
       assertTrue(Files.isRegularFile(base.resolve("bin/busybox")));
       assertTrue(Files.isDirectory(base.resolve("home/uchroot")));
+      // /dev as the job server completes it, so that no testbed copies it up.
+      Path dev = base.resolve("dev");
+      assertTrue(Files.isDirectory(dev.resolve("pts"), LinkOption.NOFOLLOW_LINKS));
+      assertTrue(Files.isRegularFile(dev.resolve("null"), LinkOption.NOFOLLOW_LINKS));
+      assertEquals(Set.of(), Files.getPosixFilePermissions(dev.resolve("null")));
+      assertEquals(Path.of("/proc/self/fd"), Files.readSymbolicLink(dev.resolve("fd")));
+      assertEquals(Path.of("/dev/pts/ptmx"), Files.readSymbolicLink(dev.resolve("ptmx")));
       assertEquals(1, cache.list().size());
     } finally {
       pool.shutdownNow();
@@ -45,7 +53,7 @@ class RootfsCacheTest {
   @Test
   void aChangedTarballGetsANewBaseAndPruneRemovesUnusedOnes(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
-    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping());
+    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping(), EngineConfig.load().libexecDir());
     Path first = cache.baseFor(tarball, "uchroot");
     assertEquals(first, cache.baseFor(tarball, "uchroot"));
     Files.setLastModifiedTime(tarball, FileTime.fromMillis(0));
