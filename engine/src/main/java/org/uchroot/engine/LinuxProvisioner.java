@@ -10,8 +10,8 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -49,6 +49,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   private static final SecureRandom RANDOM = new SecureRandom();
+  /** How long a job server may take to remove its testbed or end, before it is killed. */
+  private static final Duration END_WAIT = Duration.ofSeconds(10);
 
   private final EngineConfig config;
   private final IdMapping mapping;
@@ -59,9 +61,6 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private final SessionRegistry registry;
   private final SafeRemover remover;
   private final RootfsCache cache;
-  /** How long a job server may take to remove its testbed or end, before it is killed. */
-  private static final Duration END_WAIT = Duration.ofSeconds(10);
-
   /** Dismantlings still under way after their answer: records to forget, namespaces to go. */
   private final Set<CompletableFuture<Void>> ending = ConcurrentHashMap.newKeySet();
   /** Removed testbeds whose records are being forgotten, by rootfs. */
@@ -128,7 +127,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
         dismantled.complete(Dismantled.ROOTFS_LEFT);
       }
     } catch (RuntimeException e) {
-      dismantled.completeExceptionally(e);
+      if (!dismantled.completeExceptionally(e)) {
+        LOG.warn("after removing {}: {}", testbed.rootfs(), e.getMessage());
+      }
     } finally {
       forgetting.remove(testbed.rootfs(), forgotten);
       forgotten.complete(null);

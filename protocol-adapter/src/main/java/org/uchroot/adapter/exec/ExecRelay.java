@@ -100,17 +100,13 @@ public final class ExecRelay implements AutoCloseable {
   }
 
   /**
-   * Stops taking new connections and removes the socket; the commands already connected go on and
-   * still report their status. Idempotent.
+   * Removes the socket, so that no new command can connect; the commands already connected go on
+   * and still report their status. The listening socket itself is closed by {@link #close}: that
+   * waits for the accepting thread to wake up. Idempotent.
    */
   public void stopAccepting() {
     if (!accepting.getAndSet(false)) {
       return;
-    }
-    try {
-      server.close();
-    } catch (IOException e) {
-      LOG.debug("closing {}: {}", socket, e.toString());
     }
     try {
       // The runtime directory stays: other servers of the user may be making sockets there.
@@ -132,6 +128,11 @@ public final class ExecRelay implements AutoCloseable {
    */
   public void close(Duration grace) {
     stopAccepting();
+    try {
+      server.close();
+    } catch (IOException e) {
+      LOG.debug("closing {}: {}", socket, e.toString());
+    }
     long deadline = System.nanoTime() + grace.toNanos();
     synchronized (connections) {
       long left;

@@ -419,8 +419,12 @@ public final class VirtServer {
   /** Closes the testbed as {@code close} asks; a failure is the caller's failure. */
   private void closeTestbed() throws ProtocolError {
     Session closing = session;
-    // The session refuses new commands from now on; the relay goes once the close is answered.
+    // No new command from now on, and the exec socket is gone when the close is answered; the
+    // connections of earlier commands go once it is answered.
     endedRelay = forgetTestbed();
+    if (endedRelay != null) {
+      endedRelay.stopAccepting();
+    }
     try {
       closing.closeAndWait();
     } catch (UchrootException e) {
@@ -429,9 +433,8 @@ public final class VirtServer {
   }
 
   /**
-   * Stops the exec relay of a closed testbed, gives the connections of its commands their grace to
-   * send their last frames, then drops them: after the close is answered, as the answer does not
-   * depend on it.
+   * Gives the connections of a closed testbed's commands their grace to send their last frames,
+   * then drops them: after the close is answered, as the answer does not depend on it.
    */
   private void closeEndedRelay() {
     if (endedRelay != null) {
