@@ -780,8 +780,10 @@ int main(int argc, char **argv)
         die("stdout");
     /* The engine reads its end again only for the removal's report. */
     int report = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    if (report < 0)
+        die("stdout");
     int null = open("/dev/null", O_WRONLY);
-    if (report < 0 || null < 0 || dup2(null, 1) < 0)
+    if (null < 0 || dup2(null, 1) < 0)
         die("/dev/null");
     close(null);
 

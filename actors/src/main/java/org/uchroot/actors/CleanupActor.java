@@ -9,8 +9,8 @@ import java.util.concurrent.CompletableFuture;
 /**
  * Takes down a testbed whose every job has released its mounts: ends its namespaces through the
  * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs, if
- * anything, through the {@link RootfsRemover}. The one place that orders the two, so that the remover never
- * deletes while a mount of the testbed may still exist.
+ * anything, through the {@link RootfsRemover}. The one place that orders the two, so that the
+ * remover never deletes while a mount of the testbed may still exist.
  */
 public final class CleanupActor {
 

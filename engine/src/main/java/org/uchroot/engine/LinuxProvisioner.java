@@ -51,6 +51,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static final SecureRandom RANDOM = new SecureRandom();
   /** How long a job server may take to remove its testbed or end, before it is killed. */
   private static final Duration END_WAIT = Duration.ofSeconds(10);
+  /** ... and after which unshare is killed too. */
+  private static final Duration LAST_END_WAIT = END_WAIT.multipliedBy(2);
 
   private final EngineConfig config;
   private final IdMapping mapping;
@@ -103,7 +105,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
    * The job server deletes the testbed on its way out; the remover deletes whatever it left, after
    * checking the host's mount table. Once the job server says the testbed is gone, the answer goes
    * at once, and this thread then forgets the testbed's record and waits for the namespaces, which
-   * take a few milliseconds more; a revert's new record waits for that forgetting.
+   * take a few milliseconds more; a new record at the same path waits for that forgetting.
    */
   private void dismantle(
       NamespaceSandbox sandbox, Testbed testbed, CompletableFuture<Dismantled> dismantled) {
@@ -112,11 +114,14 @@ final class LinuxProvisioner implements TestbedProvisioner {
     CompletableFuture<Void> forgotten = new CompletableFuture<>();
     forgetting.put(testbed.rootfs(), forgotten);
     try {
+      // A job server that neither says so nor ends in time is killed, then unshare: its end ends
+      // the wait.
+      Cancellable overdue = scheduler.scheduleOnce(END_WAIT, sandbox.stopper(), timers);
+      Cancellable longOverdue = scheduler.scheduleOnce(LAST_END_WAIT, sandbox.stopper(), timers);
       sandbox.end();
-      // A job server that neither says so nor ends in time is killed: its end ends the wait.
-      Cancellable overdue = scheduler.scheduleOnce(END_WAIT, sandbox.killer(), timers);
       boolean removed = sandbox.awaitRemoval();
       overdue.cancel();
+      longOverdue.cancel();
       if (removed) {
         dismantled.complete(Dismantled.ROOTFS_REMOVED);
         registry.forget(testbed.rootfs());
@@ -131,6 +136,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
         LOG.warn("after removing {}: {}", testbed.rootfs(), e.getMessage());
       }
     } finally {
+      // Whatever went wrong, nobody waits for ever.
+      dismantled.completeExceptionally(new UchrootException("the testbed's end failed"));
       forgetting.remove(testbed.rootfs(), forgotten);
       forgotten.complete(null);
       ended.complete(null);
@@ -157,9 +164,13 @@ final class LinuxProvisioner implements TestbedProvisioner {
         throw new UchrootException(bind.outside() + " doesn't exist");
       }
     }
-    // The testbed this one replaces may still be being forgotten: its record has the same name.
-    previous.map(Testbed::rootfs).map(forgetting::get).ifPresent(CompletableFuture::join);
     Path top = createTopDir(spec, previous);
+    // A testbed removed from the same path (a revert's, or one of the same unpack directory) may
+    // still be being forgotten: its record is found by that path.
+    CompletableFuture<Void> forgettingThere = forgetting.get(top);
+    if (forgettingThere != null) {
+      forgettingThere.join();
+    }
     registry.record(session, top);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);
     try {

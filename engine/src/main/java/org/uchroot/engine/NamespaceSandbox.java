@@ -31,7 +31,10 @@ final class NamespaceSandbox implements Sandbox {
    * Armed at every close: made here, so that its class is not made then, on the path the client
    * waits on.
    */
-  private final Runnable killer;
+  private final Runnable stopper;
+  /** Set once the job server has said it removed the testbed, and with it its socket. */
+  private volatile boolean removed;
+  private volatile boolean killed;
 
   /**
    * @param root the directory jobs chroot into: the rootfs, or the overlay's mount point (which
@@ -45,7 +48,7 @@ final class NamespaceSandbox implements Sandbox {
     this.root = root;
     this.hostScratch = hostScratch;
     this.jobSocket = jobSocket;
-    this.killer = this::killJobServer;
+    this.stopper = this::stop;
   }
 
   Path root() {
@@ -78,7 +81,7 @@ final class NamespaceSandbox implements Sandbox {
   /**
    * Blocks until the job server says it removed the testbed, or until it is gone without saying
    * so: it then left the testbed, or part of it, for the {@link SafeRemover}, as it does when the
-   * {@link #killer} ends it (a tree too large to go within the wait).
+   * {@link #stopper} ends it (a tree too large to go within the wait).
    *
    * @return whether the testbed was removed
    */
@@ -94,7 +97,8 @@ final class NamespaceSandbox implements Sandbox {
     } catch (IOException e) {
       return false;
     }
-    return REMOVED.contentEquals(line);
+    removed = REMOVED.contentEquals(line);
+    return removed;
   }
 
   /**
@@ -103,24 +107,38 @@ final class NamespaceSandbox implements Sandbox {
    */
   void awaitEnd() {
     if (!waitFor(10)) {
-      killJobServer();
+      stop();
       if (!waitFor(10)) {
-        holder.destroyForcibly();
+        stop();
         waitFor(10);
       }
     }
-    removeSocket(jobSocket);
+    // A job server that said so removed its socket itself; the path may be its successor's by
+    // now, after a revert.
+    if (!removed) {
+      removeSocket(jobSocket);
+    }
   }
 
-  /** What kills the job server unless its namespaces are gone; made as the sandbox starts. */
-  Runnable killer() {
-    return killer;
+  /**
+   * What stops the namespaces unless they are gone, made as the sandbox starts: its first run
+   * kills the job server, a later one unshare too, whose end closes the pipe a removal's report is
+   * awaited on even when the job server cannot die (a process of the session stuck in the kernel).
+   */
+  Runnable stopper() {
+    return stopper;
   }
 
-  private void killJobServer() {
-    // While unshare runs, it has not reaped the job server, whose pid is then still its own.
-    if (holder.isAlive()) {
+  private synchronized void stop() {
+    if (!holder.isAlive()) {
+      return;
+    }
+    if (!killed) {
+      // While unshare runs, it has not reaped the job server, whose pid is then still its own.
+      killed = true;
       Host.kill(initPid, 9);
+    } else {
+      holder.destroyForcibly();
     }
   }
 

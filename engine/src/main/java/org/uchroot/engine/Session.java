@@ -142,7 +142,7 @@ public final class Session {
                   ref, SessionActor.Close::new, LONG, system.scheduler(), Asks.DIRECT)
               .join();
     } catch (CompletionException e) {
-      throw new UchrootException("cannot close the testbed: " + e.getCause().getMessage(), e);
+      throw new UchrootException("cannot close the testbed: " + e.getCause(), e);
     }
     closed(reply);
   }

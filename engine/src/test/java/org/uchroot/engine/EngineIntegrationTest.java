@@ -126,6 +126,18 @@ abstract class EngineIntegrationTest {
     session.close().toCompletableFuture().join();
     assertFalse(Files.exists(rootfs));
     assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
+  }
+
+  /** The record of a testbed is forgotten after the close's answer, and before its engine ends. */
+  @Test
+  void anEngineEndsOnlyOnceItsRecordsAreForgotten() throws Exception {
+    Path rootfs;
+    try (Engine own = Engine.start(EngineConfig.load().withRootfsMode(mode()))) {
+      Session session = own.open(SessionSpec.of(BusyboxRootfs.tarball())).toCompletableFuture().join();
+      rootfs = session.rootfs();
+      assertTrue(recorded(rootfs), rootfs + " is not recorded");
+      session.closeAndWait();
+    }
     assertFalse(recorded(rootfs), "the registry still records " + rootfs);
   }
 

@@ -25,7 +25,7 @@ class RootfsCacheTest {
   @Test
   void concurrentUsersShareOneCompleteBase(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
-    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping(), EngineConfig.load().libexecDir());
+    RootfsCache cache = newCache(tmp);
     ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
       List<CompletableFuture<Path>> bases = new ArrayList<>();
@@ -53,7 +53,7 @@ class RootfsCacheTest {
   @Test
   void aChangedTarballGetsANewBaseAndPruneRemovesUnusedOnes(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
-    RootfsCache cache = new RootfsCache(tmp.resolve("cache"), Host.idMapping(), EngineConfig.load().libexecDir());
+    RootfsCache cache = newCache(tmp);
     Path first = cache.baseFor(tarball, "uchroot");
     assertEquals(first, cache.baseFor(tarball, "uchroot"));
     Files.setLastModifiedTime(tarball, FileTime.fromMillis(0));
@@ -64,5 +64,9 @@ class RootfsCacheTest {
     assertEquals(List.of(first), removed);
     assertFalse(Files.exists(first));
     assertTrue(Files.isDirectory(second));
+  }
+
+  private static RootfsCache newCache(Path tmp) {
+    return new RootfsCache(tmp.resolve("cache"), Host.idMapping(), EngineConfig.load().libexecDir());
   }
 }
