@@ -108,11 +108,9 @@ public final class SessionActor {
         stash ->
             Behaviors.setup(
                 context -> {
-                  context.pipeToSelf(
-                      ports.provisioner().provision(id, spec, Optional.empty()),
-                      (testbed, error) ->
-                          testbed != null ? new Provisioned(testbed) : new ProvisionFailed(error));
-                  return new SessionActor(id, spec, ports, context, stash).opening(replyTo);
+                  SessionActor session = new SessionActor(id, spec, ports, context, stash);
+                  session.provision(Optional.empty());
+                  return session.opening(replyTo);
                 }));
   }
 
@@ -363,11 +361,16 @@ public final class SessionActor {
     return stopAfterFailure("the testbed could not be reverted: " + reason);
   }
 
+  /** Asks for a testbed, which comes back as Provisioned or ProvisionFailed. */
+  private void provision(Optional<Testbed> previous) {
+    context.pipeToSelf(
+        ports.provisioner().provision(id, spec, previous),
+        (fresh, failure) -> fresh != null ? new Provisioned(fresh) : new ProvisionFailed(failure));
+  }
+
   /** A fresh testbed with the same rootfs and scratch paths as the one just removed. */
   private Behavior<Command> provisionAgain() {
-    context.pipeToSelf(
-        ports.provisioner().provision(id, spec, Optional.of(testbed)),
-        (fresh, failure) -> fresh != null ? new Provisioned(fresh) : new ProvisionFailed(failure));
+    provision(Optional.of(testbed));
     return Behaviors.receive(Command.class)
         .onMessage(
             Provisioned.class,

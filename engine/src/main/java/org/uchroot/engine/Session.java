@@ -123,9 +123,7 @@ public final class Session {
    * namespaces and removes the rootfs; completes after the removal.
    */
   public CompletionStage<Void> close() {
-    return Asks.<SessionActor.Command, SessionActor.CloseReply>ask(
-            ref, SessionActor.Close::new, LONG, system.scheduler(), blocking)
-        .thenApply(Session::closed);
+    return askClose(blocking).thenApply(Session::closed);
   }
 
   /**
@@ -137,14 +135,16 @@ public final class Session {
   public void closeAndWait() {
     SessionActor.CloseReply reply;
     try {
-      reply =
-          Asks.<SessionActor.Command, SessionActor.CloseReply>ask(
-                  ref, SessionActor.Close::new, LONG, system.scheduler(), Asks.DIRECT)
-              .join();
+      reply = askClose(Asks.DIRECT).join();
     } catch (CompletionException e) {
       throw new UchrootException("cannot close the testbed: " + e.getCause(), e);
     }
     closed(reply);
+  }
+
+  private CompletableFuture<SessionActor.CloseReply> askClose(Executor answeredOn) {
+    return Asks.<SessionActor.Command, SessionActor.CloseReply>ask(
+        ref, SessionActor.Close::new, LONG, system.scheduler(), answeredOn);
   }
 
   private static Void closed(SessionActor.CloseReply reply) {
