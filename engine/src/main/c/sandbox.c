@@ -211,15 +211,16 @@ void sandbox_setup(const struct sandbox *sb)
     mount_dir("/dev/shm", "tmpfs", "tmpfs", 0, NULL, "/dev/shm");
     mount_dir("/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, "/sys");
 
+    /* The scratch directory is a plain host directory beside the rootfs, bound in: the host
+     * writes there (autopkgtest's downtmp-host) with no overlay in between, whose behaviour is
+     * undefined for changes made to its upper layer while mounted. */
     if (sb->scratch) {
-        int fd = mkdirs_in_root(sb->scratch);
-        if (fd < 0)
-            fail("cannot create the scratch directory %s", sb->scratch);
-        close(fd);
-        fd = open_in_root(sb->scratch, O_RDONLY | O_DIRECTORY);
-        if (fd < 0 || fchmod(fd, 01777) < 0)
-            fail("cannot make the scratch directory %s shared", sb->scratch);
-        close(fd);
+        if (mkdir(sb->scratch_outside, 0755) < 0)
+            fail("cannot create the scratch directory %s", sb->scratch_outside);
+        /* Sticky and writable by all, as autopkgtest makes it: tests run as a normal user too. */
+        if (chmod(sb->scratch_outside, 01777) < 0)
+            fail("cannot make the scratch directory %s shared", sb->scratch_outside);
+        mount_dir(sb->scratch, sb->scratch_outside, NULL, MS_BIND, NULL, sb->scratch);
     }
     close(root_fd);
     umask(mask);

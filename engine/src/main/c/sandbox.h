@@ -21,16 +21,17 @@ struct sandbox {
     const char *overlay_work;
     const char *overlay_options; /* extra options, may be empty */
     const char *scratch;         /* NULL or an absolute path inside the rootfs */
+    const char *scratch_outside; /* the host directory bound there, made by sandbox_setup */
     struct bind_mount *binds;
     size_t bind_count;
 };
 
 /*
  * Mounts the overlay (if any) on root, then /proc, the bind mounts, /dev and
- * /sys inside it, and creates the scratch directory, as autopkgtest's
- * unshare-helper prepares a rootfs.  Paths inside the rootfs are resolved as
- * a chroot would resolve them, so a symlink in the rootfs never sends a mount
- * or a mkdir to the host.  On failure prints one line on stderr and exits
+ * /sys inside it, as autopkgtest's unshare-helper prepares a rootfs, and binds
+ * a fresh host directory, scratch_outside, on the scratch directory.  Paths
+ * inside the rootfs are resolved as a chroot would resolve them, so a symlink
+ * in the rootfs never sends a mount or a mkdir to the host.  On failure prints one line on stderr and exits
  * (SANDBOX_OVERLAY_FAILED if the overlay failed, else 1).
  */
 void sandbox_setup(const struct sandbox *sb);

@@ -1,6 +1,6 @@
 /*
  * uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]
- *              [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]
+ *              [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]
  *              [--bind OUTSIDE INSIDE]...
  * uchroot-jobd --dev-skeleton DIR
  *
@@ -22,7 +22,7 @@
  * ends with the engine however the engine ends, and leaves nothing behind.
  * If the engine wrote 'r' on stdin before, jobd first kills what is left of
  * the jobs, takes the testbed's mounts down and deletes DIR (which holds
- * ROOTFS, or is ROOTFS): from inside the session, where the engine's user owns
+ * ROOTFS and the scratch directory's host side): from inside the session, where the engine's user owns
  * every file of the testbed, and at the cost of system calls alone.  Once DIR
  * is gone it prints "uchroot-testbed-removed" on stdout, so that the engine
  * can answer without waiting for the namespaces to go.
@@ -655,7 +655,7 @@ static void accept_jobs(void)
 static void usage(void)
 {
     fputs("usage: uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]\n"
-          "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch PATH]\n"
+          "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]\n"
           "                    [--bind OUTSIDE INSIDE]...\n"
           "       uchroot-jobd --dev-skeleton DIR\n",
           stderr);
@@ -680,9 +680,11 @@ static void parse_args(int argc, char **argv, struct sandbox *sb)
         } else if (strcmp(opt, "--socket") == 0 && left >= 1) {
             socket_path = argv[i + 1];
             i += 2;
-        } else if (strcmp(opt, "--scratch") == 0 && left >= 1 && argv[i + 1][0] == '/') {
-            sb->scratch = argv[i + 1];
-            i += 2;
+        } else if (strcmp(opt, "--scratch") == 0 && left >= 2 && argv[i + 1][0] == '/'
+                   && argv[i + 2][0] == '/') {
+            sb->scratch_outside = argv[i + 1];
+            sb->scratch = argv[i + 2];
+            i += 3;
         } else if (strcmp(opt, "--overlay") == 0 && left >= 4) {
             sb->overlay_lower = argv[i + 1];
             sb->overlay_upper = argv[i + 2];

@@ -180,8 +180,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
         sandbox = startOverlay(session, spec, top, scratch);
       }
       if (sandbox == null) {
-        Unpacker.unpack(mapping, config.libexecDir(), spec.tarball(), top, spec.normalUser());
-        sandbox = startSandbox(session, spec, top, top, Optional.empty(), scratch);
+        Path root = createDirectory(top.resolve("root"));
+        Unpacker.unpack(mapping, config.libexecDir(), spec.tarball(), root, spec.normalUser());
+        sandbox = startSandbox(session, spec, top, root, Optional.empty(), scratch);
       }
       LOG.debug(
           "session {}: testbed ready in {} ms", session, (System.nanoTime() - started) / 1_000_000);
@@ -205,16 +206,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
       SessionId session, SessionSpec spec, Path top, String scratch) {
     Path base = cache.baseFor(spec.tarball(), spec.normalUser());
     registry.record(session, top, Optional.of(base));
-    Path upper = top.resolve("upper");
-    Path work = top.resolve("work");
-    Path root = top.resolve("root");
-    try {
-      Files.createDirectory(upper);
-      Files.createDirectory(work);
-      Files.createDirectory(root);
-    } catch (IOException e) {
-      throw new UchrootException("cannot prepare the overlay in " + top + ": " + e.getMessage(), e);
-    }
+    Path upper = createDirectory(top.resolve("upper"));
+    Path work = createDirectory(top.resolve("work"));
+    Path root = createDirectory(top.resolve("root"));
     try {
       return startSandbox(
           session, spec, top, root, Optional.of(new Overlay(base, upper, work)), scratch);
@@ -228,6 +222,14 @@ final class LinuxProvisioner implements TestbedProvisioner {
         throw new UchrootException("cannot recreate " + top + ": " + again.getMessage(), again);
       }
       return null;
+    }
+  }
+
+  private static Path createDirectory(Path dir) {
+    try {
+      return Files.createDirectory(dir);
+    } catch (IOException e) {
+      throw new UchrootException("cannot create " + dir + ": " + e.getMessage(), e);
     }
   }
 
@@ -272,8 +274,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
   }
 
   /**
-   * @param top the testbed's directory, which the job server removes at the end: the rootfs
-   *     itself, or the overlay's directories
+   * @param top the testbed's directory, which the job server removes at the end: it holds the
+   *     rootfs (a tree unpacked from the tarball, or the overlay's directories and mount point)
+   *     and, beside it, the host side of the scratch directory
    * @param root the directory jobs chroot into
    */
   private NamespaceSandbox startSandbox(
@@ -317,7 +320,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
                     o.upper().toString(),
                     o.work().toString(),
                     mapping.overlayOptions())));
-    argv.addAll(List.of("--scratch", scratch));
+    Path hostScratch = top.resolve("scratch");
+    argv.addAll(List.of("--scratch", hostScratch.toString(), scratch));
     for (BindMount bind : spec.binds()) {
       argv.addAll(List.of("--bind", bind.outside().toAbsolutePath().toString(), bind.inside()));
     }
@@ -355,8 +359,6 @@ final class LinuxProvisioner implements TestbedProvisioner {
             LOG.warn("session namespaces: {}", HelperProcess.oneLine(text));
           }
         });
-    Path hostScratch =
-        overlay.map(o -> o.upper()).orElse(root).resolve(scratch.substring(1));
     return new NamespaceSandbox(holder, childOf(holder.pid()), root, hostScratch, jobSocket);
   }
 

@@ -92,7 +92,9 @@ abstract class EngineIntegrationTest {
     Session session = open();
     try {
       Path upper = session.rootfs().resolve("upper");
-      assertEquals(mode() == RootfsMode.OVERLAY, session.scratchOnHost().startsWith(upper));
+      // The scratch directory is a host directory beside the rootfs in both modes, not a
+      // directory of the overlay's upper layer written behind the overlay's back.
+      assertEquals(session.rootfs().resolve("scratch"), session.scratchOnHost());
       assertEquals(mode() == RootfsMode.OVERLAY, Files.isDirectory(upper));
       if (mode() == RootfsMode.OVERLAY) {
         // The base holds /dev as the job server completes it: nothing of it is copied up.
@@ -100,6 +102,50 @@ abstract class EngineIntegrationTest {
           assertEquals(List.of(upper.resolve("tmp")), entries.toList());
         }
       }
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  /**
+   * autopkgtest writes into downtmp-host on the host while the testbed runs: a name the testbed
+   * looked up before the host made it must then be there, with what the host wrote.
+   */
+  @Test
+  void theHostWritesTheScratchDirectoryAsThePlainDirectoryItIs() throws Exception {
+    Session session = open();
+    try {
+      String late = session.scratch() + "/late";
+      assertEquals(new ExitStatus.Exited(1), run(session, new CapturedStdio(), "test", "-e", late));
+      Files.writeString(session.scratchOnHost().resolve("late"), "written on the host\n");
+      CapturedStdio io = new CapturedStdio();
+      assertEquals(new ExitStatus.Exited(0), run(session, io, "cat", late));
+      assertEquals("written on the host\n", io.out());
+      assertEquals(
+          new ExitStatus.Exited(0),
+          run(session, new CapturedStdio(), "sh", "-c", "echo in the testbed > " + late));
+      assertEquals("in the testbed\n", Files.readString(session.scratchOnHost().resolve("late")));
+    } finally {
+      session.close().toCompletableFuture().join();
+    }
+  }
+
+  @Test
+  void aRevertGivesAFreshEmptyScratchDirectoryAtTheSamePaths() throws Exception {
+    Session session = open();
+    try {
+      String scratch = session.scratch();
+      Path onHost = session.scratchOnHost();
+      Files.writeString(onHost.resolve("old"), "x");
+      session.revert().toCompletableFuture().join();
+      assertEquals(scratch, session.scratch());
+      assertEquals(onHost, session.scratchOnHost());
+      try (Stream<Path> entries = Files.list(onHost)) {
+        assertEquals(List.of(), entries.toList());
+      }
+      CapturedStdio io = new CapturedStdio();
+      run(session, io, "stat", "-c", "%a", scratch);
+      assertEquals("1777", io.out().strip());
     } finally {
       session.close().toCompletableFuture().join();
     }
