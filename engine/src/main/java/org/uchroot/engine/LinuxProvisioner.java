@@ -10,6 +10,7 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -245,13 +246,39 @@ final class LinuxProvisioner implements TestbedProvisioner {
         }
         return Files.createDirectory(dir);
       }
-      return Files.createTempDirectory(
-          Path.of(System.getProperty("java.io.tmpdir")), spec.unpackPrefix().orElse("uchroot."));
+      return createRandomDirectory(
+          spec.unpackPrefix()
+              .orElse(Path.of(System.getProperty("java.io.tmpdir"), "uchroot.").toString()));
     } catch (FileAlreadyExistsException e) {
       throw new UchrootException("unpack directory " + e.getFile() + " already exists");
     } catch (IOException e) {
       throw new UchrootException("cannot create the unpack directory: " + e.getMessage(), e);
     }
+  }
+
+  private static final String TEMP_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_";
+  /** Python's {@code tempfile.TMP_MAX}: how many names mkdtemp tries. */
+  private static final int TEMP_TRIES = 10000;
+
+  /**
+   * A new private directory named {@code prefix} and eight random characters, as Python's {@code
+   * tempfile.mkdtemp} makes the reference's unpack directory.
+   */
+  private static Path createRandomDirectory(String prefix) throws IOException {
+    for (int i = 0; i < TEMP_TRIES; i++) {
+      StringBuilder name = new StringBuilder(prefix);
+      for (int c = 0; c < 8; c++) {
+        name.append(TEMP_NAME_CHARS.charAt(RANDOM.nextInt(TEMP_NAME_CHARS.length())));
+      }
+      try {
+        return Files.createDirectory(
+            Path.of(name.toString()),
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      } catch (FileAlreadyExistsException e) {
+        // Taken: another name.
+      }
+    }
+    throw new IOException("no free name for a directory " + prefix + "XXXXXXXX");
   }
 
   /** The scratch directory autopkgtest expects: {@code /tmp/autopkgtest.XXXXXX}. */

@@ -60,6 +60,15 @@ public final class Main {
       exec.setStopAtPositional(true);
       exec.setUnmatchedOptionsArePositionalParams(true);
     }
+    commandLine
+        .setErr(err)
+        .setExitCodeExceptionMapper(Main::exitCode)
+        .setParameterExceptionHandler(Main::usageError);
+    try {
+      args = argparseStyle(commandLine, args);
+    } catch (CommandLine.ParameterException e) {
+      return usageError(e, args);
+    }
     return commandLine
         .setErr(err)
         .setExitCodeExceptionMapper(Main::exitCode)
@@ -70,6 +79,25 @@ public final class Main {
               return cmd.getExitCodeExceptionMapper().getExitCode(e);
             })
         .execute(args);
+  }
+
+  /**
+   * The arguments of the commands that take the reference's options, in the form picocli reads:
+   * see {@link ArgparseArgs}.
+   */
+  private static String[] argparseStyle(CommandLine commandLine, String[] args) {
+    if (commandLine.getCommand() instanceof VirtServerCommand) {
+      return ArgparseArgs.normalise(commandLine, args);
+    }
+    CommandLine subcommand = args.length > 0 ? commandLine.getSubcommands().get(args[0]) : null;
+    if (subcommand == null || !subcommand.getCommandSpec().mixins().containsKey("options")) {
+      return args;
+    }
+    String[] rest = ArgparseArgs.normalise(subcommand, Arrays.copyOfRange(args, 1, args.length));
+    String[] all = new String[rest.length + 1];
+    all[0] = args[0];
+    System.arraycopy(rest, 0, all, 1, rest.length);
+    return all;
   }
 
   private static int exitCode(Throwable e) {

@@ -50,7 +50,9 @@ public final class TestbedOptions {
   @Option(
       names = {"-p", "--prefix"},
       paramLabel = "PREFIX",
-      description = "Prefix for the temporary unpack directory.")
+      description =
+          "Prefix for the temporary unpack directory (as Python's mkdtemp: a name prefix, or a"
+              + " path; relative to $TMPDIR, else $TEMP, $TMP, /tmp).")
   String prefix;
 
   @Option(
@@ -66,13 +68,13 @@ public final class TestbedOptions {
       description =
           "Path to rootfs tarball (default: the first RELEASE-ARCH.t* in $XDG_CACHE_HOME/sbuild,"
               + " or ~/.cache/sbuild).")
-  Path tarball;
+  String tarball;
 
   @Option(
       names = {"-u", "--unpack-dir"},
       paramLabel = "UNPACK_DIR",
       description = "Temporary unpack directory; must not exist yet.")
-  Path unpackDir;
+  String unpackDir;
 
   @Option(
       names = "--grace-before-term",
@@ -98,15 +100,68 @@ public final class TestbedOptions {
 
   /**
    * What these options ask for, checked in the reference's order: the tarball (which may be
-   * missing: the caller decides when that fails), the bind mounts, the unpack directory.
+   * missing: the caller decides when that fails), the bind mounts, the unpack directory. Paths
+   * have a leading {@code ~} and {@code $VAR} expanded, as the reference's shell expands them.
    */
   Choice choose(Map<String, String> env) {
     return new Choice(
         tarball(env),
-        binds(),
-        unpackDir(),
-        Optional.ofNullable(prefix),
+        binds(env),
+        unpackDir(env),
+        unpackPrefix(env),
         missingTarballMessage(env));
+  }
+
+  /** Random names of Python's mkdtemp, which the reference uses, follow the prefix. */
+  private static final String DEFAULT_PREFIX = "uchroot.";
+
+  /**
+   * Where a fresh unpack directory goes, as the path its random name is appended to: {@code
+   * --prefix} (default {@value #DEFAULT_PREFIX}) under Python's temporary directory, as the
+   * reference's {@code mkdtemp(prefix=...)} places it. Empty with {@code -u}. The directory the
+   * prefix names must exist: Python's mkdtemp does not create it either.
+   */
+  Optional<String> unpackPrefix(Map<String, String> env) {
+    if (unpackDir != null) {
+      return Optional.empty();
+    }
+    String name = prefix == null ? DEFAULT_PREFIX : ShellExpansion.expand(prefix, env);
+    Path prefixed = temporaryDirectory(env).resolve(name + "X").normalize();
+    Path parent = prefixed.getParent();
+    if (!Files.isDirectory(parent)) {
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT,
+          "cannot make the unpack directory "
+              + prefixed.toString().replaceFirst("X$", "XXXXXXXX")
+              + ": "
+              + parent
+              + " is not a directory; create it, or give another --prefix");
+    }
+    String path = prefixed.toString();
+    return Optional.of(path.substring(0, path.length() - 1));
+  }
+
+  /**
+   * Python's {@code tempfile.gettempdir()}: the first of {@code $TMPDIR}, {@code $TEMP}, {@code
+   * $TMP}, /tmp, /var/tmp, /usr/tmp and the working directory that is a directory this user can
+   * write to.
+   */
+  static Path temporaryDirectory(Map<String, String> env) {
+    List<String> candidates = new ArrayList<>();
+    for (String variable : List.of("TMPDIR", "TEMP", "TMP")) {
+      String value = env.get(variable);
+      if (value != null && !value.isEmpty()) {
+        candidates.add(value);
+      }
+    }
+    candidates.addAll(List.of("/tmp", "/var/tmp", "/usr/tmp"));
+    for (String candidate : candidates) {
+      Path dir = Path.of(candidate).toAbsolutePath().normalize();
+      if (Files.isDirectory(dir) && Files.isWritable(dir) && Files.isExecutable(dir)) {
+        return dir;
+      }
+    }
+    return Path.of("").toAbsolutePath();
   }
 
   /** A checked testbed request; {@link #spec} fails with the reference's words without tarball. */
@@ -128,11 +183,11 @@ public final class TestbedOptions {
   }
 
   /** The bind mounts, checked as the reference checks them. */
-  List<BindMount> binds() {
+  List<BindMount> binds(Map<String, String> env) {
     List<BindMount> binds = new ArrayList<>();
     for (int i = 0; i + 1 < bind.size(); i += 2) {
-      String outside = bind.get(i);
-      String inside = bind.get(i + 1);
+      String outside = ShellExpansion.expand(bind.get(i), env);
+      String inside = ShellExpansion.expand(bind.get(i + 1), env);
       if (!Files.isDirectory(Path.of(outside))) {
         throw new CliException(ExitCode.INVALID_ARGUMENT, outside + " doesn't exist");
       }
@@ -146,12 +201,19 @@ public final class TestbedOptions {
     return binds;
   }
 
-  /** The unpack directory, which the engine creates: it must not exist yet. */
-  Optional<Path> unpackDir() {
-    if (unpackDir != null && Files.exists(unpackDir)) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, unpackDir + ": File exists");
+  /**
+   * The unpack directory, which the engine creates with its parents, as the reference's {@code
+   * os.makedirs}: it must not exist yet. Relative to the working directory.
+   */
+  Optional<Path> unpackDir(Map<String, String> env) {
+    if (unpackDir == null) {
+      return Optional.empty();
     }
-    return Optional.ofNullable(unpackDir);
+    Path dir = Path.of(ShellExpansion.expand(unpackDir, env));
+    if (Files.exists(dir)) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, dir + ": File exists");
+    }
+    return Optional.of(dir.toAbsolutePath());
   }
 
   /**
@@ -160,7 +222,7 @@ public final class TestbedOptions {
    */
   Optional<Path> tarball(Map<String, String> env) {
     if (tarball != null) {
-      return Optional.of(tarball);
+      return Optional.of(Path.of(ShellExpansion.expand(tarball, env)));
     }
     Pattern pattern = Globs.toRegex(release + "-" + arch + ".t*");
     List<Path> matches = new ArrayList<>();

@@ -31,10 +31,14 @@ import org.uchroot.engine.Job;
 import org.uchroot.engine.Session;
 
 /**
- * {@code copydown} and {@code copyup} as the reference's tar fallback does them: the testbed end is
- * always a command run inside the testbed ({@code cat}, or {@code tar} in the directory), so a
- * symlink planted in the testbed resolves inside the testbed and never reaches a host file. The
- * host end is the caller's own path, read or written by this process or by the host's GNU tar.
+ * {@code copydown} and {@code copyup} with the results of the reference's copies through its shared
+ * directory ({@code downtmp-host}): a host path inside the scratch directory's host side names the
+ * testbed file it is, so a copy from it to that same file copies nothing (autopkgtest writes its
+ * packages there and then asks for them at the same place), and a copydown replaces its
+ * destination. The testbed end is always a command run inside the testbed ({@code cp}, {@code
+ * cat}, or {@code tar} in the directory), so a symlink planted in the testbed resolves inside the
+ * testbed and never reaches a host file. The host end is the caller's own path, read or written by
+ * this process or by the host's GNU tar.
  *
  * <p>Blocking: each method returns when the copy has ended; call from one thread at a time.
  */
@@ -56,12 +60,19 @@ final class TestbedCopies {
           + "; then exec tar --warning=none -c . -f -;"
           + " else exec tar -c -f - .; fi";
 
+  /** A copydown replaces what was at its destination, as the reference's {@code rm -rf} does. */
   private static final String TESTBED_EXTRACT =
-      "if ! test -d \"$1\"; then mkdir -- \"$1\"; fi; cd \"$1\"; if "
+      "rm -rf -- \"$1\"; mkdir -- \"$1\"; cd \"$1\"; if "
           + GNU_TAR
           + "; then"
           + " exec tar --warning=none --preserve-permissions --extract --no-same-owner -f -;"
           + " else exec tar -x -p -o -f -; fi";
+
+  /** A copy within the testbed, from the scratch directory, as the reference's {@code cp}. */
+  private static final String TESTBED_COPY =
+      "rm -rf -- \"$2\"; if cp --version >/dev/null 2>&1; then"
+          + " exec cp -r --preserve=timestamps,links -- \"$1\" \"$2\";"
+          + " else exec cp -r -p -- \"$1\" \"$2\"; fi";
 
   /** The status of a file copyup whose testbed file is executable: neither cat nor sh use it. */
   private static final int COPIED_EXECUTABLE = 99;
@@ -79,40 +90,58 @@ final class TestbedCopies {
   void copyDown(Session session, String host, String testbed, boolean directory)
       throws CopyFailure {
     String what = "copydown " + host + " " + testbed;
-    Path source = Path.of(host);
-    if (directory) {
-      if (!Files.isDirectory(source)) {
-        throw new CopyFailure.OnHost(what + ": " + host + ": No such directory");
+    // Normalised as the reference does: "a/../b" is b, whether or not a exists.
+    Path source = Path.of(host).normalize();
+    if (directory ? !Files.isDirectory(source) : Files.isDirectory(source)) {
+      throw new CopyFailure.OnHost(
+          what + ": " + host + (directory ? ": No such directory" : ": Is a directory"));
+    }
+    if (!directory) {
+      // Opened here first, so that a host file we cannot read fails as the reference's does.
+      try (InputStream readable = Files.newInputStream(source)) {
+        // The testbed reads the file itself.
+      } catch (IOException e) {
+        throw onHost(what, host, e);
       }
+    }
+    SharedPaths shared = SharedPaths.of(session, host, testbed);
+    if (shared.sameFile()) {
+      LOG.debug("{}: already there", what);
+      return;
+    }
+    if (shared.hostInTestbed().isPresent()) {
+      // Already in the testbed, seen through the scratch directory: copied there.
+      new TestbedCommand(
+              what,
+              List.of("sh", "-ec", TESTBED_COPY, "sh", shared.hostInTestbed().get(), testbed))
+          .checkRun(session);
+      return;
+    }
+    if (directory) {
       Process tar =
           startHostTar(
-              what, List.of("tar", "--directory", host, "--warning=none", "-c", ".", "-f", "-"));
+              what, List.of("tar", "--directory", source.toString(), "--warning=none", "-c", ".", "-f", "-"));
       TestbedCommand command =
           new TestbedCommand(what, List.of("sh", "-ec", TESTBED_EXTRACT, "sh", testbed));
       command.stdin = tar.getInputStream();
       finishWithHostTar(session, command, tar);
       return;
     }
-    if (Files.isDirectory(source)) {
-      throw new CopyFailure.OnHost(what + ": " + host + ": Is a directory");
-    }
-    // Opened here first, so that a host file we cannot read fails as the reference's does.
-    try (InputStream readable = Files.newInputStream(source)) {
-      // The command in the testbed reads the file itself.
-    } catch (IOException e) {
-      throw onHost(what, host, e);
-    }
-    boolean executable = isExecutable(source);
-    String rune = executable ? "cat >\"$1\"; chmod +x -- \"$1\"" : "cat >\"$1\"";
+    // The mode cp gives a new file: the source's, less a umask of 022.
+    String rune = "rm -rf -- \"$1\"; cat >\"$1\"; chmod " + createdMode(source) + " -- \"$1\"";
     TestbedCommand command = new TestbedCommand(what, List.of("sh", "-ec", rune, "sh", testbed));
     command.stdinFile = Optional.of(source);
-    command.check(command.run(session));
+    command.checkRun(session);
   }
 
   /** Copies a testbed file or, for paths ending in {@code /}, a testbed directory to the host. */
   void copyUp(Session session, String testbed, String host, boolean directory) throws CopyFailure {
     String what = "copyup " + testbed + " " + host;
-    Path target = Path.of(host);
+    Path target = Path.of(host).normalize();
+    if (SharedPaths.of(session, host, testbed).sameFile()) {
+      LOG.debug("{}: already there", what);
+      return;
+    }
     if (directory) {
       try {
         Files.createDirectory(target);
@@ -127,7 +156,7 @@ final class TestbedCopies {
               List.of(
                   "tar",
                   "--directory",
-                  host,
+                  target.toString(),
                   "--warning=none",
                   "--preserve-permissions",
                   "--extract",
@@ -237,14 +266,53 @@ final class TestbedCopies {
     }
   }
 
-  private static boolean isExecutable(Path file) {
+  /** The octal mode {@code cp} gives a copy of {@code file}: its own, less a umask of 022. */
+  private static String createdMode(Path file) {
+    int mode = 0644;
     try {
-      Set<PosixFilePermission> permissions = Files.getPosixFilePermissions(file);
-      return permissions.contains(PosixFilePermission.OWNER_EXECUTE)
-          || permissions.contains(PosixFilePermission.GROUP_EXECUTE)
-          || permissions.contains(PosixFilePermission.OTHERS_EXECUTE);
+      mode = 0;
+      for (PosixFilePermission permission : Files.getPosixFilePermissions(file)) {
+        mode |= 0400 >> permission.ordinal();
+      }
     } catch (IOException e) {
-      return false;
+      // Read a moment ago; a file that changed since gets the default.
+    }
+    return Integer.toOctalString(mode & ~022);
+  }
+
+  /**
+   * Where the two ends of a copy meet the scratch directory, which the host sees at {@code
+   * downtmp-host}: paths compared as the reference compares them, after normalising.
+   *
+   * @param hostInTestbed the host path as the testbed sees it, if it is in the scratch directory
+   * @param sameFile both ends name one file
+   */
+  private record SharedPaths(Optional<String> hostInTestbed, boolean sameFile) {
+
+    static SharedPaths of(Session session, String host, String testbed) {
+      Path scratchOnHost = session.scratchOnHost().normalize();
+      Path scratch = Path.of(session.scratch()).normalize();
+      Path hostPath = Path.of(host).normalize();
+      Path testbedPath = Path.of(testbed).normalize();
+      Optional<String> hostInTestbed = Optional.empty();
+      if (hostPath.startsWith(scratchOnHost)) {
+        hostInTestbed =
+            Optional.of(scratch.resolve(scratchOnHost.relativize(hostPath)).normalize().toString());
+      }
+      if (hostInTestbed.isPresent() && hostInTestbed.get().equals(testbedPath.toString())) {
+        return new SharedPaths(hostInTestbed, true);
+      }
+      // The same file by another name on the host, such as a symlink to the scratch directory.
+      boolean aliased = false;
+      if (testbedPath.startsWith(scratch)) {
+        Path testbedOnHost = scratchOnHost.resolve(scratch.relativize(testbedPath));
+        try {
+          aliased = Files.exists(hostPath) && Files.isSameFile(hostPath, testbedOnHost);
+        } catch (IOException e) {
+          aliased = false;
+        }
+      }
+      return new SharedPaths(hostInTestbed, aliased);
     }
   }
 
@@ -332,6 +400,10 @@ final class TestbedCopies {
         job.interrupt();
         throw new CopyFailure.InTestbed(what + ": interrupted");
       }
+    }
+
+    void checkRun(Session session) throws CopyFailure {
+      check(run(session));
     }
 
     void check(ExitStatus status) throws CopyFailure {

@@ -24,9 +24,13 @@ class TestbedOptionsTest {
 
   @TempDir Path tmp;
 
+  private static final Map<String, String> NO_ENV = Map.of();
+
+  /** As the server reads its command line: argparse's forms first, then picocli. */
   private static TestbedOptions parse(String... args) {
     VirtServerCommand command = new VirtServerCommand();
-    new CommandLine(command).parseArgs(args);
+    CommandLine commandLine = new CommandLine(command);
+    commandLine.parseArgs(ArgparseArgs.normalise(commandLine, args));
     return command.options;
   }
 
@@ -35,9 +39,9 @@ class TestbedOptionsTest {
     TestbedOptions options = parse();
     assertEquals("*", options.arch);
     assertEquals("*", options.release);
-    assertEquals(List.of(), options.binds());
+    assertEquals(List.of(), options.binds(NO_ENV));
     assertFalse(options.debug);
-    assertEquals(Optional.empty(), options.unpackDir());
+    assertEquals(Optional.empty(), options.unpackDir(NO_ENV));
   }
 
   @Test
@@ -60,7 +64,7 @@ class TestbedOptionsTest {
     assertTrue(options.debug);
     assertEquals("pfx", options.prefix);
     assertEquals(Optional.of(Path.of("/x.tar")), options.tarball(Map.of()));
-    assertEquals(Optional.of(tmp.resolve("new")), options.unpackDir());
+    assertEquals(Optional.of(tmp.resolve("new")), options.unpackDir(NO_ENV));
     assertTrue(parse("-dt", "/y.tar").debug, "clustered short options, as argparse takes them");
   }
 
@@ -69,17 +73,17 @@ class TestbedOptionsTest {
     TestbedOptions options = parse("-b", "/tmp", "/mnt/tmp", "--bind", tmp.toString(), "/srv");
     assertEquals(
         List.of(new BindMount(Path.of("/tmp"), "/mnt/tmp"), new BindMount(tmp, "/srv")),
-        options.binds());
+        options.binds(NO_ENV));
   }
 
   @Test
   void checksBindsWithTheReferencesMessages() {
     CliException missing =
-        assertThrows(CliException.class, () -> parse("-b", "/nonexist", "/x").binds());
+        assertThrows(CliException.class, () -> parse("-b", "/nonexist", "/x").binds(NO_ENV));
     assertEquals("/nonexist doesn't exist", missing.getMessage());
     assertEquals(1, missing.exitCode().code());
     CliException relative =
-        assertThrows(CliException.class, () -> parse("-b", "/tmp", "rel").binds());
+        assertThrows(CliException.class, () -> parse("-b", "/tmp", "rel").binds(NO_ENV));
     assertEquals(
         "mountpoint rel must be an absolute path inside the chroot", relative.getMessage());
     assertEquals(1, relative.exitCode().code());
@@ -88,7 +92,7 @@ class TestbedOptionsTest {
   @Test
   void theUnpackDirectoryMustNotExist() {
     CliException e =
-        assertThrows(CliException.class, () -> parse("-u", tmp.toString()).unpackDir());
+        assertThrows(CliException.class, () -> parse("-u", tmp.toString()).unpackDir(NO_ENV));
     assertEquals(tmp + ": File exists", e.getMessage());
     assertEquals(1, e.exitCode().code());
   }
@@ -116,6 +120,86 @@ class TestbedOptionsTest {
         1,
         Main.run(new PrintWriter(err), "run", "-t", "/x.tar", "-u", tmp.toString(), "--", "true"));
     assertTrue(err.toString().endsWith("ERROR: " + tmp + ": File exists\n"), err.toString());
+  }
+
+  @Test
+  void takesOptionValuesAfterAnEqualsSignAsArgparse() {
+    TestbedOptions options =
+        parse("--tarball=/x.tar", "--rootfs-mode=unpack", "-r=sid", "--bind=/tmp", "/mnt");
+    assertEquals(Optional.of(Path.of("/x.tar")), options.tarball(NO_ENV));
+    assertEquals("unpack", options.rootfsMode);
+    assertEquals("sid", options.release);
+    assertEquals(List.of(new BindMount(Path.of("/tmp"), "/mnt")), options.binds(NO_ENV));
+    assertEquals("a=b", parse("--arch=a=b").arch);
+    assertEquals(
+        Optional.of(Path.of("--tarball=/y")),
+        parse("-t", "--tarball=/y").tarball(NO_ENV),
+        "an option's value is never read as an option");
+  }
+
+  @Test
+  void takesTheReferencesOwnOptionsAbbreviatedAndOursInFull() {
+    TestbedOptions options = parse("--r", "sid", "--tar=/x.tar", "--unp", tmp.resolve("u").toString(),
+        "--deb", "--ar", "arm64", "--pre", "p.");
+    assertEquals("sid", options.release, "--r is --release, though --rootfs-mode begins so too");
+    assertEquals(Optional.of(Path.of("/x.tar")), options.tarball(NO_ENV));
+    assertEquals(Optional.of(tmp.resolve("u")), options.unpackDir(NO_ENV));
+    assertTrue(options.debug);
+    assertEquals("arm64", options.arch);
+    assertEquals("p.", options.prefix);
+    assertEquals(2, Main.run("virt-server", "--rootfs", "unpack"), "ours only in full");
+    assertEquals(2, Main.run("virt-server", "--grace-before", "1s"));
+    assertEquals(2, Main.run("virt-server", "--x=1"));
+  }
+
+  @Test
+  void expandsTildeAndVariablesInPathsAsTheReferencesShell() throws IOException {
+    Map<String, String> env = Map.of("HOME", "/home/me", "SUITE", "sid", "XDG_CACHE_HOME", "/c");
+    assertEquals(
+        Optional.of(Path.of("/home/me/.cache/sbuild/sid-amd64.tar")),
+        parse("-t", "~/.cache/sbuild/${SUITE}-amd64.tar").tarball(env));
+    assertEquals(Optional.of(Path.of("/home/me")), parse("-t", "~").tarball(env));
+    assertEquals(Optional.of(Path.of("/c/sid.tar")), parse("-t", "$XDG_CACHE_HOME/$SUITE.tar").tarball(env));
+    assertEquals(Optional.of(Path.of("/root/x.tar")), parse("-t", "~root/x.tar").tarball(env));
+    assertEquals(
+        Optional.of(Path.of("~nosuchuser42/x.tar")),
+        parse("-t", "~nosuchuser42/x.tar").tarball(env),
+        "an unknown user is left as the shell leaves it");
+    assertEquals(Optional.of(Path.of("/a~/x.tar")), parse("-t", "/a~/x.tar").tarball(env));
+    assertEquals(Optional.of(Path.of("/x/.tar")), parse("-t", "/x/$UNSET.tar").tarball(env));
+    assertEquals(
+        Optional.of(Path.of("/x/'a b'*.tar")),
+        parse("-t", "/x/'a b'*.tar").tarball(env),
+        "no other shell syntax");
+    Map<String, String> here = Map.of("HOME", tmp.toString(), "D", "new");
+    assertEquals(Optional.of(tmp.resolve("new")), parse("-u", "~/$D").unpackDir(here));
+    assertEquals(
+        List.of(new BindMount(tmp, "/srv/new")), parse("-b", "~", "/srv/${D}").binds(here));
+    Files.createDirectories(tmp.resolve("sub"));
+    assertEquals(
+        Optional.of(tmp.resolve("sub/new.").toString()),
+        parse("-p", "~/sub/$D.").unpackPrefix(here));
+  }
+
+  @Test
+  void placesTheUnpackDirectoryAsPythonsMkdtemp() throws IOException {
+    Path sub = Files.createDirectories(tmp.resolve("t/sub"));
+    Map<String, String> env = Map.of("TMPDIR", tmp.resolve("t").toString());
+    assertEquals(Optional.of(tmp.resolve("t/uchroot.").toString()), parse().unpackPrefix(env));
+    assertEquals(Optional.of(tmp.resolve("t/unpack.").toString()), parse("-p", "unpack.").unpackPrefix(env));
+    assertEquals(Optional.of(sub + "/u."), parse("--prefix", "sub/u.").unpackPrefix(env));
+    assertEquals(Optional.of(sub + "/u."), parse("--prefix", sub + "/u.").unpackPrefix(Map.of()),
+        "an absolute prefix is used as it is");
+    assertEquals(Optional.empty(), parse("-u", tmp.resolve("new").toString()).unpackPrefix(env));
+    Map<String, String> missing = Map.of("TMPDIR", tmp.resolve("nonexistent").toString(),
+        "TEMP", tmp.resolve("t").toString());
+    assertEquals(Optional.of(tmp.resolve("t/uchroot.").toString()), parse().unpackPrefix(missing),
+        "a temporary directory that does not exist is passed over");
+    assertEquals(Path.of("/tmp"), TestbedOptions.temporaryDirectory(Map.of()));
+    CliException e = assertThrows(CliException.class,
+        () -> parse("-p", "/nonexistent/dir/unpack.").unpackPrefix(env));
+    assertEquals(1, e.exitCode().code());
+    assertTrue(e.getMessage().contains("/nonexistent/dir is not a directory"), e.getMessage());
   }
 
   @Test
