@@ -259,7 +259,10 @@ class VirtServerIntegrationTest {
 
       Path incoming = Files.writeString(host.resolve("incoming"), "written down\n");
       assertEquals("ok", c.ask("copydown " + incoming + " /tmp/link"));
-      assertEquals("written down\n", run(exec, "", "cat", secret.toString()).out);
+      // A copydown replaces what was at its destination, a symlink too, as the reference's rm -rf.
+      assertEquals("written down\n", run(exec, "", "cat", "/tmp/link").out);
+      assertEquals(0, run(exec, "", "sh", "-c", "test -f /tmp/link && ! test -L /tmp/link").status);
+      assertEquals("testbed-version\n", run(exec, "", "cat", secret.toString()).out);
       assertEquals(sentinel + "\n", Files.readString(secret));
 
       try (Stream<Path> copies = Files.walk(host)) {
