@@ -117,13 +117,24 @@ static uint32_t be32(const unsigned char *p)
 
 /* ------------------------------------------------------------------ C -- */
 
-/* "uchroot-jobd: WHAT: strerror(err)" on fd 2, without stdio. */
+/* At most this much of a name goes into a message: see say(). */
+#define SAY_MAX 1024
+
+/*
+ * "uchroot-jobd: WHAT: strerror(err)" on fd 2, without stdio.  WHAT is cut
+ * short: in the vfork() child, P is suspended until the exec, so a message
+ * larger than the pipe's buffer (a program name of 64 KiB) would never be
+ * read and the job would hang.
+ */
 static void say(const char *what, int err)
 {
     const char *e = strerror(err);
-    struct iovec v[] = { { "uchroot-jobd: ", 14 }, { (void *)what, strlen(what) },
-                         { ": ", 2 }, { (void *)e, strlen(e) }, { "\n", 1 } };
-    (void)!writev(2, v, 5);
+    size_t len = strlen(what);
+    bool cut = len > SAY_MAX;
+    struct iovec v[] = { { "uchroot-jobd: ", 14 }, { (void *)what, cut ? SAY_MAX : len },
+                         { "...", cut ? 3 : 0 }, { ": ", 2 }, { (void *)e, strlen(e) },
+                         { "\n", 1 } };
+    (void)!writev(2, v, 6);
 }
 
 /*

@@ -132,8 +132,9 @@ class CopyCombinationsE2ETest {
         Arguments.of(new Server("uchroot, root, overlay", uchroot, null, List.of())),
         Arguments.of(new Server("uchroot, root, unpack", uchroot, null,
             List.of("--rootfs-mode=unpack", "--prefix=@W@/unpack."))),
+        // The tarball as sbuild users name it: "-t ~/.cache/sbuild/...", with an equals sign.
         Arguments.of(new Server("uchroot, unprivileged, overlay", uchroot, E2e.testUser(),
-            List.of())),
+            List.of("--tarball=~/bookworm.tar"))),
         Arguments.of(new Server("uchroot, unprivileged, unpack", uchroot, E2e.testUser(),
             List.of("--rootfs-mode=unpack"))));
   }
@@ -147,6 +148,7 @@ class CopyCombinationsE2ETest {
     Path hostDir = work.resolve("host");
     Files.createDirectories(home);
     Files.createDirectories(hostDir);
+    Files.createSymbolicLink(home.resolve("bookworm.tar"), E2e.debianTarball());
     if (server.user() != null) {
       E2e.chownTree(work, server.user());
     }
@@ -156,7 +158,9 @@ class CopyCombinationsE2ETest {
     }
     argv.addAll(List.of("env", "HOME=" + home, "TMPDIR=" + work, "PATH=" + E2e.childPath()));
     argv.add(server.program());
-    argv.addAll(List.of("-t", E2e.debianTarball().toString()));
+    if (server.options().stream().noneMatch(o -> o.startsWith("--tarball"))) {
+      argv.addAll(List.of("-t", E2e.debianTarball().toString()));
+    }
     server.options().forEach(option -> argv.add(option.replace("@W@", work.toString())));
     Process process = new ProcessBuilder(argv).redirectError(
         ProcessBuilder.Redirect.appendTo(E2e.logDir().resolve("copies-" + server.name()

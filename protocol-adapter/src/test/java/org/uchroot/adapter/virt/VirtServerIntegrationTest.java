@@ -378,6 +378,21 @@ class VirtServerIntegrationTest {
     }
   }
 
+  /** A failing exec says why in a bounded line, however long the program's name. */
+  @Test
+  void aProgramNameOfAnyLengthFailsWith126AndABoundedMessage() throws Exception {
+    try (Conversation c = open()) {
+      List<String> exec = executeCommand(c);
+      // 131,000: about the most one argument of execve may hold (MAX_ARG_STRLEN).
+      for (int length : new int[] {65_000, 66_000, 131_000}) {
+        Result result = run(exec, "", "a".repeat(length));
+        assertEquals(126, result.status, "a name of " + length + " bytes");
+        assertTrue(result.err.contains("File name too long"), result.err);
+        assertTrue(result.err.length() < 2048, "a message of " + result.err.length() + " bytes");
+      }
+    }
+  }
+
   /** Without a terminal (as under a build) the reference logs why and answers ok; so does this. */
   @Test
   void shellAnswersOkWithOrWithoutATerminal() throws Exception {
