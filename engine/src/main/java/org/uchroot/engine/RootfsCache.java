@@ -13,6 +13,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
@@ -53,6 +55,9 @@ public final class RootfsCache {
     return new RootfsCache(config.cacheDir(), Host.idMapping(), config.libexecDir());
   }
 
+  private static final Set<PosixFilePermission> PRIVATE =
+      PosixFilePermissions.fromString("rwx------");
+
   /** A cached base. */
   public record Base(String key, Path root, Path tarball, long bytes, Instant lastUsed) {}
 
@@ -67,6 +72,9 @@ public final class RootfsCache {
     local.lock();
     try {
       Files.createDirectories(dir);
+      // Private all the way down: a base holds what its tarball held, setuid files included,
+      // which no other user may reach. Caches made before are made private too.
+      Files.setPosixFilePermissions(dir, PRIVATE);
       // The file lock keeps other server processes out; the local lock other threads of this one,
       // since a JVM holds file locks per process.
       try (FileChannel channel =
@@ -91,6 +99,8 @@ public final class RootfsCache {
     Path partial = Files.createTempDirectory(dir, key + ".partial-");
     try {
       Unpacker.unpack(mapping, libexecDir, tarball, partial, normalUser);
+      // tar gave it the mode of the tarball's top directory.
+      Files.setPosixFilePermissions(partial, PRIVATE);
       Properties meta = new Properties();
       meta.setProperty("tarball", tarball.toAbsolutePath().toString());
       meta.setProperty("created", Instant.now().toString());

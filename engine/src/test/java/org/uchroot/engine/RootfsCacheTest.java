@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
@@ -48,6 +49,17 @@ class RootfsCacheTest {
     } finally {
       pool.shutdownNow();
     }
+  }
+
+  /** A base holds what its tarball held, setuid files too: no other user may reach any of it. */
+  @Test
+  void theCacheAndItsBasesArePrivateToTheirOwner(@TempDir Path tmp) throws Exception {
+    Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
+    RootfsCache cache = newCache(tmp);
+    Path base = cache.baseFor(tarball, "uchroot");
+    assertEquals(
+        "rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(base.getParent())));
+    assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(base)));
   }
 
   @Test
