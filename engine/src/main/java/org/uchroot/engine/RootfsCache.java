@@ -5,6 +5,7 @@ import java.io.Reader;
 import java.io.Writer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -55,6 +56,9 @@ public final class RootfsCache {
     return new RootfsCache(config.cacheDir(), Host.idMapping(), config.libexecDir());
   }
 
+  /** What follows a key in the name of a base being unpacked. */
+  private static final String PARTIAL = ".partial-";
+
   private static final Set<PosixFilePermission> PRIVATE =
       PosixFilePermissions.fromString("rwx------");
 
@@ -82,6 +86,8 @@ public final class RootfsCache {
                   dir.resolve(key + ".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
           FileLock lock = channel.lock()) {
         if (!Files.isDirectory(base, LinkOption.NOFOLLOW_LINKS)) {
+          // Under the lock, any partial base of this key is what a killed server left.
+          removePartials(key);
           unpack(tarball, normalUser, key, base);
         }
         touch(key);
@@ -96,7 +102,7 @@ public final class RootfsCache {
 
   private void unpack(Path tarball, String normalUser, String key, Path base) throws IOException {
     long started = System.nanoTime();
-    Path partial = Files.createTempDirectory(dir, key + ".partial-");
+    Path partial = Files.createTempDirectory(dir, key + PARTIAL);
     try {
       Unpacker.unpack(mapping, libexecDir, tarball, partial, normalUser);
       // tar gave it the mode of the tarball's top directory.
@@ -180,15 +186,39 @@ public final class RootfsCache {
         throw new UchrootException("cannot prune " + base.root() + ": " + e.getMessage(), e);
       }
     }
-    try (DirectoryStream<Path> partials = Files.newDirectoryStream(dir, "*.partial-*")) {
+    try (DirectoryStream<Path> partials = Files.newDirectoryStream(dir, "*" + PARTIAL + "*")) {
       for (Path partial : partials) {
-        remover.removeNow(partial);
-        removed.add(partial);
+        String name = partial.getFileName().toString();
+        String key = name.substring(0, name.indexOf(PARTIAL));
+        // A partial base whose lock is free is a killed server's; one whose lock is held is
+        // being unpacked right now, and stays.
+        try (FileChannel channel =
+                FileChannel.open(
+                    dir.resolve(key + ".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            FileLock lock = channel.tryLock()) {
+          if (lock != null && Files.exists(partial, LinkOption.NOFOLLOW_LINKS)) {
+            remover.removeNow(partial);
+            removed.add(partial);
+          }
+        } catch (OverlappingFileLockException e) {
+          // This process is unpacking it.
+        }
       }
     } catch (IOException e) {
       // No cache directory: nothing was left over.
     }
     return removed;
+  }
+
+  /** Removes the partial bases of {@code key}; call with its lock held. */
+  private void removePartials(String key) throws IOException {
+    SafeRemover remover = new SafeRemover(mapping, null, Runnable::run);
+    try (DirectoryStream<Path> partials = Files.newDirectoryStream(dir, key + PARTIAL + "*")) {
+      for (Path partial : partials) {
+        LOG.info("removing {}, left by an unpack that did not finish", partial);
+        remover.removeNow(partial);
+      }
+    }
   }
 
   static String keyOf(Path tarball, String normalUser) {

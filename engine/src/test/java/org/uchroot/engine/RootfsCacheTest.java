@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -60,6 +60,49 @@ class RootfsCacheTest {
     assertEquals(
         "rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(base.getParent())));
     assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(base)));
+  }
+
+  /** A server killed while unpacking leaves a partial base: the next one to need it removes it. */
+  @Test
+  void thePartialBaseOfAKilledUnpackGoesWithTheNextUnpack(@TempDir Path tmp) throws Exception {
+    Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
+    RootfsCache cache = newCache(tmp);
+    Path partial = tmp.resolve("cache/" + RootfsCache.keyOf(tarball, "uchroot") + ".partial-123");
+    Files.createDirectories(partial.resolve("etc"));
+    cache.baseFor(tarball, "uchroot");
+    assertFalse(Files.exists(partial));
+  }
+
+  /** prune removes what killed unpacks left, never a base another server is unpacking. */
+  @Test
+  void pruneLeavesAPartialBaseWhoseUnpackIsUnderWay(@TempDir Path tmp) throws Exception {
+    Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
+    RootfsCache cache = newCache(tmp);
+    String key = RootfsCache.keyOf(tarball, "uchroot");
+    Path cacheDir = Files.createDirectories(tmp.resolve("cache"));
+    Path unpacking = Files.createDirectories(cacheDir.resolve(key + ".partial-1"));
+    Path stale = Files.createDirectories(cacheDir.resolve("other-0123.partial-2"));
+    // Another server holds the lock of the base it unpacks, as baseFor does: a POSIX record lock.
+    Process holder =
+        new ProcessBuilder(
+                "python3",
+                "-c",
+                "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX);"
+                    + " print('held', flush=True); sys.stdin.read()",
+                cacheDir.resolve(key + ".lock").toString())
+            .start();
+    try {
+      assertEquals("held", new String(holder.getInputStream().readNBytes(4)));
+      List<Path> removed = cache.prune(Set.of());
+      assertTrue(Files.isDirectory(unpacking), "the unpack under way lost its directory");
+      assertFalse(Files.exists(stale));
+      assertTrue(removed.contains(stale) && !removed.contains(unpacking), removed.toString());
+    } finally {
+      holder.getOutputStream().close();
+      holder.waitFor();
+    }
+    cache.prune(Set.of());
+    assertFalse(Files.exists(unpacking), "once its server is gone, it is a leftover");
   }
 
   @Test
