@@ -21,12 +21,20 @@ printf 'root:*::\n' > "$work/tree/etc/gshadow"
 chmod 1777 "$work/tree/tmp"
 tar -C "$work/tree" -cf "$work/rootfs.tar" .
 
-printf 'capabilities\nopen\nrevert\nclose\nopen\nclose\nquit\n' |
-    UCHROOT_JAVA_OPTS="-XX:ArchiveClassesAtExit=$dist/lib/uchroot.jsa \
-        -Duchroot.state-dir=$work/state -Duchroot.runtime-dir=$work/run \
-        -Duchroot.cache-dir=$work/cache -Djava.io.tmpdir=$work" \
-    "$dist/bin/autopkgtest-virt-uchroot" -t "$work/rootfs.tar" > "$work/server.log" 2>&1
-echo "class data archive: server exit status $? (log: $work/server.log)"
+# The JVM has crashed while dumping a dynamic archive (lambda proxy classes, JDK-8274944): its
+# crash report stays in WORK, and a second try usually makes the archive.
+for try in 1 2; do
+    printf 'capabilities\nopen\nrevert\nclose\nopen\nclose\nquit\n' |
+        TMPDIR=$work UCHROOT_JAVA_OPTS="-XX:ArchiveClassesAtExit=$dist/lib/uchroot.jsa \
+            -XX:ErrorFile=$work/hs_err_%p.log \
+            -Duchroot.state-dir=$work/state -Duchroot.runtime-dir=$work/run \
+            -Duchroot.cache-dir=$work/cache -Djava.io.tmpdir=$work" \
+        "$dist/bin/autopkgtest-virt-uchroot" -t "$work/rootfs.tar" > "$work/server.log" 2>&1
+    status=$?
+    echo "class data archive: server exit status $status (log: $work/server.log)"
+    [ "$status" -ge 128 ] || break
+    rm -f "$dist/lib/uchroot.jsa"
+done
 # The cached base is ours to remove; testbeds were removed by the server.
 rm -rf "$work/cache" "$work/tree"
 exit 0
