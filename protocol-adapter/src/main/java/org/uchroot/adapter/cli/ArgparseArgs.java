@@ -4,7 +4,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
-import java.util.stream.Collectors;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
@@ -67,7 +66,7 @@ final class ArgparseArgs {
         out.add(args[++i]);
       }
     }
-    return out.toArray(String[]::new);
+    return out.toArray(new String[0]);
   }
 
   /** The long option {@code name} stands for: itself, or the one reference option it begins. */
@@ -76,18 +75,20 @@ final class ArgparseArgs {
     if (spec.findOption(name) != null) {
       return name;
     }
-    List<String> matches =
-        REFERENCE_LONG_OPTIONS.stream()
-            .filter(option -> option.startsWith(name) && spec.findOption(option) != null)
-            .sorted()
-            .toList();
+    List<String> matches = new ArrayList<>();
+    for (String option : REFERENCE_LONG_OPTIONS) {
+      if (option.startsWith(name) && spec.findOption(option) != null) {
+        matches.add(option);
+      }
+    }
+    matches.sort(null);
     if (matches.size() > 1) {
       throw new CommandLine.ParameterException(
           command,
           "ambiguous option: "
               + name
               + " could match "
-              + matches.stream().collect(Collectors.joining(", ")));
+              + String.join(", ", matches));
     }
     return matches.isEmpty() ? name : matches.get(0);
   }

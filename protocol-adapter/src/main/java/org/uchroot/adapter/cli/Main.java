@@ -63,22 +63,18 @@ public final class Main {
     commandLine
         .setErr(err)
         .setExitCodeExceptionMapper(Main::exitCode)
-        .setParameterExceptionHandler(Main::usageError);
-    try {
-      args = argparseStyle(commandLine, args);
-    } catch (CommandLine.ParameterException e) {
-      return usageError(e, args);
-    }
-    return commandLine
-        .setErr(err)
-        .setExitCodeExceptionMapper(Main::exitCode)
         .setParameterExceptionHandler(Main::usageError)
         .setExecutionExceptionHandler(
             (e, cmd, parseResult) -> {
               report(cmd, message(e));
               return cmd.getExitCodeExceptionMapper().getExitCode(e);
-            })
-        .execute(args);
+            });
+    try {
+      args = argparseStyle(commandLine, args);
+    } catch (CommandLine.ParameterException e) {
+      return usageError(e, args);
+    }
+    return commandLine.execute(args);
   }
 
   /**
