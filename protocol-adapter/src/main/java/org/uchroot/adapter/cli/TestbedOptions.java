@@ -126,6 +126,8 @@ public final class TestbedOptions {
       return Optional.empty();
     }
     String name = prefix == null ? DEFAULT_PREFIX : ShellExpansion.expand(prefix, env);
+    // A stand-in for the random end, so that a prefix ending in "/" keeps its meaning through
+    // Path's normalising.
     Path prefixed = temporaryDirectory(env).resolve(name + "X").normalize();
     Path parent = prefixed.getParent();
     if (!Files.isDirectory(parent)) {

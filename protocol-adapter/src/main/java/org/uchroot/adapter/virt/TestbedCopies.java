@@ -104,7 +104,7 @@ final class TestbedCopies {
         throw onHost(what, host, e);
       }
     }
-    SharedPaths shared = SharedPaths.of(session, host, testbed);
+    SharedPaths shared = SharedPaths.of(session, source, testbed);
     if (shared.sameFile()) {
       LOG.debug("{}: already there", what);
       return;
@@ -120,7 +120,9 @@ final class TestbedCopies {
     if (directory) {
       Process tar =
           startHostTar(
-              what, List.of("tar", "--directory", source.toString(), "--warning=none", "-c", ".", "-f", "-"));
+              what,
+              List.of(
+                  "tar", "--directory", source.toString(), "--warning=none", "-c", ".", "-f", "-"));
       TestbedCommand command =
           new TestbedCommand(what, List.of("sh", "-ec", TESTBED_EXTRACT, "sh", testbed));
       command.stdin = tar.getInputStream();
@@ -138,7 +140,7 @@ final class TestbedCopies {
   void copyUp(Session session, String testbed, String host, boolean directory) throws CopyFailure {
     String what = "copyup " + testbed + " " + host;
     Path target = Path.of(host).normalize();
-    if (SharedPaths.of(session, host, testbed).sameFile()) {
+    if (SharedPaths.of(session, target, testbed).sameFile()) {
       LOG.debug("{}: already there", what);
       return;
     }
@@ -289,10 +291,10 @@ final class TestbedCopies {
    */
   private record SharedPaths(Optional<String> hostInTestbed, boolean sameFile) {
 
-    static SharedPaths of(Session session, String host, String testbed) {
+    /** @param hostPath the host end, normalised */
+    static SharedPaths of(Session session, Path hostPath, String testbed) {
       Path scratchOnHost = session.scratchOnHost().normalize();
       Path scratch = Path.of(session.scratch()).normalize();
-      Path hostPath = Path.of(host).normalize();
       Path testbedPath = Path.of(testbed).normalize();
       Optional<String> hostInTestbed = Optional.empty();
       if (hostPath.startsWith(scratchOnHost)) {

@@ -155,22 +155,15 @@ class TestbedOptionsTest {
   @Test
   void expandsTildeAndVariablesInPathsAsTheReferencesShell() throws IOException {
     Map<String, String> env = Map.of("HOME", "/home/me", "SUITE", "sid", "XDG_CACHE_HOME", "/c");
-    assertEquals(
-        Optional.of(Path.of("/home/me/.cache/sbuild/sid-amd64.tar")),
-        parse("-t", "~/.cache/sbuild/${SUITE}-amd64.tar").tarball(env));
-    assertEquals(Optional.of(Path.of("/home/me")), parse("-t", "~").tarball(env));
-    assertEquals(Optional.of(Path.of("/c/sid.tar")), parse("-t", "$XDG_CACHE_HOME/$SUITE.tar").tarball(env));
-    assertEquals(Optional.of(Path.of("/root/x.tar")), parse("-t", "~root/x.tar").tarball(env));
-    assertEquals(
-        Optional.of(Path.of("~nosuchuser42/x.tar")),
-        parse("-t", "~nosuchuser42/x.tar").tarball(env),
-        "an unknown user is left as the shell leaves it");
-    assertEquals(Optional.of(Path.of("/a~/x.tar")), parse("-t", "/a~/x.tar").tarball(env));
-    assertEquals(Optional.of(Path.of("/x/.tar")), parse("-t", "/x/$UNSET.tar").tarball(env));
-    assertEquals(
-        Optional.of(Path.of("/x/'a b'*.tar")),
-        parse("-t", "/x/'a b'*.tar").tarball(env),
-        "no other shell syntax");
+    assertTarball("/home/me/.cache/sbuild/sid-amd64.tar", "~/.cache/sbuild/${SUITE}-amd64.tar", env);
+    assertTarball("/home/me", "~", env);
+    assertTarball("/c/sid.tar", "$XDG_CACHE_HOME/$SUITE.tar", env);
+    assertTarball("/root/x.tar", "~root/x.tar", env);
+    // As the shell leaves them: an unknown user, a ~ not leading, any other syntax.
+    assertTarball("~nosuchuser42/x.tar", "~nosuchuser42/x.tar", env);
+    assertTarball("/a~/x.tar", "/a~/x.tar", env);
+    assertTarball("/x/.tar", "/x/$UNSET.tar", env);
+    assertTarball("/x/'a b'*.tar", "/x/'a b'*.tar", env);
     Map<String, String> here = Map.of("HOME", tmp.toString(), "D", "new");
     assertEquals(Optional.of(tmp.resolve("new")), parse("-u", "~/$D").unpackDir(here));
     assertEquals(
@@ -179,6 +172,10 @@ class TestbedOptionsTest {
     assertEquals(
         Optional.of(tmp.resolve("sub/new.").toString()),
         parse("-p", "~/sub/$D.").unpackPrefix(here));
+  }
+
+  private static void assertTarball(String expected, String given, Map<String, String> env) {
+    assertEquals(Optional.of(Path.of(expected)), parse("-t", given).tarball(env), given);
   }
 
   @Test
