@@ -107,6 +107,18 @@ static int mount_on(int fd, const char *source, const char *type, unsigned long 
     return mount(source, target, type, flags, data);
 }
 
+/* A detached mount attached on a directory inside the rootfs, made if need be. */
+static void attach_dir(const char *inside, int mnt, const char *what)
+{
+    int fd = mkdirs_in_root(inside);
+    if (fd < 0)
+        fail("cannot create mount point %s", inside);
+    if (move_mount(mnt, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        fail("cannot mount %s", what);
+    close(fd);
+    close(mnt);
+}
+
 /* A directory inside the rootfs made (if need be) and mounted on. */
 static void mount_dir(const char *inside, const char *source, const char *type, unsigned long flags,
                       const char *data, const char *what)
@@ -180,7 +192,11 @@ void sandbox_setup(const struct sandbox *sb)
 
     /* The overlay, or else the rootfs bound on itself, comes before everything else: all later
      * mounts go on top of it, and the testbed is one tree of mounts that one detach takes down. */
-    if (sb->overlay_lower)
+    if (sb->overlay_fd >= 0) {
+        if (move_mount(sb->overlay_fd, "", AT_FDCWD, sb->root, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            fail_with(SANDBOX_OVERLAY_FAILED, "cannot attach the overlay on %s", sb->root);
+        close(sb->overlay_fd);
+    } else if (sb->overlay_lower)
         mount_overlay(sb);
     else if (mount(sb->root, sb->root, NULL, MS_BIND, NULL) < 0)
         fail("cannot bind %s on itself", sb->root);
@@ -193,9 +209,13 @@ void sandbox_setup(const struct sandbox *sb)
 
     /* Bind mounts before /dev and /sys, as in unshare-helper, so that one aimed at /dev or
      * /sys is covered by the sandbox's own mounts below rather than the reverse. */
-    for (size_t i = 0; i < sb->bind_count; i++)
-        mount_dir(sb->binds[i].inside, sb->binds[i].outside, NULL, MS_BIND | MS_REC, NULL,
-                  sb->binds[i].inside);
+    for (size_t i = 0; i < sb->bind_count; i++) {
+        if (sb->binds[i].fd >= 0)
+            attach_dir(sb->binds[i].inside, sb->binds[i].fd, sb->binds[i].inside);
+        else
+            mount_dir(sb->binds[i].inside, sb->binds[i].outside, NULL, MS_BIND | MS_REC, NULL,
+                      sb->binds[i].inside);
+    }
 
     int dev_fd = mkdirs_in_root("/dev");
     if (dev_fd < 0)
@@ -214,15 +234,24 @@ void sandbox_setup(const struct sandbox *sb)
     /* The scratch directory is a plain host directory beside the rootfs, bound in: the host
      * writes there (autopkgtest's downtmp-host) with no overlay in between, whose behaviour is
      * undefined for changes made to its upper layer while mounted. */
-    if (sb->scratch) {
-        if (mkdir(sb->scratch_outside, 0755) < 0)
-            fail("cannot create the scratch directory %s", sb->scratch_outside);
-        /* Sticky and writable by all, as autopkgtest makes it: tests run as a normal user too. */
-        if (chmod(sb->scratch_outside, 01777) < 0)
-            fail("cannot make the scratch directory %s shared", sb->scratch_outside);
+    if (sb->scratch_fd >= 0) {
+        attach_dir(sb->scratch, sb->scratch_fd, sb->scratch);
+    } else if (sb->scratch) {
+        sandbox_scratch_dir(sb->scratch_outside);
         mount_dir(sb->scratch, sb->scratch_outside, NULL, MS_BIND, NULL, sb->scratch);
     }
     close(root_fd);
+    umask(mask);
+}
+
+void sandbox_scratch_dir(const char *dir)
+{
+    mode_t mask = umask(022);
+    if (mkdir(dir, 0755) < 0)
+        fail("cannot create the scratch directory %s", dir);
+    /* Sticky and writable by all, as autopkgtest makes it: tests run as a normal user too. */
+    if (chmod(dir, 01777) < 0)
+        fail("cannot make the scratch directory %s shared", dir);
     umask(mask);
 }
 

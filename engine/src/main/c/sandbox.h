@@ -12,6 +12,7 @@
 struct bind_mount {
     const char *outside; /* a host path */
     const char *inside;  /* absolute, inside the rootfs */
+    int fd;              /* -1, or a detached copy of outside to attach instead */
 };
 
 struct sandbox {
@@ -22,6 +23,9 @@ struct sandbox {
     const char *overlay_options; /* extra options, may be empty */
     const char *scratch;         /* NULL or an absolute path inside the rootfs */
     const char *scratch_outside; /* the host directory bound there, made by sandbox_setup */
+    /* Made beforehand by the host's root (userns.c), else -1: */
+    int overlay_fd; /* the overlay, detached, to attach on root */
+    int scratch_fd; /* a detached copy of scratch_outside, made already */
     struct bind_mount *binds;
     size_t bind_count;
 };
@@ -35,6 +39,9 @@ struct sandbox {
  * (SANDBOX_OVERLAY_FAILED if the overlay failed, else 1).
  */
 void sandbox_setup(const struct sandbox *sb);
+
+/* Makes the host side of the scratch directory, or exits with one line on stderr. */
+void sandbox_scratch_dir(const char *dir);
 
 /*
  * Makes DEV, unless it exists, as sandbox_setup completes /dev: its mount

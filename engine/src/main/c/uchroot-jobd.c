@@ -1,11 +1,19 @@
 /*
  * uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]
  *              [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]
- *              [--bind OUTSIDE INSIDE]...
+ *              [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]
+ * uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...
  * uchroot-jobd --dev-skeleton DIR
  *
- * The second form only makes DIR as the job server completes /dev (see
+ * The second form runs COMMAND as root of a new user namespace whose root is
+ * UID and GID on the host (ids 0..COUNT-1 map to UID.. and GID..), and exits
+ * with its status: the engine's unpacker, when root starts testbeds.  The
+ * third only makes DIR as the job server completes /dev (see
  * sandbox_dev_skeleton), for the engine's unpacker, and exits.
+ *
+ * With --ids, the first form is started by the host's root, outside any
+ * namespace, and makes the session's namespaces itself, with that mapping
+ * (userns.c): the testbed's root is never the host's.
  *
  * The job server of one uchroot session.  Started once per session, inside
  * the session's namespaces as pid 1 of its pid namespace, with the host's root:
@@ -85,6 +93,7 @@
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "userns.h"
 
 #ifndef __linux__
 #error "uchroot-jobd needs Linux namespaces"
@@ -97,6 +106,8 @@
 
 static const char *root;
 static const char *testbed; /* removed at the end if the engine asks */
+static struct id_map ids;   /* count 0: the namespaces are made by the caller (unshare) */
+static uid_t engine_uid;    /* the engine's uid as this namespace sees it */
 static char proc_dir[PATH_MAX];
 static char *title;      /* jobd's own argv strings: what ps shows */
 static size_t title_len; /* 0 if they are not contiguous */
@@ -631,7 +642,7 @@ static void accept_jobs(void)
          * where the engine's user is root. */
         struct ucred cred;
         socklen_t len = sizeof cred;
-        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid()) {
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != engine_uid) {
             close(conn);
             continue;
         }
@@ -663,14 +674,43 @@ static void accept_jobs(void)
     }
 }
 
+/* The uid that ids without a mapping in this user namespace show as. */
+static uid_t overflow_uid(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/overflowuid", "re");
+    unsigned long uid = 65534;
+    if (f) {
+        if (fscanf(f, "%lu", &uid) != 1)
+            uid = 65534;
+        fclose(f);
+    }
+    return (uid_t)uid;
+}
+
 static void usage(void)
 {
     fputs("usage: uchroot-jobd --root ROOTFS --socket PATH [--testbed DIR]\n"
           "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]\n"
-          "                    [--bind OUTSIDE INSIDE]...\n"
+          "                    [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]\n"
+          "       uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...\n"
           "       uchroot-jobd --dev-skeleton DIR\n",
           stderr);
     exit(125);
+}
+
+/* UID GID COUNT, into ids; false unless all three are numbers and COUNT is not 0. */
+static bool parse_ids(char **arg)
+{
+    unsigned long v[3];
+    for (int i = 0; i < 3; i++) {
+        char *end;
+        errno = 0;
+        v[i] = strtoul(arg[i], &end, 10);
+        if (errno || end == arg[i] || *end || arg[i][0] == '-')
+            return false;
+    }
+    ids = (struct id_map){ v[0], v[1], v[2] };
+    return ids.count > 0;
 }
 
 /* The command line, into root, socket_path and the sandbox to set up. */
@@ -705,8 +745,11 @@ static void parse_args(int argc, char **argv, struct sandbox *sb)
         } else if (strcmp(opt, "--bind") == 0 && left >= 2 && argv[i + 2][0] == '/') {
             sb->binds[sb->bind_count].outside = argv[i + 1];
             sb->binds[sb->bind_count].inside = argv[i + 2];
+            sb->binds[sb->bind_count].fd = -1;
             sb->bind_count++;
             i += 3;
+        } else if (strcmp(opt, "--ids") == 0 && left >= 3 && parse_ids(argv + i + 1)) {
+            i += 4;
         } else {
             usage();
         }
@@ -722,8 +765,40 @@ int main(int argc, char **argv)
         umask(022);
         return sandbox_dev_skeleton(argv[2]) == 0 ? 0 : 1;
     }
-    struct sandbox sb = { 0 };
+    if (argc >= 7 && strcmp(argv[1], "--ids") == 0 && strcmp(argv[5], "--exec") == 0) {
+        if (!parse_ids(argv + 2))
+            usage();
+        return userns_exec(&ids, argv + 6);
+    }
+    struct sandbox sb = { .overlay_fd = -1, .scratch_fd = -1 };
     parse_args(argc, argv, &sb);
+    /* A closed 0, 1 or 2 would be reused below and mistaken for a stream. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            die("/dev/null");
+    /* Bound first, with the engine's privileges: the runtime directory is the engine's user's
+     * alone.  Nothing connects before the ready line. */
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(socket_path) >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        die(socket_path);
+    }
+    strcpy(addr.sun_path, socket_path);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (lfd < 0)
+        die("socket");
+    mode_t mask = umask(077); /* the socket is its owner's only; jobs keep the usual umask */
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0)
+        die(socket_path);
+    umask(mask);
+    if (listen(lfd, SOMAXCONN) < 0)
+        die("listen");
+    engine_uid = getuid();
+    if (ids.count) {
+        userns_split(&sb, &ids, socket_path, testbed);
+        /* The engine, the host's root, has no uid here. */
+        engine_uid = overflow_uid();
+    }
     /* Before anything listens: the first job must find the testbed complete. */
     sandbox_setup(&sb);
     root = strdup(root); /* P writes over its copy of argv: see show_job() */
@@ -737,17 +812,7 @@ int main(int argc, char **argv)
         errno = ENAMETOOLONG;
         die(root);
     }
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(socket_path) >= sizeof addr.sun_path) {
-        errno = ENAMETOOLONG;
-        die(socket_path);
-    }
-    strcpy(addr.sun_path, socket_path);
 
-    /* A closed 0, 1 or 2 would be reused below and mistaken for a stream. */
-    for (int fd = 0; fd < 3; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
-            die("/dev/null");
     /* Once, for every job: what C inherits is then clean already. */
     clearenv();
     setenv("PATH", PATH_VALUE, 1);
@@ -769,15 +834,6 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (lfd < 0)
-        die("socket");
-    mode_t mask = umask(077); /* the socket is its owner's only; jobs keep the usual umask */
-    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0)
-        die(socket_path);
-    umask(mask);
-    if (listen(lfd, SOMAXCONN) < 0)
-        die("listen");
 
     bool remove_testbed = false;
     epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -823,7 +879,11 @@ int main(int argc, char **argv)
                     /* The engine closed the session, or died.  Running jobs
                      * end with the session's pid namespace. */
                     unlink(socket_path);
-                    if (remove_testbed) {
+                    if (remove_testbed && ids.count) {
+                        /* The process outside, the host's root, deletes it. */
+                        end_jobs();
+                        userns_ask_removal();
+                    } else if (remove_testbed) {
                         end_jobs();
                         if (sandbox_remove(root, testbed) < 0)
                             return 1;

@@ -55,12 +55,7 @@ public final class Engine implements AutoCloseable {
   /** Starts an engine; {@link #close()} ends every session it still has, then the engine. */
   public static Engine start(EngineConfig config) {
     // Checked before any actor exists: without subordinate ids no testbed can be made.
-    IdMapping mapping;
-    try {
-      mapping = Host.idMapping();
-    } catch (IllegalStateException e) {
-      throw new UchrootException(e.getMessage(), e);
-    }
+    IdMapping mapping = Host.idMapping(config);
     CompletableFuture<LinuxProvisioner> provisioner = new CompletableFuture<>();
     ActorSystem<SessionManager.Command> system =
         ActorSystem.create(

@@ -19,6 +19,8 @@ import org.uchroot.actors.GracePeriods;
  * @param rootfsMode an overlay over a cached base, or a full unpack per testbed
  * @param grace how long an interrupted command gets before SIGTERM, then before it is killed
  * @param normalUser the unprivileged account created in each testbed
+ * @param privileged whether root's testbeds run with the host's ids rather than in a user
+ *     namespace of their own (see docs/security.md)
  * @param config the whole configuration, Akka's part included
  */
 public record EngineConfig(
@@ -29,6 +31,7 @@ public record EngineConfig(
     RootfsMode rootfsMode,
     GracePeriods grace,
     String normalUser,
+    boolean privileged,
     Config config) {
 
   public EngineConfig {
@@ -79,16 +82,24 @@ public record EngineConfig(
             c.getDuration("interrupt.grace-before-term"),
             c.getDuration("interrupt.grace-before-kill")),
         c.getString("normal-user"),
+        c.getBoolean("privileged"),
         config);
   }
 
   public EngineConfig withGrace(GracePeriods grace) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, rootfsMode, grace, normalUser, config);
+        libexecDir, runtimeDir, stateDir, cacheDir, rootfsMode, grace, normalUser, privileged,
+        config);
   }
 
   public EngineConfig withRootfsMode(RootfsMode mode) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, mode, grace, normalUser, config);
+        libexecDir, runtimeDir, stateDir, cacheDir, mode, grace, normalUser, privileged, config);
+  }
+
+  public EngineConfig withPrivileged(boolean privileged) {
+    return new EngineConfig(
+        libexecDir, runtimeDir, stateDir, cacheDir, rootfsMode, grace, normalUser, privileged,
+        config);
   }
 }

@@ -4,6 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -37,11 +38,17 @@ final class HelperProcess {
    * Blocks: call only from the blocking executor.
    */
   static void run(String what, List<String> argv) {
+    run(what, argv, null, Path.of("/dev/null"));
+  }
+
+  /** As {@link #run(String, List)}, in the directory {@code dir} and with stdin from a file. */
+  static void run(String what, List<String> argv, Path dir, Path stdin) {
     Process process;
     try {
       process =
           builder(argv)
-              .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+              .directory(dir == null ? null : dir.toFile())
+              .redirectInput(ProcessBuilder.Redirect.from(stdin.toFile()))
               .redirectOutput(ProcessBuilder.Redirect.DISCARD)
               .start();
     } catch (IOException e) {

@@ -45,22 +45,29 @@ public final class Host {
   }
 
   /**
-   * The id mapping for sessions of the calling user: none for root; otherwise root inside mapped to
-   * the caller and ids 1..n to the caller's own subordinate ranges, read from /etc/subuid and
-   * /etc/subgid (never another user's, whatever line comes first).
+   * The id mapping for the testbeds of the calling user. Root's run as a subordinate range of
+   * root's (see {@link RootIds}), or with the host's ids if the configuration says {@code
+   * privileged}. Another user's run as that user, with ids 1..n mapped to the user's own
+   * subordinate ranges, read from /etc/subuid and /etc/subgid (never another user's, whatever line
+   * comes first).
    */
-  public static IdMapping idMapping() {
+  public static IdMapping idMapping(EngineConfig config) {
     if (isRoot()) {
-      return IdMapping.HOST;
+      return config.privileged() ? IdMapping.HOST : RootIds.of(config.stateDir()).mapping();
     }
+    return subordinate();
+  }
+
+  /** An unprivileged caller's mapping: see {@link #idMapping}. */
+  static IdMapping.Subordinate subordinate() {
     String name = userName();
     String uid = Integer.toString(uid());
     IdMapping.Range users =
         subordinateRange(Path.of("/etc/subuid"), name, uid)
-            .orElseThrow(() -> new IllegalStateException(noRange("/etc/subuid", name)));
+            .orElseThrow(() -> new UchrootException(noRange("/etc/subuid", name)));
     IdMapping.Range groups =
         subordinateRange(Path.of("/etc/subgid"), name, uid)
-            .orElseThrow(() -> new IllegalStateException(noRange("/etc/subgid", name)));
+            .orElseThrow(() -> new UchrootException(noRange("/etc/subgid", name)));
     return new IdMapping.Subordinate(users, groups);
   }
 

@@ -1,28 +1,90 @@
 package org.uchroot.engine;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.List;
 
-/** How ids inside a testbed relate to the host's. */
+/** How ids inside a testbed relate to the host's, and the namespaces that make them so. */
 public sealed interface IdMapping {
 
-  /** Root runs testbeds without a user namespace: ids are the host's. */
+  /** Root's testbeds with {@code --privileged}: no user namespace, ids are the host's. */
   IdMapping HOST = new Host();
 
-  /** The options that put a process in a user namespace with this mapping (none for root). */
-  List<String> unshareOptions();
+  /** The job server's name in the libexec directory. */
+  String JOB_SERVER = "uchroot-jobd";
 
   /**
-   * Extra overlayfs mount options. Root keeps overlay metadata in trusted xattrs and can rename
-   * directories of the base ({@code redirect_dir}); in a user namespace only user xattrs are
-   * allowed, and the kernel refuses redirect_dir with them, so renaming a base directory fails
-   * with EXDEV there and tools fall back to copying, as POSIX lets them.
+   * The command, up to the job server's own arguments, that starts a session's job server in its
+   * namespaces.
+   */
+  List<String> sessionCommand(Path libexecDir);
+
+  /** The command prefix that runs a program as root of a user namespace with this mapping. */
+  List<String> userNamespaceCommand(Path libexecDir);
+
+  /**
+   * Extra overlayfs mount options. An overlay mounted by the host's root keeps its metadata in
+   * trusted xattrs and can rename directories of the base ({@code redirect_dir}); one mounted in a
+   * user namespace has only user xattrs, with which the kernel refuses redirect_dir, so renaming a
+   * base directory fails with EXDEV there and tools fall back to copying, as POSIX lets them.
    */
   String overlayOptions();
 
+  /**
+   * Whether the job server can open the engine's host files for a command: only when the
+   * testbed's root is the engine's own user.
+   */
+  boolean jobServerOpensHostFiles();
+
+  /** What tells the cache's bases of this mapping from those of another: their files' owners. */
+  String baseTag();
+
+  /** Gives a directory the engine made to the testbed's root, which must write there. */
+  default void giveToTestbedRoot(Path dir) {}
+
+  /**
+   * Gives a testbed's directory to its root, which the job server reaches by its path: one whose
+   * parents do not let the testbed's root through is refused with what to do.
+   */
+  default void giveTestbedDirectory(Path top) {
+    giveToTestbedRoot(top);
+  }
+
+  /** The namespaces of every mapping but the job server's own (see {@link Remapped}). */
+  private static List<String> unshare(List<String> userOptions, Path libexecDir) {
+    List<String> argv = new ArrayList<>();
+    argv.add("unshare");
+    argv.addAll(userOptions);
+    argv.addAll(
+        List.of(
+            "--mount",
+            "--propagation",
+            "private",
+            "--pid",
+            "--ipc",
+            "--uts",
+            "--fork",
+            "--kill-child",
+            "--",
+            // The job server is the session's init: it mounts the testbed, holds the session open
+            // and says when it is ready. Each command has a pid namespace of its own below it,
+            // whose pid 1 reaps that command's orphans, so nothing else needs an init here.
+            libexecDir.resolve(JOB_SERVER).toString()));
+    return argv;
+  }
+
   record Host() implements IdMapping {
     @Override
-    public List<String> unshareOptions() {
+    public List<String> sessionCommand(Path libexecDir) {
+      return unshare(List.of(), libexecDir);
+    }
+
+    @Override
+    public List<String> userNamespaceCommand(Path libexecDir) {
       return List.of();
     }
 
@@ -30,29 +92,132 @@ public sealed interface IdMapping {
     public String overlayOptions() {
       return "redirect_dir=on";
     }
+
+    @Override
+    public boolean jobServerOpensHostFiles() {
+      return true;
+    }
+
+    @Override
+    public String baseTag() {
+      return "";
+    }
   }
 
   /** A subordinate id range of /etc/subuid or /etc/subgid. */
   record Range(long start, long count) {}
 
   /**
-   * Root inside is the caller; ids 1..count inside are the caller's subordinate ranges. Mapped
-   * explicitly, through newuidmap/newgidmap, rather than with {@code --map-auto}.
+   * An unprivileged caller's testbeds: root inside is the caller; ids 1..count inside are the
+   * caller's subordinate ranges. Mapped explicitly, through newuidmap/newgidmap, rather than with
+   * {@code --map-auto}.
    */
   record Subordinate(Range users, Range groups) implements IdMapping {
-    @Override
+    /** The options of unshare(1) that make the user namespace. */
     public List<String> unshareOptions() {
-      List<String> options = new ArrayList<>();
-      options.add("--user");
-      options.add("--map-root-user");
-      options.add("--map-users=" + users.start() + ",1," + users.count());
-      options.add("--map-groups=" + groups.start() + ",1," + groups.count());
-      return options;
+      return List.of(
+          "--user",
+          "--map-root-user",
+          "--map-users=" + users.start() + ",1," + users.count(),
+          "--map-groups=" + groups.start() + ",1," + groups.count());
+    }
+
+    @Override
+    public List<String> sessionCommand(Path libexecDir) {
+      return unshare(unshareOptions(), libexecDir);
+    }
+
+    @Override
+    public List<String> userNamespaceCommand(Path libexecDir) {
+      List<String> argv = new ArrayList<>(List.of("unshare"));
+      argv.addAll(unshareOptions());
+      argv.add("--");
+      return argv;
     }
 
     @Override
     public String overlayOptions() {
       return "userxattr";
+    }
+
+    @Override
+    public boolean jobServerOpensHostFiles() {
+      return true;
+    }
+
+    @Override
+    public String baseTag() {
+      return "";
+    }
+  }
+
+  /**
+   * Root's testbeds: root inside is {@code uid} and {@code gid} on the host, a subordinate range of
+   * root's, so that a testbed's root that leaves its chroot is an unprivileged user of the host.
+   * The job server makes the namespaces itself and writes their maps as the host's root, which
+   * needs no entry in /etc/subuid; the overlay is mounted from outside the user namespace.
+   */
+  record Remapped(long uid, long gid, long count) implements IdMapping {
+    @Override
+    public List<String> sessionCommand(Path libexecDir) {
+      return List.of(
+          libexecDir.resolve(JOB_SERVER).toString(),
+          "--ids",
+          Long.toString(uid),
+          Long.toString(gid),
+          Long.toString(count));
+    }
+
+    @Override
+    public List<String> userNamespaceCommand(Path libexecDir) {
+      List<String> argv = new ArrayList<>(sessionCommand(libexecDir));
+      argv.add("--exec");
+      return argv;
+    }
+
+    @Override
+    public String overlayOptions() {
+      return "redirect_dir=on";
+    }
+
+    @Override
+    public boolean jobServerOpensHostFiles() {
+      return false;
+    }
+
+    @Override
+    public String baseTag() {
+      return "ids " + uid + ":" + gid + "+" + count;
+    }
+
+    /** {@inheritDoc} To the host, the testbed's root is another user. */
+    @Override
+    public void giveTestbedDirectory(Path top) {
+      for (Path parent = top.toAbsolutePath().getParent();
+          parent != null;
+          parent = parent.getParent()) {
+        try {
+          if (!Files.getPosixFilePermissions(parent).contains(PosixFilePermission.OTHERS_EXECUTE)) {
+            throw new UchrootException(
+                "the testbed's root, host uid " + uid + ", cannot reach " + top + ": " + parent
+                    + " is not searchable by other users; use a directory that is (chmod o+x "
+                    + parent + "), or see --privileged");
+          }
+        } catch (IOException e) {
+          throw new UchrootException("cannot inspect " + parent + ": " + e.getMessage(), e);
+        }
+      }
+      giveToTestbedRoot(top);
+    }
+
+    @Override
+    public void giveToTestbedRoot(Path dir) {
+      try {
+        Files.setAttribute(dir, "unix:uid", (int) uid, LinkOption.NOFOLLOW_LINKS);
+        Files.setAttribute(dir, "unix:gid", (int) gid, LinkOption.NOFOLLOW_LINKS);
+      } catch (IOException e) {
+        throw new UchrootException("cannot give " + dir + " to the testbed: " + e.getMessage(), e);
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 package org.uchroot.engine;
 
 import java.io.ByteArrayOutputStream;
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -9,7 +10,9 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
@@ -62,18 +65,61 @@ final class LinuxJobLauncher implements JobLauncher {
 
   @Override
   public CompletionStage<RunningJob> launch(Testbed testbed, JobId id, JobSpec spec) {
+    NamespaceSandbox sandbox = (NamespaceSandbox) testbed.sandbox();
+    CompletableFuture<Void> ended = new CompletableFuture<>();
     LinuxJob job;
     try {
-      job = LinuxJob.connect(id, ((NamespaceSandbox) testbed.sandbox()).jobSocket(), spec, io);
+      JobSpec sent = sandbox.opensHostFiles() ? spec : withFilesRelayed(spec, ended);
+      job = LinuxJob.connect(id, sandbox.jobSocket(), sent, io);
     } catch (RuntimeException e) {
+      ended.complete(null);
       return CompletableFuture.failedFuture(e);
     }
+    job.finished().whenComplete((status, error) -> ended.complete(null));
     LOG.debug("job {} started: {}", id, spec.argv());
     // The pump first: a reader that takes the last io thread would otherwise wait for output
     // that waits for stdin that waits for a thread.
     job.ready.thenRunAsync(job::pumpStdin, io);
     io.execute(job::run);
     return CompletableFuture.completedFuture(job);
+  }
+
+  /**
+   * The command with its host files opened here and relayed as its stdin and stdout, for a job
+   * server whose root is not ours: the testbed's root of a root session is another user to the
+   * host, and must not open what only the host's root may. The files close with the job.
+   */
+  private static JobSpec withFilesRelayed(JobSpec spec, CompletionStage<Void> ended) {
+    JobStdio stdio = spec.stdio();
+    InputStream stdin = stdio.stdin();
+    OutputStream stdout = stdio.stdout();
+    Path file = null;
+    try {
+      if (stdio.stdinFile().isPresent()) {
+        file = stdio.stdinFile().get();
+        stdin = Files.newInputStream(file);
+      }
+      if (stdio.stdoutFile().isPresent()) {
+        file = stdio.stdoutFile().get();
+        stdout = Files.newOutputStream(file);
+        OutputStream opened = stdout;
+        ended.thenRun(() -> closeQuietly(opened));
+      }
+    } catch (IOException e) {
+      closeQuietly(stdin);
+      throw new UchrootException("cannot open " + file + ": " + e.getMessage(), e);
+    }
+    return new JobSpec(
+        spec.argv(),
+        new JobStdio.Streams(stdin, stdout, stdio.stderr(), Optional.empty(), Optional.empty()));
+  }
+
+  private static void closeQuietly(Closeable stream) {
+    try {
+      stream.close();
+    } catch (IOException e) {
+      // Closed with the job: nothing is left to lose.
+    }
   }
 
   /**

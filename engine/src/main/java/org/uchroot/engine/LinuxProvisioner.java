@@ -34,17 +34,15 @@ import scala.concurrent.ExecutionContext;
 
 /**
  * Puts a testbed (an overlay over the cached base, or an unpacked tarball) in a fresh directory and
- * starts the session's namespaces around it: {@code unshare} (with the caller's subordinate ids
- * when unprivileged) runs {@code uchroot-jobd} as pid 1 of a new pid namespace, which mounts the
- * testbed in a private mount namespace and then serves its commands.
+ * starts the session's namespaces around it (see {@link IdMapping#sessionCommand}): {@code
+ * uchroot-jobd} runs as pid 1 of a new pid namespace, mounts the testbed in a private mount
+ * namespace and then serves its commands.
  */
 final class LinuxProvisioner implements TestbedProvisioner {
 
   private static final Logger LOG = LoggerFactory.getLogger(LinuxProvisioner.class);
   /** What the job server prints once it listens. */
   private static final String READY = "uchroot-sandbox-ready";
-  /** The session's job server, in the libexec directory. */
-  private static final String JOB_SERVER = "uchroot-jobd";
   /** Exit status of the job server (passed on by unshare) when the overlay cannot be mounted. */
   private static final int OVERLAY_FAILED = 3;
   private static final String SCRATCH_CHARS =
@@ -172,6 +170,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     if (forgettingThere != null) {
       forgettingThere.join();
     }
+    mapping.giveTestbedDirectory(top);
     registry.record(session, top);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);
     try {
@@ -182,6 +181,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       }
       if (sandbox == null) {
         Path root = createDirectory(top.resolve("root"));
+        mapping.giveToTestbedRoot(root);
         Unpacker.unpack(mapping, config.libexecDir(), spec.tarball(), root, spec.normalUser());
         sandbox = startSandbox(session, spec, top, root, Optional.empty(), scratch);
       }
@@ -207,7 +207,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
       SessionId session, SessionSpec spec, Path top, String scratch) {
     Path base = cache.baseFor(spec.tarball(), spec.normalUser());
     registry.record(session, top, Optional.of(base));
+    // The overlay's root directory is the upper directory's.
     Path upper = createDirectory(top.resolve("upper"));
+    mapping.giveToTestbedRoot(upper);
     Path work = createDirectory(top.resolve("work"));
     Path root = createDirectory(top.resolve("root"));
     try {
@@ -218,7 +220,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
       remover.removeNow(top);
       try {
-        Files.createDirectory(top);
+        mapping.giveTestbedDirectory(Files.createDirectory(top));
       } catch (IOException again) {
         throw new UchrootException("cannot recreate " + top + ": " + again.getMessage(), again);
       }
@@ -314,24 +316,9 @@ final class LinuxProvisioner implements TestbedProvisioner {
       Optional<Overlay> overlay,
       String scratch) {
     Path jobSocket = NamespaceSandbox.newJobSocket(config.runtimeDir(), session);
-    List<String> argv = new ArrayList<>();
-    argv.add("unshare");
-    argv.addAll(mapping.unshareOptions());
+    List<String> argv = new ArrayList<>(mapping.sessionCommand(config.libexecDir()));
     argv.addAll(
         List.of(
-            "--mount",
-            "--propagation",
-            "private",
-            "--pid",
-            "--ipc",
-            "--uts",
-            "--fork",
-            "--kill-child",
-            "--",
-            // The job server is the session's init: it mounts the testbed, holds the session open
-            // and says when it is ready. Each command has a pid namespace of its own below it,
-            // whose pid 1 reaps that command's orphans, so nothing else needs an init here.
-            config.libexecDir().resolve(JOB_SERVER).toString(),
             "--root",
             root.toString(),
             "--socket",
@@ -386,7 +373,13 @@ final class LinuxProvisioner implements TestbedProvisioner {
             LOG.warn("session namespaces: {}", HelperProcess.oneLine(text));
           }
         });
-    return new NamespaceSandbox(holder, childOf(holder.pid()), root, hostScratch, jobSocket);
+    return new NamespaceSandbox(
+        holder,
+        childOf(holder.pid()),
+        root,
+        hostScratch,
+        jobSocket,
+        mapping.jobServerOpensHostFiles());
   }
 
   /** The one child of {@code unshare --fork}: the job server, the session's init. */

@@ -27,6 +27,7 @@ final class NamespaceSandbox implements Sandbox {
   private final Path root;
   private final Path hostScratch;
   private final Path jobSocket;
+  private final boolean opensHostFiles;
   /*
    * Armed at every close: made here, so that its class is not made then, on the path the client
    * waits on.
@@ -41,13 +42,22 @@ final class NamespaceSandbox implements Sandbox {
    *     only the session's mount namespace sees populated)
    * @param hostScratch where the host sees the testbed's scratch directory
    * @param jobSocket the job server's socket, in the user's private runtime directory
+   * @param opensHostFiles whether the job server can open the engine's files for a command (see
+   *     {@link IdMapping#jobServerOpensHostFiles})
    */
-  NamespaceSandbox(Process holder, long initPid, Path root, Path hostScratch, Path jobSocket) {
+  NamespaceSandbox(
+      Process holder,
+      long initPid,
+      Path root,
+      Path hostScratch,
+      Path jobSocket,
+      boolean opensHostFiles) {
     this.holder = holder;
     this.initPid = initPid;
     this.root = root;
     this.hostScratch = hostScratch;
     this.jobSocket = jobSocket;
+    this.opensHostFiles = opensHostFiles;
     this.stopper = this::stop;
   }
 
@@ -57,6 +67,10 @@ final class NamespaceSandbox implements Sandbox {
 
   Path hostScratch() {
     return hostScratch;
+  }
+
+  boolean opensHostFiles() {
+    return opensHostFiles;
   }
 
   /** Where the session's job server listens; one connection per command. */

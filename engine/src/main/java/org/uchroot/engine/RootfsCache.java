@@ -53,7 +53,7 @@ public final class RootfsCache {
   }
 
   public static RootfsCache of(EngineConfig config) {
-    return new RootfsCache(config.cacheDir(), Host.idMapping(), config.libexecDir());
+    return new RootfsCache(config.cacheDir(), Host.idMapping(config), config.libexecDir());
   }
 
   /** What follows a key in the name of a base being unpacked. */
@@ -70,7 +70,7 @@ public final class RootfsCache {
    * cached yet. Blocks, possibly for as long as unpacking takes.
    */
   Path baseFor(Path tarball, String normalUser) {
-    String key = keyOf(tarball, normalUser);
+    String key = keyOf(tarball, normalUser, mapping);
     Path base = dir.resolve(key);
     ReentrantLock local = LOCKS.computeIfAbsent(base, k -> new ReentrantLock());
     local.lock();
@@ -104,6 +104,7 @@ public final class RootfsCache {
     long started = System.nanoTime();
     Path partial = Files.createTempDirectory(dir, key + PARTIAL);
     try {
+      mapping.giveToTestbedRoot(partial);
       Unpacker.unpack(mapping, libexecDir, tarball, partial, normalUser);
       // tar gave it the mode of the tarball's top directory.
       Files.setPosixFilePermissions(partial, PRIVATE);
@@ -221,7 +222,8 @@ public final class RootfsCache {
     }
   }
 
-  static String keyOf(Path tarball, String normalUser) {
+  /** The key of a tarball's base, whose files' owners {@code mapping} decides. */
+  static String keyOf(Path tarball, String normalUser, IdMapping mapping) {
     try {
       Path real = tarball.toRealPath();
       Object ino = Files.getAttribute(real, "unix:ino");
@@ -234,7 +236,8 @@ public final class RootfsCache {
               Files.getLastModifiedTime(real).toString(),
               String.valueOf(ctime),
               String.valueOf(ino),
-              normalUser);
+              normalUser)
+              + (mapping.baseTag().isEmpty() ? "" : "\n" + mapping.baseTag());
       byte[] digest =
           MessageDigest.getInstance("SHA-256").digest(identity.getBytes(StandardCharsets.UTF_8));
       String name = real.getFileName().toString().replaceAll("[^A-Za-z0-9_.-]", "_");

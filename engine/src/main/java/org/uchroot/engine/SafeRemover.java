@@ -36,6 +36,16 @@ final class SafeRemover implements RootfsRemover {
     this.blocking = blocking;
   }
 
+  /**
+   * A remover of the calling user's testbeds, whatever mapping they were made with: root deletes
+   * every file itself; another user needs its own subordinate ids for the files of the testbed's
+   * other users.
+   */
+  static SafeRemover ofCaller(SessionRegistry registry) {
+    return new SafeRemover(
+        Host.isRoot() ? IdMapping.HOST : Host.subordinate(), registry, Runnable::run);
+  }
+
   @Override
   public CompletionStage<Void> remove(Testbed testbed) {
     return CompletableFuture.runAsync(() -> removeNow(testbed.rootfs()), blocking);
@@ -58,10 +68,10 @@ final class SafeRemover implements RootfsRemover {
       deleteTree(dir);
     } catch (AccessDeniedException e) {
       // Files of subordinate ids: only the user namespace's root may delete them.
-      if (mapping.unshareOptions().isEmpty()) {
+      if (!(mapping instanceof IdMapping.Subordinate subordinate)) {
         throw new UchrootException("cannot remove " + e.getFile() + ": permission denied", e);
       }
-      removeInUserNamespace(dir);
+      removeInUserNamespace(subordinate, dir);
     } catch (IOException e) {
       throw new UchrootException("cannot remove " + dir + ": " + e.getMessage(), e);
     }
@@ -127,9 +137,9 @@ final class SafeRemover implements RootfsRemover {
   }
 
   /** GNU rm as the namespace's root, which never follows symlinks nor leaves the filesystem. */
-  private void removeInUserNamespace(Path dir) {
+  private static void removeInUserNamespace(IdMapping.Subordinate subordinate, Path dir) {
     List<String> argv = new ArrayList<>(List.of("unshare"));
-    argv.addAll(mapping.unshareOptions());
+    argv.addAll(subordinate.unshareOptions());
     argv.addAll(List.of("--", "rm", "-rf", "--one-file-system", "--", dir.toString()));
     HelperProcess.run("removing " + dir, argv);
   }

@@ -169,7 +169,7 @@ public final class SessionRegistry {
       throw new UchrootException(
           "session " + session + " is live (owned by pid " + entry.ownerPid() + "); close it instead");
     }
-    new SafeRemover(Host.idMapping(), this, Runnable::run).removeNow(entry.rootfs());
+    SafeRemover.ofCaller(this).removeNow(entry.rootfs());
     try {
       // The sockets of a server that was killed with its job servers.
       Path sockets = entry.runtimeDir();

@@ -49,6 +49,11 @@ class NamespaceSandboxTest {
   private static NamespaceSandbox standIn(Path tmp, String script) throws Exception {
     Process holder = new ProcessBuilder("sh", "-c", script).start();
     return new NamespaceSandbox(
-        holder, holder.pid(), tmp.resolve("root"), tmp.resolve("scratch"), tmp.resolve("jobd.sock"));
+        holder,
+        holder.pid(),
+        tmp.resolve("root"),
+        tmp.resolve("scratch"),
+        tmp.resolve("jobd.sock"),
+        true);
   }
 }

@@ -67,7 +67,7 @@ class RootfsCacheTest {
   void thePartialBaseOfAKilledUnpackGoesWithTheNextUnpack(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
     RootfsCache cache = newCache(tmp);
-    Path partial = tmp.resolve("cache/" + RootfsCache.keyOf(tarball, "uchroot") + ".partial-123");
+    Path partial = tmp.resolve("cache/" + RootfsCache.keyOf(tarball, "uchroot", MAPPING) + ".partial-123");
     Files.createDirectories(partial.resolve("etc"));
     cache.baseFor(tarball, "uchroot");
     assertFalse(Files.exists(partial));
@@ -78,7 +78,7 @@ class RootfsCacheTest {
   void pruneLeavesAPartialBaseWhoseUnpackIsUnderWay(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
     RootfsCache cache = newCache(tmp);
-    String key = RootfsCache.keyOf(tarball, "uchroot");
+    String key = RootfsCache.keyOf(tarball, "uchroot", MAPPING);
     Path cacheDir = Files.createDirectories(tmp.resolve("cache"));
     Path unpacking = Files.createDirectories(cacheDir.resolve(key + ".partial-1"));
     Path stale = Files.createDirectories(cacheDir.resolve("other-0123.partial-2"));
@@ -121,7 +121,9 @@ class RootfsCacheTest {
     assertTrue(Files.isDirectory(second));
   }
 
+  private static final IdMapping MAPPING = Host.idMapping(EngineConfig.load());
+
   private static RootfsCache newCache(Path tmp) {
-    return new RootfsCache(tmp.resolve("cache"), Host.idMapping(), EngineConfig.load().libexecDir());
+    return new RootfsCache(tmp.resolve("cache"), MAPPING, EngineConfig.load().libexecDir());
   }
 }
