@@ -192,17 +192,26 @@ void sandbox_setup(const struct sandbox *sb)
 
     /* The overlay, or else the rootfs bound on itself, comes before everything else: all later
      * mounts go on top of it, and the testbed is one tree of mounts that one detach takes down. */
+    int dir = open(sb->root_is_cwd ? "." : sb->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        fail("cannot open %s", sb->root);
     if (sb->overlay_fd >= 0) {
-        if (move_mount(sb->overlay_fd, "", AT_FDCWD, sb->root, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        if (move_mount(sb->overlay_fd, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             fail_with(SANDBOX_OVERLAY_FAILED, "cannot attach the overlay on %s", sb->root);
-        close(sb->overlay_fd);
-    } else if (sb->overlay_lower)
+        root_fd = sb->overlay_fd;
+    } else if (sb->overlay_lower) {
         mount_overlay(sb);
-    else if (mount(sb->root, sb->root, NULL, MS_BIND, NULL) < 0)
-        fail("cannot bind %s on itself", sb->root);
-    root_fd = open(sb->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        root_fd = open(sb->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    } else {
+        /* By descriptor: a root testbed's job server may not reach the rootfs by its path. */
+        root_fd = open_tree(dir, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (root_fd < 0
+            || move_mount(root_fd, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            fail("cannot bind %s on itself", sb->root);
+    }
     if (root_fd < 0)
         fail("cannot open %s", sb->root);
+    close(dir);
 
     /* /proc of the session's own pid namespace, which this process is in. */
     mount_dir("/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc");
@@ -240,6 +249,9 @@ void sandbox_setup(const struct sandbox *sb)
         sandbox_scratch_dir(sb->scratch_outside);
         mount_dir(sb->scratch, sb->scratch_outside, NULL, MS_BIND, NULL, sb->scratch);
     }
+    /* Jobs find the testbed as their working directory, by descriptor. */
+    if (fchdir(root_fd) < 0)
+        fail("cannot enter %s", sb->root);
     close(root_fd);
     umask(mask);
 }

@@ -4,6 +4,7 @@
 #ifndef UCHROOT_SANDBOX_H
 #define UCHROOT_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Exit status when the overlay cannot be mounted: the engine then unpacks. */
@@ -23,6 +24,7 @@ struct sandbox {
     const char *overlay_options; /* extra options, may be empty */
     const char *scratch;         /* NULL or an absolute path inside the rootfs */
     const char *scratch_outside; /* the host directory bound there, made by sandbox_setup */
+    bool root_is_cwd; /* root is reached as the working directory, not by its path */
     /* Made beforehand by the host's root (userns.c), else -1: */
     int overlay_fd; /* the overlay, detached, to attach on root */
     int scratch_fd; /* a detached copy of scratch_outside, made already */
@@ -35,8 +37,10 @@ struct sandbox {
  * /sys inside it, as autopkgtest's unshare-helper prepares a rootfs, and binds
  * a fresh host directory, scratch_outside, on the scratch directory.  Paths
  * inside the rootfs are resolved as a chroot would resolve them, so a symlink
- * in the rootfs never sends a mount or a mkdir to the host.  On failure prints one line on stderr and exits
- * (SANDBOX_OVERLAY_FAILED if the overlay failed, else 1).
+ * in the rootfs never sends a mount or a mkdir to the host.  Leaves the caller
+ * in the testbed's root directory, where its jobs find it.  On failure prints
+ * one line on stderr and exits (SANDBOX_OVERLAY_FAILED if the overlay failed,
+ * else 1).
  */
 void sandbox_setup(const struct sandbox *sb);
 

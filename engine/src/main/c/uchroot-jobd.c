@@ -108,7 +108,6 @@ static const char *root;
 static const char *testbed; /* removed at the end if the engine asks */
 static struct id_map ids;   /* count 0: the namespaces are made by the caller (unshare) */
 static uid_t engine_uid;    /* the engine's uid as this namespace sees it */
-static char proc_dir[PATH_MAX];
 static char *title;      /* jobd's own argv strings: what ps shows */
 static size_t title_len; /* 0 if they are not contiguous */
 
@@ -162,7 +161,8 @@ static void run_c(char **argv, int in, int out, int err)
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         _exit(125);
-    if (chroot(root) < 0 || chdir("/") < 0) {
+    /* jobd's working directory is the testbed's root (sandbox_setup). */
+    if (chroot(".") < 0 || chdir("/") < 0) {
         say(root, errno);
         _exit(125);
     }
@@ -412,8 +412,8 @@ static void run_p(int conn)
     show_job(argv);
     /* No MS_PRIVATE remount needed: the session's mount namespace was made
      * private as a whole (unshare --propagation private), so this copy is. */
-    if (mount("proc", proc_dir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        p_fail(proc_dir, errno);
+    if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        p_fail("/proc", errno);
 
     int in[2], out[2], err[2];
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
@@ -808,10 +808,6 @@ int main(int argc, char **argv)
     title_len = strlen(argv[0]) + 1;
     for (int i = 1; i < argc && title_len; i++)
         title_len = argv[i] == title + title_len ? title_len + strlen(argv[i]) + 1 : 0;
-    if (snprintf(proc_dir, sizeof proc_dir, "%s/proc", root) >= (int)sizeof proc_dir) {
-        errno = ENAMETOOLONG;
-        die(root);
-    }
 
     /* Once, for every job: what C inherits is then clean already. */
     clearenv();
@@ -885,6 +881,8 @@ int main(int argc, char **argv)
                         userns_ask_removal();
                     } else if (remove_testbed) {
                         end_jobs();
+                        /* Out of the testbed, whose directory goes. */
+                        (void)!chdir("/");
                         if (sandbox_remove(root, testbed) < 0)
                             return 1;
                         static const char removed[] = "uchroot-testbed-removed\n";

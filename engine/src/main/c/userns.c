@@ -189,6 +189,11 @@ void userns_split(struct sandbox *sb, const struct id_map *ids, const char *sock
             exit(SANDBOX_OVERLAY_FAILED);
         }
     }
+    /* The clone's working directory is carried into its mount namespace: the testbed's root
+     * may not reach the rootfs by its path, and a descriptor would name the host's mount. */
+    if (chdir(sb->root) < 0)
+        fail("cannot enter %s", sb->root);
+    sb->root_is_cwd = true;
     if (sb->scratch) {
         sandbox_scratch_dir(sb->scratch_outside);
         sb->scratch_fd = detached_copy(sb->scratch_outside, false);
@@ -217,6 +222,7 @@ void userns_split(struct sandbox *sb, const struct id_map *ids, const char *sock
         idmap(sb->binds[i].fd, sb->binds[i].outside, userns, true);
     close(userns);
     go(channel);
+    (void)!chdir("/");
 
     /* Only the clone holds the session open: its stdin is the engine's keep-alive pipe. */
     int null = open("/dev/null", O_RDONLY);

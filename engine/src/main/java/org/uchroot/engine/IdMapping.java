@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -45,14 +44,6 @@ public sealed interface IdMapping {
 
   /** Gives a directory the engine made to the testbed's root, which must write there. */
   default void giveToTestbedRoot(Path dir) {}
-
-  /**
-   * Gives a testbed's directory to its root, which the job server reaches by its path: one whose
-   * parents do not let the testbed's root through is refused with what to do.
-   */
-  default void giveTestbedDirectory(Path top) {
-    giveToTestbedRoot(top);
-  }
 
   /** The namespaces of every mapping but the job server's own (see {@link Remapped}). */
   private static List<String> unshare(List<String> userOptions, Path libexecDir) {
@@ -188,26 +179,6 @@ public sealed interface IdMapping {
     @Override
     public String baseTag() {
       return "ids " + uid + ":" + gid + "+" + count;
-    }
-
-    /** {@inheritDoc} To the host, the testbed's root is another user. */
-    @Override
-    public void giveTestbedDirectory(Path top) {
-      for (Path parent = top.toAbsolutePath().getParent();
-          parent != null;
-          parent = parent.getParent()) {
-        try {
-          if (!Files.getPosixFilePermissions(parent).contains(PosixFilePermission.OTHERS_EXECUTE)) {
-            throw new UchrootException(
-                "the testbed's root, host uid " + uid + ", cannot reach " + top + ": " + parent
-                    + " is not searchable by other users; use a directory that is (chmod o+x "
-                    + parent + "), or see --privileged");
-          }
-        } catch (IOException e) {
-          throw new UchrootException("cannot inspect " + parent + ": " + e.getMessage(), e);
-        }
-      }
-      giveToTestbedRoot(top);
     }
 
     @Override

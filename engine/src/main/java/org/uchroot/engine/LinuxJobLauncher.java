@@ -107,7 +107,7 @@ final class LinuxJobLauncher implements JobLauncher {
       }
     } catch (IOException e) {
       closeQuietly(stdin);
-      throw new UchrootException("cannot open " + file + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot open " + file + ": " + UchrootException.reason(e), e);
     }
     return new JobSpec(
         spec.argv(),

@@ -170,7 +170,6 @@ final class LinuxProvisioner implements TestbedProvisioner {
     if (forgettingThere != null) {
       forgettingThere.join();
     }
-    mapping.giveTestbedDirectory(top);
     registry.record(session, top);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);
     try {
@@ -220,7 +219,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
       remover.removeNow(top);
       try {
-        mapping.giveTestbedDirectory(Files.createDirectory(top));
+        Files.createDirectory(top);
       } catch (IOException again) {
         throw new UchrootException("cannot recreate " + top + ": " + again.getMessage(), again);
       }

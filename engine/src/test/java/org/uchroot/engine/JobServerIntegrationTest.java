@@ -3,6 +3,7 @@ package org.uchroot.engine;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -23,6 +24,7 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -107,13 +109,19 @@ abstract class JobServerIntegrationTest {
     String whatFdsAre = "i=$(readlink /proc/$$/fd/0); o=$(readlink /proc/$$/fd/1); echo $i $o >&2";
     assertEquals(new ExitStatus.Exited(0), run(io, "sh", "-c", "cat; " + whatFdsAre));
     assertArrayEquals(data, Files.readAllBytes(target));
-    assertEquals("", io.out(), "nothing is relayed");
-    // The command holds the files themselves, not pipes from the job server.
-    assertEquals(source + " " + target + "\n", io.err());
-
+    assertEquals("", io.out(), "the command's output went to the file alone");
     CapturedStdio missing = CapturedStdio.withHostFiles(temp.resolve("missing"), null);
-    assertEquals(new ExitStatus.Exited(125), run(missing, "cat"));
-    assertTrue(missing.err().contains("missing: No such file or directory"), missing.err());
+    if (Host.idMapping(EngineConfig.load()).jobServerOpensHostFiles()) {
+      // The command holds the files themselves, not pipes from the job server.
+      assertEquals(source + " " + target + "\n", io.err());
+      assertEquals(new ExitStatus.Exited(125), run(missing, "cat"));
+      assertTrue(missing.err().contains("missing: No such file or directory"), missing.err());
+    } else {
+      // Root's testbed root may not open the host's files: the engine relays them.
+      assertTrue(io.err().matches("pipe:\\S+ pipe:\\S+\n"), io.err());
+      CompletionException failed = assertThrows(CompletionException.class, () -> run(missing, "cat"));
+      assertTrue(failed.getCause().getMessage().contains("missing: "), failed.getMessage());
+    }
   }
 
   @Test
@@ -293,12 +301,16 @@ abstract class JobServerIntegrationTest {
 
   // --- finding the session's job server from the host ---
 
-  /** The job server of this session, found by the rootfs in its command line. */
+  /**
+   * The job server of this session, found by the rootfs in its command line: the one in the
+   * session's pid namespace (root's job server starts outside it, and stays there as its parent).
+   */
   private long jobServerPid() throws IOException {
     for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {
       List<String> args = commandLine(p.pid());
-      if (args.size() >= 5 && args.get(0).endsWith("/uchroot-jobd")
-          && Path.of(args.get(2)).startsWith(session.rootfs())) {
+      if (!args.isEmpty() && args.get(0).endsWith("/uchroot-jobd")
+          && Path.of(option(args, "--root")).startsWith(session.rootfs())
+          && inChildPidNamespace(p.pid())) {
         return p.pid();
       }
     }
@@ -306,7 +318,21 @@ abstract class JobServerIntegrationTest {
   }
 
   private Path jobSocket() throws IOException {
-    return Path.of(commandLine(jobServerPid()).get(4));
+    return Path.of(option(commandLine(jobServerPid()), "--socket"));
+  }
+
+  private static String option(List<String> args, String name) {
+    int i = args.indexOf(name);
+    return i >= 0 && i + 1 < args.size() ? args.get(i + 1) : "/nonexistent";
+  }
+
+  private static boolean inChildPidNamespace(long pid) throws IOException {
+    try {
+      return Files.readAllLines(Path.of("/proc", Long.toString(pid), "status")).stream()
+          .anyMatch(line -> line.startsWith("NSpid:") && line.trim().split("\\s+").length > 2);
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   private static List<String> commandLine(long pid) {

@@ -6,11 +6,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
@@ -29,6 +26,7 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.engine.Job;
 import org.uchroot.engine.Session;
+import org.uchroot.engine.UchrootException;
 
 /**
  * {@code copydown} and {@code copyup} with the results of the reference's copies through its shared
@@ -336,21 +334,7 @@ final class TestbedCopies {
   }
 
   private static CopyFailure onHost(String what, String path, Exception e) {
-    return new CopyFailure.OnHost(what + ": " + path + ": " + reason(e));
-  }
-
-  /** The system's words for an I/O error, without Java's exception class names. */
-  static String reason(Exception e) {
-    if (e instanceof NoSuchFileException) {
-      return "No such file or directory";
-    }
-    if (e instanceof AccessDeniedException) {
-      return "Permission denied";
-    }
-    if (e instanceof FileSystemException fse && fse.getReason() != null) {
-      return fse.getReason();
-    }
-    return e.getMessage() != null ? e.getMessage() : e.toString();
+    return new CopyFailure.OnHost(what + ": " + path + ": " + UchrootException.reason(e));
   }
 
   private static String quoted(ByteArrayOutputStream bytes) {
