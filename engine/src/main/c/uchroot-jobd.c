@@ -4,19 +4,21 @@
  *              [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]
  * uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...
  * uchroot-jobd --dev-skeleton DIR
+ * uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...
  *
  * The second form runs COMMAND as root of a new user namespace whose root is
  * UID and GID on the host (ids 0..COUNT-1 map to UID.. and GID..), and exits
  * with its status: the engine's unpacker, when root starts testbeds.  The
  * third only makes DIR as the job server completes /dev (see
- * sandbox_dev_skeleton), for the engine's unpacker, and exits.
+ * sandbox_dev_skeleton), for the engine's unpacker, and exits.  The fourth
+ * runs COMMAND as a helper of the engine ENGINE_PID (helper.c).
  *
  * With --ids, the first form is started by the host's root, outside any
  * namespace, and makes the session's namespaces itself, with that mapping
  * (userns.c): the testbed's root is never the host's.
  *
  * The job server of one uchroot session.  Started once per session, inside
- * the session's namespaces as pid 1 of its pid namespace, with the host's root:
+ * the session's namespaces as pid 1 of its pid namespace:
  * first it mounts the testbed (sandbox.c: the overlay, /proc, /dev, /sys,
  * the bind mounts, the scratch directory); then each job sets itself up from
  * outside ROOTFS before it chroots.  Every
@@ -92,6 +94,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helper.h"
 #include "sandbox.h"
 #include "userns.h"
 
@@ -693,6 +696,7 @@ static void usage(void)
           "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]\n"
           "                    [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]\n"
           "       uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...\n"
+          "       uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...\n"
           "       uchroot-jobd --dev-skeleton DIR\n",
           stderr);
     exit(125);
@@ -764,6 +768,13 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--dev-skeleton") == 0) {
         umask(022);
         return sandbox_dev_skeleton(argv[2]) == 0 ? 0 : 1;
+    }
+    if (argc >= 4 && strcmp(argv[1], "--helper") == 0) {
+        char *end;
+        long engine = strtol(argv[2], &end, 10);
+        if (*end || engine <= 0)
+            usage();
+        return helper_run((pid_t)engine, argv + 3);
     }
     if (argc >= 7 && strcmp(argv[1], "--ids") == 0 && strcmp(argv[5], "--exec") == 0) {
         if (!parse_ids(argv + 2))

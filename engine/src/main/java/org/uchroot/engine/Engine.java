@@ -72,7 +72,8 @@ public final class Engine implements AutoCloseable {
                           .dispatchers()
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   SessionRegistry registry = SessionRegistry.of(config);
-                  SafeRemover remover = new SafeRemover(mapping, registry, blocking);
+                  SafeRemover remover =
+                      new SafeRemover(mapping, config.libexecDir(), registry, blocking);
                   provisioner.complete(
                       new LinuxProvisioner(
                           config,
@@ -135,10 +136,12 @@ public final class Engine implements AutoCloseable {
   /**
    * Closes every session, waiting for their removal, then stops the engine once the namespaces of
    * every session are gone and the records of their testbeds forgotten: no process of the engine
-   * outlives it.
+   * outlives it. An open or a revert under way is aborted first: its helpers are killed, and what
+   * it made is removed as after any failed open.
    */
   @Override
   public void close() {
+    HelperProcess.abortSetUps();
     try {
       closeAll().toCompletableFuture().get(6, TimeUnit.HOURS);
     } catch (Exception e) {

@@ -8,8 +8,18 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
-/** Runs the short-lived helper programs of the engine (tar, useradd, rm) to their end. */
+/**
+ * Starts the engine's helper programs (the session's namespaces, tar, useradd, rm), each under
+ * {@code uchroot-jobd --helper}: in a session of its own, so that a Ctrl+C on the terminal, which
+ * reaches the server's process group, leaves them alone; and ended, process group and all, when
+ * the engine dies, so that a killed server leaves no tar running.
+ */
 final class HelperProcess {
 
   private HelperProcess() {}
@@ -18,42 +28,102 @@ final class HelperProcess {
   static final String PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
   /**
-   * A helper in a session of its own: a Ctrl+C on the terminal reaches the server's process group,
-   * and must not kill the namespaces, tar or rm under the server's feet. setsid(1) execs in place
-   * here, since a fresh child is not a process group leader.
+   * The one thread that starts helpers, for as long as the JVM runs: a helper's parent-death
+   * signal follows the thread that started it, which must not be a pool thread that retires. The
+   * terminal's signals are blocked in it, so that a Ctrl+C cannot kill the JVM's spawn helper
+   * before it becomes the helper; the helper drops them.
    */
-  static ProcessBuilder builder(List<String> argv) {
-    List<String> detached = new ArrayList<>();
-    detached.add("setsid");
-    detached.addAll(argv);
-    ProcessBuilder builder = new ProcessBuilder(detached);
+  private static final ExecutorService SPAWNER =
+      Executors.newSingleThreadExecutor(
+          task -> {
+            Thread thread =
+                new Thread(
+                    () -> {
+                      TerminalSignals.blockInThisThread();
+                      task.run();
+                    },
+                    "uchroot-spawner");
+            thread.setDaemon(true);
+            return thread;
+          });
+
+  static ProcessBuilder builder(Path libexecDir, List<String> argv) {
+    List<String> helper = new ArrayList<>();
+    helper.add(libexecDir.resolve(IdMapping.JOB_SERVER).toString());
+    helper.add("--helper");
+    helper.add(Long.toString(ProcessHandle.current().pid()));
+    helper.addAll(argv);
+    ProcessBuilder builder = new ProcessBuilder(helper);
     Map<String, String> env = builder.environment();
     env.clear();
     env.put("PATH", PATH);
     return builder;
   }
 
+  /** Starts what {@link #builder} made, from the {@link #SPAWNER}. */
+  static Process start(ProcessBuilder builder) throws IOException {
+    try {
+      return SPAWNER.submit(builder::start).get();
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      throw new IllegalStateException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while starting " + builder.command().get(3), e);
+    }
+  }
+
+  /** Helpers of opens and reverts under way: what {@link #abortSetUps} ends. */
+  private static final Set<Process> SETTING_UP = ConcurrentHashMap.newKeySet();
+
   /**
    * Runs {@code argv} with stdin from /dev/null and fails with its stderr when it exits non-zero.
    * Blocks: call only from the blocking executor.
    */
-  static void run(String what, List<String> argv) {
-    run(what, argv, null, Path.of("/dev/null"));
+  static void run(Path libexecDir, String what, List<String> argv) {
+    finish(what, start(libexecDir, what, argv, null, Path.of("/dev/null")));
   }
 
-  /** As {@link #run(String, List)}, in the directory {@code dir} and with stdin from a file. */
-  static void run(String what, List<String> argv, Path dir, Path stdin) {
-    Process process;
+  /**
+   * As {@link #run(Path, String, List)}, in the directory {@code dir} and with stdin from a file,
+   * as a step of an open or a revert: {@link #abortSetUps} ends it.
+   */
+  static void runSetUp(Path libexecDir, String what, List<String> argv, Path dir, Path stdin) {
+    Process process = start(libexecDir, what, argv, dir, stdin);
+    SETTING_UP.add(process);
     try {
-      process =
-          builder(argv)
+      finish(what, process);
+    } finally {
+      SETTING_UP.remove(process);
+    }
+  }
+
+  /**
+   * Ends every helper of an open or a revert under way, with everything it started: they then fail
+   * at once, and leave what they made for their callers to remove.
+   */
+  static void abortSetUps() {
+    for (Process process : SETTING_UP) {
+      process.destroy();
+    }
+  }
+
+  private static Process start(
+      Path libexecDir, String what, List<String> argv, Path dir, Path stdin) {
+    try {
+      return start(
+          builder(libexecDir, argv)
               .directory(dir == null ? null : dir.toFile())
               .redirectInput(ProcessBuilder.Redirect.from(stdin.toFile()))
-              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-              .start();
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD));
     } catch (IOException e) {
       throw new UchrootException(what + ": cannot run " + argv.get(0) + ": " + e.getMessage(), e);
     }
+  }
+
+  private static void finish(String what, Process process) {
     String stderr = drain(process.getErrorStream());
     int status = waitFor(process);
     if (status != 0) {

@@ -342,7 +342,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
 
     Process holder;
     try {
-      holder = HelperProcess.builder(argv).start();
+      holder = HelperProcess.start(HelperProcess.builder(config.libexecDir(), argv));
     } catch (IOException e) {
       NamespaceSandbox.removeSocket(jobSocket);
       throw new UchrootException("cannot start the session's namespaces: " + e.getMessage(), e);
@@ -374,14 +374,17 @@ final class LinuxProvisioner implements TestbedProvisioner {
         });
     return new NamespaceSandbox(
         holder,
-        childOf(holder.pid()),
+        childOf(childOf(holder.pid())),
         root,
         hostScratch,
         jobSocket,
         mapping.jobServerOpensHostFiles());
   }
 
-  /** The one child of {@code unshare --fork}: the job server, the session's init. */
+  /**
+   * The one child of a process: of the helper, the namespaces' holder ({@code unshare --fork}, or
+   * root's job server outside them); of that, the job server, the session's init.
+   */
   private static long childOf(long pid) {
     Path children = Path.of("/proc", Long.toString(pid), "task", Long.toString(pid), "children");
     try {

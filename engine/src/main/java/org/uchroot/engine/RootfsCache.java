@@ -116,7 +116,7 @@ public final class RootfsCache {
       }
       Files.move(partial, base, StandardCopyOption.ATOMIC_MOVE);
     } catch (RuntimeException | IOException e) {
-      new SafeRemover(mapping, null, Runnable::run).removeNow(partial);
+      new SafeRemover(mapping, libexecDir, null, Runnable::run).removeNow(partial);
       throw e;
     }
     LOG.info(
@@ -169,7 +169,7 @@ public final class RootfsCache {
    */
   public List<Path> prune(Set<Path> inUse) {
     List<Path> removed = new ArrayList<>();
-    SafeRemover remover = new SafeRemover(mapping, null, Runnable::run);
+    SafeRemover remover = new SafeRemover(mapping, libexecDir, null, Runnable::run);
     for (Base base : list()) {
       if (inUse.contains(base.root())) {
         continue;
@@ -213,7 +213,7 @@ public final class RootfsCache {
 
   /** Removes the partial bases of {@code key}; call with its lock held. */
   private void removePartials(String key) throws IOException {
-    SafeRemover remover = new SafeRemover(mapping, null, Runnable::run);
+    SafeRemover remover = new SafeRemover(mapping, libexecDir, null, Runnable::run);
     try (DirectoryStream<Path> partials = Files.newDirectoryStream(dir, key + PARTIAL + "*")) {
       for (Path partial : partials) {
         LOG.info("removing {}, left by an unpack that did not finish", partial);

@@ -26,12 +26,17 @@ import org.uchroot.actors.Testbed;
 final class SafeRemover implements RootfsRemover {
 
   private final IdMapping mapping;
+  private final Path libexecDir;
   private final SessionRegistry registry;
   private final Executor blocking;
 
-  /** @param registry forgets each removed testbed; null for trees that are not testbeds */
-  SafeRemover(IdMapping mapping, SessionRegistry registry, Executor blocking) {
+  /**
+   * @param libexecDir where {@code uchroot-jobd} is, which starts the helper
+   * @param registry forgets each removed testbed; null for trees that are not testbeds
+   */
+  SafeRemover(IdMapping mapping, Path libexecDir, SessionRegistry registry, Executor blocking) {
     this.mapping = mapping;
+    this.libexecDir = libexecDir;
     this.registry = registry;
     this.blocking = blocking;
   }
@@ -41,9 +46,9 @@ final class SafeRemover implements RootfsRemover {
    * every file itself; another user needs its own subordinate ids for the files of the testbed's
    * other users.
    */
-  static SafeRemover ofCaller(SessionRegistry registry) {
+  static SafeRemover ofCaller(Path libexecDir, SessionRegistry registry) {
     return new SafeRemover(
-        Host.isRoot() ? IdMapping.HOST : Host.subordinate(), registry, Runnable::run);
+        Host.isRoot() ? IdMapping.HOST : Host.subordinate(), libexecDir, registry, Runnable::run);
   }
 
   @Override
@@ -71,7 +76,7 @@ final class SafeRemover implements RootfsRemover {
       if (!(mapping instanceof IdMapping.Subordinate subordinate)) {
         throw new UchrootException("cannot remove " + e.getFile() + ": permission denied", e);
       }
-      removeInUserNamespace(subordinate, dir);
+      removeInUserNamespace(subordinate, libexecDir, dir);
     } catch (IOException e) {
       throw new UchrootException("cannot remove " + dir + ": " + e.getMessage(), e);
     }
@@ -137,11 +142,12 @@ final class SafeRemover implements RootfsRemover {
   }
 
   /** GNU rm as the namespace's root, which never follows symlinks nor leaves the filesystem. */
-  private static void removeInUserNamespace(IdMapping.Subordinate subordinate, Path dir) {
+  private static void removeInUserNamespace(
+      IdMapping.Subordinate subordinate, Path libexecDir, Path dir) {
     List<String> argv = new ArrayList<>(List.of("unshare"));
     argv.addAll(subordinate.unshareOptions());
     argv.addAll(List.of("--", "rm", "-rf", "--one-file-system", "--", dir.toString()));
-    HelperProcess.run("removing " + dir, argv);
+    HelperProcess.run(libexecDir, "removing " + dir, argv);
   }
 
   private void forget(Path dir) {

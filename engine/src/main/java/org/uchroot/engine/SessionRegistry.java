@@ -34,17 +34,20 @@ public final class SessionRegistry {
 
   private final Path dir;
   private final Path runtimeDir;
+  private final Path libexecDir;
   /** The records this registry made, by rootfs: forgetting one of them reads no other. */
   private final Map<Path, Path> recordedHere = new ConcurrentHashMap<>();
 
-  public SessionRegistry(Path dir, Path runtimeDir) {
+  /** @param libexecDir where {@code uchroot-jobd} is, which starts the helpers of a removal */
+  public SessionRegistry(Path dir, Path runtimeDir, Path libexecDir) {
     this.dir = dir;
     this.runtimeDir = runtimeDir;
+    this.libexecDir = libexecDir;
   }
 
   /** The registry of the calling user, where its engines record their sessions. */
   public static SessionRegistry of(EngineConfig config) {
-    return new SessionRegistry(config.stateDir(), config.runtimeDir());
+    return new SessionRegistry(config.stateDir(), config.runtimeDir(), config.libexecDir());
   }
 
   /** A recorded testbed, and whether the process that owns it still runs. */
@@ -169,7 +172,7 @@ public final class SessionRegistry {
       throw new UchrootException(
           "session " + session + " is live (owned by pid " + entry.ownerPid() + "); close it instead");
     }
-    SafeRemover.ofCaller(this).removeNow(entry.rootfs());
+    SafeRemover.ofCaller(libexecDir, this).removeNow(entry.rootfs());
     try {
       // The sockets of a server that was killed with its job servers.
       Path sockets = entry.runtimeDir();

@@ -47,8 +47,9 @@ final class Unpacker {
         List.of(
             "/bin/sh",
             "-ec",
-            // Anchored, ./dev and dev: whichever way the tarball names its members.
-            "tar --anchored --exclude=./dev --exclude=dev $1 --extract --file -\n"
+            FaultHook.shellHold("unpack", "$4")
+                // Anchored, ./dev and dev: whichever way the tarball names its members.
+                + "tar --anchored --exclude=./dev --exclude=dev $1 --extract --file -\n"
                 // useradd chroots into its --root, a path: /proc/self/cwd reaches the directory
                 // without its parents.
                 + "useradd --create-home --root /proc/self/cwd \"$2\"\n"
@@ -56,8 +57,9 @@ final class Unpacker {
             "uchroot-unpack",
             compressionOption(tarball),
             normalUser,
-            libexecDir.resolve(IdMapping.JOB_SERVER).toString()));
-    HelperProcess.run("unpacking " + tarball, argv, into, tarball);
+            libexecDir.resolve(IdMapping.JOB_SERVER).toString(),
+            FaultHook.holdDir("unpack").map(Path::toString).orElse("")));
+    HelperProcess.runSetUp(libexecDir, "unpacking " + tarball, argv, into, tarball);
   }
 
   /** The tar option that reads the tarball's compression, or an empty word when it has none. */

@@ -193,7 +193,7 @@ abstract class EngineIntegrationTest {
     Session session = open();
     Path rootfs = session.rootfs();
     run(session, new CapturedStdio(), "touch", "/made-here", session.scratch() + "/made-here");
-    ProcessHandle jobServer = jobServerOf(rootfs);
+    ProcessHandle jobServer = SessionProcesses.jobServerOf(rootfs);
     jobServer.destroyForcibly();
     jobServer.onExit().get(30, TimeUnit.SECONDS);
     assertTrue(Files.isDirectory(rootfs));
@@ -213,7 +213,7 @@ abstract class EngineIntegrationTest {
   void closeKillsAJobServerThatDoesNotEnd() throws Exception {
     Session session = open();
     Path rootfs = session.rootfs();
-    ProcessHandle jobServer = jobServerOf(rootfs);
+    ProcessHandle jobServer = SessionProcesses.jobServerOf(rootfs);
     Process stop = new ProcessBuilder("kill", "-STOP", Long.toString(jobServer.pid())).start();
     assertEquals(0, stop.waitFor());
 
@@ -222,14 +222,6 @@ abstract class EngineIntegrationTest {
     assertFalse(Files.exists(rootfs));
     assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
     assertFalse(recorded(rootfs), "the registry still records " + rootfs);
-  }
-
-  private static ProcessHandle jobServerOf(Path rootfs) {
-    return ProcessHandle.allProcesses()
-        .filter(p -> p.info().command().orElse("").endsWith("/uchroot-jobd"))
-        .filter(p -> p.info().commandLine().orElse("").contains("--testbed " + rootfs))
-        .findFirst()
-        .orElseThrow();
   }
 
   private boolean recorded(Path rootfs) {

@@ -301,47 +301,13 @@ abstract class JobServerIntegrationTest {
 
   // --- finding the session's job server from the host ---
 
-  /**
-   * The job server of this session, found by the rootfs in its command line: the one in the
-   * session's pid namespace (root's job server starts outside it, and stays there as its parent).
-   */
-  private long jobServerPid() throws IOException {
-    for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {
-      List<String> args = commandLine(p.pid());
-      if (!args.isEmpty() && args.get(0).endsWith("/uchroot-jobd")
-          && Path.of(option(args, "--root")).startsWith(session.rootfs())
-          && inChildPidNamespace(p.pid())) {
-        return p.pid();
-      }
-    }
-    throw new AssertionError("no job server for " + session.rootfs());
+  private long jobServerPid() {
+    return SessionProcesses.jobServerOf(session.rootfs()).pid();
   }
 
-  private Path jobSocket() throws IOException {
-    return Path.of(option(commandLine(jobServerPid()), "--socket"));
-  }
-
-  private static String option(List<String> args, String name) {
-    int i = args.indexOf(name);
-    return i >= 0 && i + 1 < args.size() ? args.get(i + 1) : "/nonexistent";
-  }
-
-  private static boolean inChildPidNamespace(long pid) throws IOException {
-    try {
-      return Files.readAllLines(Path.of("/proc", Long.toString(pid), "status")).stream()
-          .anyMatch(line -> line.startsWith("NSpid:") && line.trim().split("\\s+").length > 2);
-    } catch (IOException e) {
-      return false;
-    }
-  }
-
-  private static List<String> commandLine(long pid) {
-    try {
-      String text = Files.readString(Path.of("/proc", Long.toString(pid), "cmdline"));
-      return text.isEmpty() ? List.of() : List.of(text.split("\0"));
-    } catch (IOException e) {
-      return List.of(); // gone, or not ours to read
-    }
+  private Path jobSocket() {
+    return Path.of(
+        SessionProcesses.option(SessionProcesses.commandLine(jobServerPid()), "--socket"));
   }
 
   private static List<String> childrenOf(long pid) throws IOException {

@@ -17,7 +17,8 @@ class SessionRegistryTest {
 
   @Test
   void aSessionOfThisProcessIsLiveAndCannotBeCleanedUp(@TempDir Path tmp) throws Exception {
-    SessionRegistry registry = new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"));
+    SessionRegistry registry = 
+        new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
     Path rootfs = Files.createDirectory(tmp.resolve("rootfs"));
     registry.record(new SessionId("s1"), rootfs);
     List<SessionRegistry.Entry> entries = registry.list();
@@ -31,7 +32,8 @@ class SessionRegistryTest {
 
   @Test
   void anOrphanIsRemovedWithItsSocketsAndRecord(@TempDir Path tmp) throws Exception {
-    SessionRegistry registry = new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"));
+    SessionRegistry registry = 
+        new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
     Path rootfs = Files.createDirectories(tmp.resolve("rootfs/etc"));
     Files.writeString(rootfs.resolve("passwd"), "root:x:0:0::/root:/bin/sh\n");
     Path run = Files.createDirectories(tmp.resolve("run"));
@@ -60,7 +62,8 @@ class SessionRegistryTest {
 
   @Test
   void unknownSessionsAreReported(@TempDir Path tmp) {
-    SessionRegistry registry = new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"));
+    SessionRegistry registry = 
+        new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
     UchrootException e = assertThrows(UchrootException.class, () -> registry.cleanup("nope"));
     assertEquals("no such session: nope", e.getMessage());
   }

@@ -15,6 +15,7 @@ import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.Host;
 import org.uchroot.engine.RootfsMode;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.ITypeConverter;
@@ -97,6 +98,14 @@ public final class TestbedOptions {
           "overlay: a fresh overlay over a base unpacked once per tarball; unpack: the whole"
               + " tarball for every open and revert (default: conf, overlay).")
   String rootfsMode;
+
+  @Option(
+      names = "--privileged",
+      description =
+          "Run root's testbeds with the host's ids, as autopkgtest-virt-unshare does: the"
+              + " testbed's root is then the host's root (default: conf, off; see"
+              + " docs/security.md).")
+  boolean privileged;
 
   /**
    * What these options ask for, checked in the reference's order: the tarball (which may be
@@ -279,8 +288,16 @@ public final class TestbedOptions {
     return new Started(engine, spec);
   }
 
-  /** The configuration with the grace periods and rootfs mode given on the command line. */
+  /** The configuration with what the command line gives: rootfs mode, ids, grace periods. */
   EngineConfig configure(EngineConfig config) {
+    if (privileged && !Host.isRoot()) {
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT,
+          "--privileged needs root: another user's testbeds always run as that user");
+    }
+    if (privileged) {
+      config = config.withPrivileged(true);
+    }
     if (rootfsMode != null) {
       try {
         config = config.withRootfsMode(RootfsMode.parse(rootfsMode));

@@ -164,6 +164,12 @@ final class VirtServerProcess implements AutoCloseable {
      */
     static VirtServerProcess start(String name, String user, Path dir, Map<String, String> env,
             List<String> args) throws IOException {
+        return start(name, user, dir, env, args, List.of());
+    }
+
+    /** As {@link #start(String, String, Path, Map, List)}, root's server run through {@code wrapper}. */
+    static VirtServerProcess start(String name, String user, Path dir, Map<String, String> env,
+            List<String> args, List<String> wrapper) throws IOException {
         Files.createDirectories(dir);
         Path program = dir.resolve("group.pl");
         Files.writeString(program, GROUP_PROGRAM);
@@ -185,6 +191,7 @@ final class VirtServerProcess implements AutoCloseable {
             argv.addAll(List.of("runuser", "-u", user, "--", "env"));
             env.forEach((k, v) -> argv.add(k + "=" + v));
         }
+        argv.addAll(wrapper);
         argv.addAll(List.of("perl", program.toString(), dir.toString(),
                 E2e.distributionDir().resolve("bin/autopkgtest-virt-uchroot").toString()));
         argv.addAll(args);

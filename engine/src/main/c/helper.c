@@ -1,0 +1,69 @@
+/*
+ * uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...
+ *
+ * Every program the engine starts (tar, rm, the session's namespaces) runs
+ * under this: in a session of its own, so that a terminal's Ctrl+C or Ctrl+Z
+ * reaches the engine alone, and ending with the engine, its whole process
+ * group with it (the shell of an unpack and its tar alike).
+ */
+#define _GNU_SOURCE
+#include "helper.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What a terminal sends its foreground process group. */
+static const int TERMINAL_SIGNALS[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP };
+
+int helper_run(pid_t engine, char **argv)
+{
+    setsid();
+    /* The engine spawns with these blocked, so that one sent while it spawns leaves its helper
+     * alive; any that came are pending, and are the engine's, not ours: ignoring drops them. */
+    for (size_t i = 0; i < sizeof TERMINAL_SIGNALS / sizeof *TERMINAL_SIGNALS; i++) {
+        signal(TERMINAL_SIGNALS[i], SIG_IGN);
+        signal(TERMINAL_SIGNALS[i], SIG_DFL);
+    }
+    /* The engine's death, or its request to give up, arrives as SIGTERM. */
+    sigset_t waited;
+    sigemptyset(&waited);
+    sigaddset(&waited, SIGCHLD);
+    sigaddset(&waited, SIGTERM);
+    sigprocmask(SIG_SETMASK, &waited, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != engine)
+        return 1; /* the engine is gone already */
+
+    pid_t child = fork();
+    if (child < 0) {
+        fprintf(stderr, "uchroot-jobd: cannot start %s: %s\n", argv[0], strerror(errno));
+        return 126;
+    }
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "uchroot-jobd: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    for (;;) {
+        int sig;
+        if (sigwait(&waited, &sig) != 0)
+            continue;
+        if (sig == SIGCHLD) {
+            int st;
+            if (waitpid(child, &st, WNOHANG) == child)
+                return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            continue;
+        }
+        /* The process group is ours (setsid): it goes whole, this process last. */
+        kill(0, SIGKILL);
+    }
+}

@@ -1,0 +1,168 @@
+package org.uchroot.adapter.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+import org.uchroot.engine.testing.LeakCheck;
+
+/**
+ * No helper of the server (the unpack's shell and tar) outlives it, however it ends during an
+ * open; SIGTERM aborts an open at once and leaves nothing. The open is held in the middle of its
+ * unpack by the engine's test-only hook ({@code uchroot.test.hold}), so the signals come while the
+ * helpers run, not after a guessed delay.
+ */
+@Tag("e2e")
+class HelperLifetimeE2ETest {
+
+    private static final Duration LIMIT = Duration.ofSeconds(60);
+
+    @RegisterExtension
+    final LeakCheck leaks = SignalFixtures.leakCheck();
+
+    @TempDir
+    Path tempDir;
+
+    @Test
+    void aServerKilledDuringAnOpenLeavesNoHelperAsRoot() throws IOException {
+        killedDuringAnOpen(null);
+    }
+
+    @Test
+    void aServerKilledDuringAnOpenLeavesNoHelperAsUnprivilegedUser() throws IOException {
+        killedDuringAnOpen(E2e.testUser());
+    }
+
+    @Test
+    void sigtermAbortsAnOpenAndLeavesNothingAsRoot() throws IOException {
+        terminatedDuringAnOpen(null);
+    }
+
+    @Test
+    void sigtermAbortsAnOpenAndLeavesNothingAsUnprivilegedUser() throws IOException {
+        terminatedDuringAnOpen(E2e.testUser());
+    }
+
+    private void killedDuringAnOpen(String user) throws IOException {
+        E2e.requireRoot();
+        Path work = work(user);
+        Path hold = hold(work, user);
+        try (VirtServerProcess server = start("killed", user, work, hold)) {
+            server.send("open");
+            awaitHeld(hold, server);
+            server.signalServer(9);
+            server.awaitServerExit(LIMIT);
+            awaitNoHelper(hold);
+        }
+        // The next server removes the partial base the killed one left, and opens.
+        try (VirtServerProcess server = start("after-kill", user, work, null)) {
+            server.ok("open");
+            assertEquals(List.of(), partialBases(work));
+            server.ok("close");
+        }
+    }
+
+    private void terminatedDuringAnOpen(String user) throws IOException {
+        E2e.requireRoot();
+        Path work = work(user);
+        Path hold = hold(work, user);
+        try (VirtServerProcess server = start("terminated", user, work, hold)) {
+            server.send("open");
+            awaitHeld(hold, server);
+            server.signalServer(15);
+            assertEquals("signal 15", server.awaitServerExit(LIMIT), server.describe());
+            awaitNoHelper(hold);
+        }
+        assertEquals(List.of(), partialBases(work), "the aborted unpack left its partial base");
+        try (Stream<Path> left = Files.list(work.resolve("tmp"))) {
+            assertEquals(List.of(), left.toList(), "the aborted open left its testbed");
+        }
+    }
+
+    private Path work(String user) throws IOException {
+        Path work = SignalFixtures.workDir(tempDir, user);
+        // The testbed's root of a root session, an unprivileged id, must reach the hold's FIFO.
+        for (Path dir : List.of(tempDir, work)) {
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx--x--x"));
+        }
+        return work;
+    }
+
+    /** The directory of the hold: the FIFO that would release it, never written. */
+    private static Path hold(Path work, String user) throws IOException {
+        Path hold = Files.createDirectories(work.resolve("hold"));
+        E2e.Result fifo = E2e.run("mkfifo", null, work, Map.of(), LIMIT,
+                List.of("mkfifo", "-m", "666", hold.resolve("unpack.release").toString()));
+        assertEquals(0, fifo.exitCode, fifo.output);
+        if (user != null) {
+            E2e.chownTree(hold, user);
+        }
+        Files.setPosixFilePermissions(hold, PosixFilePermissions.fromString("rwxrwxrwx"));
+        return hold;
+    }
+
+    private VirtServerProcess start(String name, String user, Path work, Path hold) throws IOException {
+        Map<String, String> env = SignalFixtures.environment(work, user, leaks);
+        String options = env.get("UCHROOT_JAVA_OPTS") + " -Duchroot.cache-dir=" + work.resolve("cache");
+        if (hold != null) {
+            options += " -Duchroot.test.hold=unpack:" + hold;
+        }
+        env.put("UCHROOT_JAVA_OPTS", options);
+        return VirtServerProcess.start(name, user, work.resolve("group-" + name), env,
+                List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()));
+    }
+
+    private static void awaitHeld(Path hold, VirtServerProcess server) {
+        Await.until("the unpack to reach its hold", LIMIT,
+                () -> Files.exists(hold.resolve("unpack.reached")), server::describe);
+        assertFalse(helpers(hold).isEmpty(), "no helper holds the unpack");
+    }
+
+    private static void awaitNoHelper(Path hold) {
+        Await.until("every helper to end", LIMIT, () -> helpers(hold).isEmpty(),
+                () -> "still running: " + helpers(hold));
+    }
+
+    /** The processes of the held unpack: their command line names the hold's directory. */
+    private static List<String> helpers(Path hold) {
+        List<String> found = new ArrayList<>();
+        try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
+            for (Path proc : procs.filter(p -> p.getFileName().toString().matches("\\d+")).toList()) {
+                try {
+                    String cmdline = Files.readString(proc.resolve("cmdline")).replace('\0', ' ');
+                    // The server names it too, in the option that sets the hold.
+                    if (cmdline.contains(hold.toString()) && !cmdline.contains("uchroot.test.hold=")) {
+                        found.add(proc.getFileName() + ": " + cmdline);
+                    }
+                } catch (IOException e) {
+                    // Gone meanwhile.
+                }
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        return found;
+    }
+
+    private static List<Path> partialBases(Path work) throws IOException {
+        Path cache = work.resolve("cache");
+        if (!Files.isDirectory(cache)) {
+            return List.of();
+        }
+        try (Stream<Path> files = Files.list(cache)) {
+            return files.filter(p -> p.getFileName().toString().contains(".partial-")).toList();
+        }
+    }
+}
