@@ -10,9 +10,12 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.SocketException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -251,6 +254,70 @@ abstract class JobServerIntegrationTest {
       send(channel, 'z', new byte[0]);
       assertEquals("f:protocol error: the first frame must be a command", readFrame(channel));
       assertEquals("x:125", readFrame(channel));
+    }
+  }
+
+  /**
+   * Hostile clients: connections of random frames (any type, declared lengths up to far beyond
+   * every limit, payloads cut short), each answered or closed within a bound, never left hanging;
+   * the job server then still runs jobs.
+   */
+  @Test
+  void randomFramesEndWithinABoundAndTheServerStaysUp() throws Exception {
+    Random random = new Random(11);
+    byte[] types = {'<', '>', 'a', 'i', 'c', 's', 'k', 'z', 0, (byte) 0xff};
+    for (int i = 0; i < 300; i++) {
+      try (SocketChannel channel = connect()) {
+        ByteArrayOutputStream frames = new ByteArrayOutputStream();
+        for (int f = random.nextInt(4); f >= 0; f--) {
+          int declared =
+              random.nextInt(4) == 0 ? Integer.MAX_VALUE - random.nextInt(1000) : random.nextInt(300);
+          byte[] payload = new byte[Math.min(declared, random.nextInt(300))];
+          random.nextBytes(payload);
+          ByteBuffer head = ByteBuffer.allocate(5).put(types[random.nextInt(types.length)]);
+          frames.writeBytes(head.putInt(declared).array());
+          frames.writeBytes(payload);
+        }
+        ByteBuffer all = ByteBuffer.wrap(frames.toByteArray());
+        try {
+          while (all.hasRemaining()) {
+            channel.write(all);
+          }
+          channel.shutdownOutput();
+        } catch (IOException e) {
+          continue; // the job server closed first: an end too
+        }
+        awaitEnd(channel, Duration.ofSeconds(10), "connection " + i);
+      }
+    }
+    assertEquals(new ExitStatus.Exited(0), run(new CapturedStdio(), "true"));
+  }
+
+  /** Reads until the job server closes the connection, failing if it does not within limit. */
+  private static void awaitEnd(SocketChannel channel, Duration limit, String what)
+      throws IOException {
+    channel.configureBlocking(false);
+    try (Selector selector = Selector.open()) {
+      channel.register(selector, SelectionKey.OP_READ);
+      long deadline = System.nanoTime() + limit.toNanos();
+      ByteBuffer buffer = ByteBuffer.allocate(1 << 16);
+      while (readOrReset(channel, buffer.clear()) >= 0) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          throw new AssertionError(what + ": no end within " + limit);
+        }
+        selector.select(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+        selector.selectedKeys().clear();
+      }
+    }
+  }
+
+  /** A reset (the job server closed with input unread) is an end, as end of file is. */
+  private static int readOrReset(SocketChannel channel, ByteBuffer buffer) throws IOException {
+    try {
+      return channel.read(buffer);
+    } catch (SocketException e) {
+      return -1;
     }
   }
 

@@ -309,6 +309,10 @@ public final class VirtServer {
     Path socket = SessionRegistry.socketOf(settings.runtimeDir(), opened.id(), "exec");
     try {
       relay = ExecRelay.start(socket, opened);
+      if (terminating) {
+        // A SIGTERM came while the testbed opened, and found no socket to remove yet.
+        relay.stopAccepting();
+      }
     } catch (IOException e) {
       throw ProtocolError.of("cannot make the exec socket " + socket + ": " + e.getMessage());
     }
