@@ -187,6 +187,17 @@ public final class RootfsCache {
         throw new UchrootException("cannot prune " + base.root() + ": " + e.getMessage(), e);
       }
     }
+    removed.addAll(removeStalePartials());
+    return removed;
+  }
+
+  /**
+   * Removes the partial bases of unpacks that did not finish (their server was killed), never one
+   * being unpacked now. Blocks. Returns what went.
+   */
+  public List<Path> removeStalePartials() {
+    List<Path> removed = new ArrayList<>();
+    SafeRemover remover = new SafeRemover(mapping, libexecDir, null, Runnable::run);
     try (DirectoryStream<Path> partials = Files.newDirectoryStream(dir, "*" + PARTIAL + "*")) {
       for (Path partial : partials) {
         String name = partial.getFileName().toString();

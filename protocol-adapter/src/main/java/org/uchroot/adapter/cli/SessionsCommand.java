@@ -1,9 +1,12 @@
 package org.uchroot.adapter.cli;
 
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.RootfsCache;
 import org.uchroot.engine.SessionRegistry;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.Command;
@@ -47,7 +50,9 @@ final class SessionsCommand {
 
   @Command(
       name = "cleanup",
-      description = "Remove the testbeds of servers that no longer run; a live one is refused.")
+      description =
+          "Remove the testbeds of servers that no longer run (with --orphaned, also the partial"
+              + " bases they were unpacking into the cache); a live one is refused.")
   static final class Cleanup implements Callable<Integer> {
     @Spec CommandSpec spec;
 
@@ -60,7 +65,8 @@ final class SessionsCommand {
     @Override
     public Integer call() {
       Logging.start(false);
-      SessionRegistry registry = SessionRegistry.of(Main.loadConfig());
+      EngineConfig config = Main.loadConfig();
+      SessionRegistry registry = SessionRegistry.of(config);
       List<String> chosen = new ArrayList<>(ids);
       if (orphaned) {
         registry.orphaned().forEach(entry -> chosen.add(entry.session()));
@@ -75,6 +81,13 @@ final class SessionsCommand {
           throw new CliException(ExitCode.INVALID_ARGUMENT, Main.message(e));
         }
         out.println("removed " + id);
+        out.flush();
+      }
+      if (orphaned) {
+        // What a server killed in the middle of unpacking a base left in the cache.
+        for (Path partial : RootfsCache.of(config).removeStalePartials()) {
+          out.println("removed " + partial);
+        }
         out.flush();
       }
       return 0;

@@ -2,6 +2,7 @@ package org.uchroot.adapter.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -66,10 +67,18 @@ class HelperLifetimeE2ETest {
             server.awaitServerExit(LIMIT);
             awaitNoHelper(hold);
         }
-        // The next server removes the partial base the killed one left, and opens.
+        List<Path> left = partialBases(work);
+        assertEquals(1, left.size(), "the killed unpack left no partial base: " + left);
+        // sessions cleanup removes it, as the next open of the tarball would.
+        E2e.Result cleanup = E2e.run("sessions-cleanup-" + SignalFixtures.who(user), user, work,
+                environment(work, user, null), LIMIT,
+                List.of(E2e.distributionDir().resolve("bin/uchroot").toString(), "sessions", "cleanup",
+                        "--orphaned"));
+        assertEquals(0, cleanup.exitCode, cleanup.output);
+        assertTrue(cleanup.output.contains("removed " + left.get(0)), cleanup.output);
+        assertEquals(List.of(), partialBases(work));
         try (VirtServerProcess server = start("after-kill", user, work, null)) {
             server.ok("open");
-            assertEquals(List.of(), partialBases(work));
             server.ok("close");
         }
     }
@@ -114,14 +123,19 @@ class HelperLifetimeE2ETest {
     }
 
     private VirtServerProcess start(String name, String user, Path work, Path hold) throws IOException {
+        return VirtServerProcess.start(name, user, work.resolve("group-" + name), environment(work, user, hold),
+                List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()));
+    }
+
+    /** The test's own state and cache directories, the hold if any, and the leak check's tag. */
+    private Map<String, String> environment(Path work, String user, Path hold) {
         Map<String, String> env = SignalFixtures.environment(work, user, leaks);
         String options = env.get("UCHROOT_JAVA_OPTS") + " -Duchroot.cache-dir=" + work.resolve("cache");
         if (hold != null) {
             options += " -Duchroot.test.hold=unpack:" + hold;
         }
         env.put("UCHROOT_JAVA_OPTS", options);
-        return VirtServerProcess.start(name, user, work.resolve("group-" + name), env,
-                List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()));
+        return env;
     }
 
     private static void awaitHeld(Path hold, VirtServerProcess server) {
