@@ -30,6 +30,7 @@ int helper_run(pid_t engine, char **argv)
         signal(TERMINAL_SIGNALS[i], SIG_IGN);
         signal(TERMINAL_SIGNALS[i], SIG_DFL);
     }
+    signal(SIGCHLD, SIG_DFL); /* an ignored SIGCHLD, inherited, would reap the child for us */
     /* The engine's death, or its request to give up, arrives as SIGTERM. */
     sigset_t waited;
     sigemptyset(&waited);
@@ -63,7 +64,7 @@ int helper_run(pid_t engine, char **argv)
                 return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             continue;
         }
-        /* The process group is ours (setsid): it goes whole, this process last. */
+        /* The process group is ours (setsid): it goes whole, this process with it. */
         kill(0, SIGKILL);
     }
 }

@@ -23,7 +23,7 @@ struct sandbox {
     const char *overlay_work;
     const char *overlay_options; /* extra options, may be empty */
     const char *scratch;         /* NULL or an absolute path inside the rootfs */
-    const char *scratch_outside; /* the host directory bound there, made by sandbox_setup */
+    const char *scratch_outside; /* the host directory bound there (sandbox_scratch_dir makes it) */
     bool root_is_cwd; /* root is reached as the working directory, not by its path */
     /* Made beforehand by the host's root (userns.c), else -1: */
     int overlay_fd; /* the overlay, detached, to attach on root */

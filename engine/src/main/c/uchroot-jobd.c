@@ -33,7 +33,8 @@
  * If the engine wrote 'r' on stdin before, jobd first kills what is left of
  * the jobs, takes the testbed's mounts down and deletes DIR (which holds
  * ROOTFS and the scratch directory's host side): from inside the session, where the engine's user owns
- * every file of the testbed, and at the cost of system calls alone.  Once DIR
+ * every file of the testbed, and at the cost of system calls alone; with
+ * --ids, the process outside does it once the session is gone.  Once DIR
  * is gone it prints "uchroot-testbed-removed" on stdout, so that the engine
  * can answer without waiting for the namespaces to go.
  *
@@ -642,10 +643,13 @@ static void accept_jobs(void)
         }
         /* The socket's directory is private already; this also holds if it
          * were not.  Credentials are as seen from the session's user namespace,
-         * where the engine's user is root. */
+         * where an unprivileged engine's user is root.  Root's engine has no uid
+         * there, as every host id outside the range: it must also be outside
+         * the session's pid namespace (pid 0 here), which no testbed process is. */
         struct ucred cred;
         socklen_t len = sizeof cred;
-        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != engine_uid) {
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != engine_uid
+            || (ids.count && cred.pid != 0)) {
             close(conn);
             continue;
         }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -69,15 +70,20 @@ static pid_t clone_mapped(unsigned long flags, const struct id_map *ids, int *ch
     if (pid == 0) {
         close(pair[0]);
         parent_channel = pair[1];
-        /* Dies with the parent; a parent already gone leaves the channel at end of file. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         char go;
         if (read(parent_channel, &go, 1) != 1)
-            _exit(1);
+            _exit(1); /* the parent is gone */
         /* Supplementary groups are the host's: kept, they would still open the host's
          * group-readable files after an escape from the chroot. */
         if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
             fail("cannot become root in the user namespace");
+        /* After the id changes, which clear both: dies with the parent (gone already if the
+         * channel shows its end), and no process of the testbed may trace it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        prctl(PR_SET_DUMPABLE, 0);
+        struct pollfd end = { .fd = parent_channel, .events = POLLIN };
+        if (poll(&end, 1, 0) > 0 && (end.revents & (POLLHUP | POLLERR)))
+            _exit(1);
         return 0;
     }
     close(pair[1]);
@@ -99,6 +105,7 @@ static void go(int channel)
 /* The status a shell would give for a child's end. */
 static int status_of(pid_t pid)
 {
+    signal(SIGCHLD, SIG_DFL); /* an ignored SIGCHLD, inherited, would reap it for us */
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)

@@ -13,6 +13,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Starts the engine's helper programs (the session's namespaces, tar, useradd, rm), each under
@@ -21,6 +23,8 @@ import java.util.concurrent.Executors;
  * the engine dies, so that a killed server leaves no tar running.
  */
 final class HelperProcess {
+
+  private static final Logger LOG = LoggerFactory.getLogger(HelperProcess.class);
 
   private HelperProcess() {}
 
@@ -39,7 +43,12 @@ final class HelperProcess {
             Thread thread =
                 new Thread(
                     () -> {
-                      TerminalSignals.blockInThisThread();
+                      try {
+                        TerminalSignals.blockInThisThread();
+                      } catch (RuntimeException | LinkageError e) {
+                        // Helpers still start, only a Ctrl+C during a spawn can then hurt one.
+                        LOG.warn("cannot block the terminal's signals while spawning: {}", e.toString());
+                      }
                       task.run();
                     },
                     "uchroot-spawner");

@@ -10,6 +10,8 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
@@ -43,7 +45,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static final Logger LOG = LoggerFactory.getLogger(LinuxProvisioner.class);
   /** What the job server prints once it listens. */
   private static final String READY = "uchroot-sandbox-ready";
-  /** Exit status of the job server (passed on by unshare) when the overlay cannot be mounted. */
+  /** Exit status of the job server (passed on to the engine) when the overlay cannot be mounted. */
   private static final int OVERLAY_FAILED = 3;
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -219,7 +221,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
       remover.removeNow(top);
       try {
-        Files.createDirectory(top);
+        Files.createDirectory(top, PRIVATE);
       } catch (IOException again) {
         throw new UchrootException("cannot recreate " + top + ": " + again.getMessage(), again);
       }
@@ -238,14 +240,14 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static Path createTopDir(SessionSpec spec, Optional<Testbed> previous) {
     try {
       if (previous.isPresent()) {
-        return Files.createDirectory(previous.get().rootfs());
+        return Files.createDirectory(previous.get().rootfs(), PRIVATE);
       }
       if (spec.unpackDir().isPresent()) {
         Path dir = spec.unpackDir().get().toAbsolutePath();
         if (dir.getParent() != null) {
           Files.createDirectories(dir.getParent());
         }
-        return Files.createDirectory(dir);
+        return Files.createDirectory(dir, PRIVATE);
       }
       return createRandomDirectory(
           spec.unpackPrefix()
@@ -256,6 +258,13 @@ final class LinuxProvisioner implements TestbedProvisioner {
       throw new UchrootException("cannot create the unpack directory: " + e.getMessage(), e);
     }
   }
+
+  /**
+   * A testbed's directory, whoever names it: root's alone. It holds the scratch directory's host
+   * side, where the testbed's root acts as the host's root (see docs/security.md).
+   */
+  private static final FileAttribute<Set<PosixFilePermission>> PRIVATE =
+      PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
 
   private static final String TEMP_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_";
   /** Python's {@code tempfile.TMP_MAX}: how many names mkdtemp tries. */
@@ -272,9 +281,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
         name.append(TEMP_NAME_CHARS.charAt(RANDOM.nextInt(TEMP_NAME_CHARS.length())));
       }
       try {
-        return Files.createDirectory(
-            Path.of(name.toString()),
-            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        return Files.createDirectory(Path.of(name.toString()), PRIVATE);
       } catch (FileAlreadyExistsException e) {
         // Taken: another name.
       }
@@ -374,7 +381,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
         });
     return new NamespaceSandbox(
         holder,
-        childOf(childOf(holder.pid())),
+        ProcessHandle.of(childOf(childOf(holder.pid())))
+            .orElseThrow(() -> new UchrootException("the session's init exited during set-up")),
         root,
         hostScratch,
         jobSocket,

@@ -11,9 +11,9 @@ import org.uchroot.actors.Sandbox;
 import org.uchroot.actors.SessionId;
 
 /**
- * The namespaces of one session, held by an {@code unshare} process whose child, the session's
- * job server ({@code uchroot-jobd}), is pid 1 of the session's pid namespace, runs every command
- * and listens on {@link #jobSocket()}.
+ * The namespaces of one session, held by the engine's helper process (see {@link
+ * IdMapping#sessionCommand}): below it, the session's job server ({@code uchroot-jobd}) is pid 1
+ * of the session's pid namespace, runs every command and listens on {@link #jobSocket()}.
  * The job server lives as long as the engine holds its stdin open: closing it, or the engine
  * dying, ends the session and the kernel kills everything left inside.
  */
@@ -23,7 +23,8 @@ final class NamespaceSandbox implements Sandbox {
   private static final String REMOVED = "uchroot-testbed-removed";
 
   private final Process holder;
-  private final long initPid;
+  /** The session's init, by handle: a kill checks its start time, so never hits a reused pid. */
+  private final ProcessHandle init;
   private final Path root;
   private final Path hostScratch;
   private final Path jobSocket;
@@ -47,13 +48,13 @@ final class NamespaceSandbox implements Sandbox {
    */
   NamespaceSandbox(
       Process holder,
-      long initPid,
+      ProcessHandle init,
       Path root,
       Path hostScratch,
       Path jobSocket,
       boolean opensHostFiles) {
     this.holder = holder;
-    this.initPid = initPid;
+    this.init = init;
     this.root = root;
     this.hostScratch = hostScratch;
     this.jobSocket = jobSocket;
@@ -100,8 +101,8 @@ final class NamespaceSandbox implements Sandbox {
    * @return whether the testbed was removed
    */
   boolean awaitRemoval() {
-    // The job server's stdout is ours to read again after its ready line, and unshare writes
-    // nothing to it.
+    // The job server's stdout is ours to read again after its ready line, and nothing else of
+    // the session writes to it.
     InputStream out = holder.getInputStream();
     StringBuilder line = new StringBuilder();
     try {
@@ -136,7 +137,7 @@ final class NamespaceSandbox implements Sandbox {
 
   /**
    * What stops the namespaces unless they are gone, made as the sandbox starts: its first run
-   * kills the job server, a later one unshare too, whose end closes the pipe a removal's report is
+   * kills the job server, a later one the helper too, whose end closes the pipe a removal's report is
    * awaited on even when the job server cannot die (a process of the session stuck in the kernel).
    */
   Runnable stopper() {
@@ -148,9 +149,8 @@ final class NamespaceSandbox implements Sandbox {
       return;
     }
     if (!killed) {
-      // While unshare runs, it has not reaped the job server, whose pid is then still its own.
       killed = true;
-      Host.kill(initPid, 9);
+      init.destroyForcibly();
     } else {
       holder.destroyForcibly();
     }

@@ -50,7 +50,7 @@ class NamespaceSandboxTest {
     Process holder = new ProcessBuilder("sh", "-c", script).start();
     return new NamespaceSandbox(
         holder,
-        holder.pid(),
+        holder.toHandle(),
         tmp.resolve("root"),
         tmp.resolve("scratch"),
         tmp.resolve("jobd.sock"),
