@@ -58,9 +58,9 @@ class RootIsolationE2ETest {
         Path groupOnly = Files.writeString(work.resolve("group-only"), "root's group\n");
         Files.setPosixFilePermissions(groupOnly, PosixFilePermissions.fromString("rw-r-----"));
 
-        // In a directory of mode 0755 (-u): the default one, 0700 and root's, would stop the climb.
+        Path testbed = work.resolve("tmp/testbed");
         try (VirtServerProcess server = start("isolation", work, List.of("-t", E2e.debianTarball().toString(),
-                "-u", work.resolve("tmp/testbed").toString()))) {
+                "-u", testbed.toString()))) {
             server.ok("open");
             List<String> exec = server.execProgram();
             String map = run(server, exec, "cat /proc/self/uid_map").strip();
@@ -68,9 +68,16 @@ class RootIsolationE2ETest {
             assertEquals("0", ids[0], map);
             assertNotEquals("0", ids[1], "the testbed's root is the host's root: " + map);
 
-            // The climb out reaches the host: a file of the host readable by all is read.
-            assertEquals("the host's own file\n", run(server, exec, String.format(ESCAPE,
-                    "open(F, \"<\", \"" + open + "\") or die \"read: $!\\n\"; print <F>")));
+            // The testbed's directory, 0700 and root's, stops the climb: the file is not found.
+            String readOpen = String.format(ESCAPE,
+                    "open(F, \"<\", \"" + open + "\") or die \"read: $!\\n\"; print <F>");
+            VirtServerProcess.Job stopped = server.run("stopped", exec, readOpen, LIMIT);
+            assertTrue(stopped.stderr().contains("read: No such file or directory"), stopped.describe());
+
+            // Once it lets others through, the climb reaches the host: a file readable by all is read,
+            // and the host's root's files are not.
+            Files.setPosixFilePermissions(testbed, PosixFilePermissions.fromString("rwx--x--x"));
+            assertEquals("the host's own file\n", run(server, exec, readOpen));
 
             VirtServerProcess.Job read = server.run("read", exec,
                     String.format(ESCAPE, "open(F, \"<\", \"" + secret + "\") or die \"read: $!\\n\"; print <F>"), LIMIT);
