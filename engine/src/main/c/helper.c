@@ -10,6 +10,7 @@
 #include "helper.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,35 @@
 /* What a terminal sends its foreground process group. */
 static const int TERMINAL_SIGNALS[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP };
 
-int helper_run(pid_t engine, char **argv)
+/*
+ * The tests' hold (FaultHook.java): says where it is, then waits for a line on
+ * the FIFO HOLD/spawn.release, still in the engine's process group, as a helper is
+ * between the engine's spawn and its setsid.
+ */
+static void hold_at_spawn(const char *hold)
 {
+    char path[4096];
+    /* Opened first, read and write so the open never waits: a release written once the hold
+     * is reached finds it open. */
+    snprintf(path, sizeof path, "%s/spawn.release", hold);
+    int release = open(path, O_RDWR | O_CLOEXEC);
+    snprintf(path, sizeof path, "%s/spawn.reached", hold);
+    FILE *reached = fopen(path, "we");
+    if (reached) {
+        fprintf(reached, "%d\n", (int)getpid());
+        fclose(reached);
+    }
+    char c = 0;
+    while (release >= 0 && c != '\n' && read(release, &c, 1) == 1)
+        ;
+    if (release >= 0)
+        close(release);
+}
+
+int helper_run(pid_t engine, const char *hold, char **argv)
+{
+    if (hold)
+        hold_at_spawn(hold);
     setsid();
     /* The engine spawns with these blocked, so that one sent while it spawns leaves its helper
      * alive; any that came are pending, and are the engine's, not ours: ignoring drops them. */

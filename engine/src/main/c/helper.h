@@ -6,7 +6,10 @@
 
 #include <sys/types.h>
 
-/* Runs argv as the engine's helper (see helper.c); its exit status, as a shell gives it. */
-int helper_run(pid_t engine, char **argv);
+/*
+ * Runs argv as the engine's helper (see helper.c); its exit status, as a shell
+ * gives it.  hold: NULL, or the directory of the tests' hold at a spawn.
+ */
+int helper_run(pid_t engine, const char *hold, char **argv);
 
 #endif

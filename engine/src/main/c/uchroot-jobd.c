@@ -4,7 +4,7 @@
  *              [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]
  * uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...
  * uchroot-jobd --dev-skeleton DIR
- * uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...
+ * uchroot-jobd --helper ENGINE_PID [--hold DIR] COMMAND [ARG]...
  *
  * The second form runs COMMAND as root of a new user namespace whose root is
  * UID and GID on the host (ids 0..COUNT-1 map to UID.. and GID..), and exits
@@ -700,7 +700,7 @@ static void usage(void)
           "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]\n"
           "                    [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]\n"
           "       uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...\n"
-          "       uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...\n"
+          "       uchroot-jobd --helper ENGINE_PID [--hold DIR] COMMAND [ARG]...\n"
           "       uchroot-jobd --dev-skeleton DIR\n",
           stderr);
     exit(125);
@@ -778,7 +778,8 @@ int main(int argc, char **argv)
         long engine = strtol(argv[2], &end, 10);
         if (*end || engine <= 0)
             usage();
-        return helper_run((pid_t)engine, argv + 3);
+        bool held = argc >= 6 && strcmp(argv[3], "--hold") == 0;
+        return helper_run((pid_t)engine, held ? argv[4] : NULL, argv + (held ? 5 : 3));
     }
     if (argc >= 7 && strcmp(argv[1], "--ids") == 0 && strcmp(argv[5], "--exec") == 0) {
         if (!parse_ids(argv + 2))

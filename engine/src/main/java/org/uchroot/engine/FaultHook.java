@@ -7,7 +7,9 @@ import java.util.Optional;
  * A pause at a named point of the engine's work, for tests only: a test kills or signals a server
  * there instead of guessing when it gets there. Off unless the system property {@code
  * uchroot.test.hold} is {@code POINT:DIR}; at POINT the work then creates {@code DIR/POINT.reached}
- * and waits to read a line from the FIFO {@code DIR/POINT.release}.
+ * and waits to read from the FIFO {@code DIR/POINT.release}. The points: {@code unpack} (in the
+ * unpack's shell, before tar) and {@code spawn} (in each helper, before it leaves the engine's
+ * process group).
  */
 final class FaultHook {
 

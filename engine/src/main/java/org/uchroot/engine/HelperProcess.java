@@ -61,6 +61,8 @@ final class HelperProcess {
     helper.add(libexecDir.resolve(IdMapping.JOB_SERVER).toString());
     helper.add("--helper");
     helper.add(Long.toString(ProcessHandle.current().pid()));
+    FaultHook.holdDir("spawn")
+        .ifPresent(hold -> helper.addAll(List.of("--hold", hold.toString())));
     helper.addAll(argv);
     ProcessBuilder builder = new ProcessBuilder(helper);
     Map<String, String> env = builder.environment();
@@ -80,7 +82,7 @@ final class HelperProcess {
       throw new IllegalStateException(e.getCause());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new IOException("interrupted while starting " + builder.command().get(3), e);
+      throw new IOException("interrupted while starting " + builder.command(), e);
     }
   }
 

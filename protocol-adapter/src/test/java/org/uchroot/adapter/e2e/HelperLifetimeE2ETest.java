@@ -5,13 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -56,10 +60,65 @@ class HelperLifetimeE2ETest {
         terminatedDuringAnOpen(E2e.testUser());
     }
 
+    @Test
+    void aCtrlCWhileHelpersAreSpawnedLeavesThemAliveAsRoot() throws IOException {
+        ctrlCDuringSpawns(null);
+    }
+
+    @Test
+    void aCtrlCWhileHelpersAreSpawnedLeavesThemAliveAsUnprivilegedUser() throws IOException {
+        ctrlCDuringSpawns(E2e.testUser());
+    }
+
+    /**
+     * Each helper of an open is held where a spawned process is still in the server's process
+     * group, and the group gets a Ctrl+C there: every helper lives on, and the open succeeds.
+     */
+    private void ctrlCDuringSpawns(String user) throws IOException {
+        E2e.requireRoot();
+        Path work = work(user);
+        Path hold = hold(work, user, "spawn");
+        try (VirtServerProcess server = VirtServerProcess.start("ctrl-c-spawn", user,
+                work.resolve("group-ctrl-c-spawn"), environment(work, user, "spawn", hold),
+                List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()))) {
+            server.send("open");
+            int held = 0;
+            Optional<String> answer = Optional.empty();
+            long deadline = System.nanoTime() + LIMIT.toNanos();
+            while (answer.isEmpty() && System.nanoTime() < deadline) {
+                Path reached = hold.resolve("spawn.reached");
+                if (Files.exists(reached)) {
+                    Files.delete(reached);
+                    server.signalGroup(2);
+                    held++;
+                    release(hold.resolve("spawn.release"));
+                }
+                answer = server.pollAnswer(Duration.ofMillis(20));
+            }
+            assertTrue(answer.isPresent() && answer.get().startsWith("ok"),
+                    "open answered " + answer + " after " + held + " held spawn(s)\n" + server.describe());
+            assertTrue(held >= 2, "the open's helpers were not held: " + held);
+            VirtServerProcess.Job job = server.run("after", server.execProgram(), "echo alive", LIMIT);
+            assertEquals("alive\n", job.stdout(), job.describe());
+            server.ok("close");
+        }
+    }
+
+    /**
+     * A line into the hold's FIFO, opened for reading too so that the write never waits: a helper
+     * that died at the hold (the Ctrl+C killed it) leaves no reader, and the test fails on the
+     * open's answer instead of hanging.
+     */
+    private static void release(Path fifo) throws IOException {
+        try (FileChannel channel = FileChannel.open(fifo, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            channel.write(ByteBuffer.wrap(new byte[] {'\n'}));
+        }
+    }
+
     private void killedDuringAnOpen(String user) throws IOException {
         E2e.requireRoot();
         Path work = work(user);
-        Path hold = hold(work, user);
+        Path hold = hold(work, user, "unpack");
         try (VirtServerProcess server = start("killed", user, work, hold)) {
             server.send("open");
             awaitHeld(hold, server);
@@ -71,7 +130,7 @@ class HelperLifetimeE2ETest {
         assertEquals(1, left.size(), "the killed unpack left no partial base: " + left);
         // sessions cleanup removes it, as the next open of the tarball would.
         E2e.Result cleanup = E2e.run("sessions-cleanup-" + SignalFixtures.who(user), user, work,
-                environment(work, user, null), LIMIT,
+                environment(work, user, null, null), LIMIT,
                 List.of(E2e.distributionDir().resolve("bin/uchroot").toString(), "sessions", "cleanup",
                         "--orphaned"));
         assertEquals(0, cleanup.exitCode, cleanup.output);
@@ -86,7 +145,7 @@ class HelperLifetimeE2ETest {
     private void terminatedDuringAnOpen(String user) throws IOException {
         E2e.requireRoot();
         Path work = work(user);
-        Path hold = hold(work, user);
+        Path hold = hold(work, user, "unpack");
         try (VirtServerProcess server = start("terminated", user, work, hold)) {
             server.send("open");
             awaitHeld(hold, server);
@@ -109,11 +168,11 @@ class HelperLifetimeE2ETest {
         return work;
     }
 
-    /** The directory of the hold: the FIFO that would release it, never written. */
-    private static Path hold(Path work, String user) throws IOException {
+    /** The directory of a hold at {@code point}, with the FIFO that releases it. */
+    private static Path hold(Path work, String user, String point) throws IOException {
         Path hold = Files.createDirectories(work.resolve("hold"));
         E2e.Result fifo = E2e.run("mkfifo", null, work, Map.of(), LIMIT,
-                List.of("mkfifo", "-m", "666", hold.resolve("unpack.release").toString()));
+                List.of("mkfifo", "-m", "666", hold.resolve(point + ".release").toString()));
         assertEquals(0, fifo.exitCode, fifo.output);
         if (user != null) {
             E2e.chownTree(hold, user);
@@ -123,16 +182,17 @@ class HelperLifetimeE2ETest {
     }
 
     private VirtServerProcess start(String name, String user, Path work, Path hold) throws IOException {
-        return VirtServerProcess.start(name, user, work.resolve("group-" + name), environment(work, user, hold),
+        return VirtServerProcess.start(name, user, work.resolve("group-" + name),
+                environment(work, user, "unpack", hold),
                 List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()));
     }
 
     /** The test's own state and cache directories, the hold if any, and the leak check's tag. */
-    private Map<String, String> environment(Path work, String user, Path hold) {
+    private Map<String, String> environment(Path work, String user, String point, Path hold) {
         Map<String, String> env = SignalFixtures.environment(work, user, leaks);
         String options = env.get("UCHROOT_JAVA_OPTS") + " -Duchroot.cache-dir=" + work.resolve("cache");
         if (hold != null) {
-            options += " -Duchroot.test.hold=unpack:" + hold;
+            options += " -Duchroot.test.hold=" + point + ":" + hold;
         }
         env.put("UCHROOT_JAVA_OPTS", options);
         return env;

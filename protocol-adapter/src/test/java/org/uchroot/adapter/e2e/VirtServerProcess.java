@@ -367,6 +367,20 @@ final class VirtServerProcess implements AutoCloseable {
         process.destroyForcibly();
     }
 
+    /**
+     * The next answer if one comes within {@code wait}, else empty; a server that ended answers
+     * {@code "(ended)"}.
+     */
+    Optional<String> pollAnswer(Duration wait) {
+        try {
+            Optional<String> answer = answers.poll(wait.toMillis(), TimeUnit.MILLISECONDS);
+            return answer == null ? Optional.empty() : Optional.of(answer.orElse("(ended)"));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return fail("interrupted");
+        }
+    }
+
     private String nextAnswer(Duration limit) {
         try {
             Optional<String> answer = answers.poll(limit.toMillis(), TimeUnit.MILLISECONDS);
