@@ -37,7 +37,7 @@ static const struct {
 
 static int root_fd = -1;
 
-__attribute__((format(printf, 2, 3), noreturn)) static void fail_with(int status, const char *fmt, ...)
+void sandbox_fail(int status, const char *fmt, ...)
 {
     int err = errno;
     va_list ap;
@@ -49,7 +49,7 @@ __attribute__((format(printf, 2, 3), noreturn)) static void fail_with(int status
     exit(status);
 }
 
-#define fail(...) fail_with(1, __VA_ARGS__)
+#define fail(...) sandbox_fail(1, __VA_ARGS__)
 
 /* PATH (absolute or not) inside the rootfs, resolved as if the rootfs were /. */
 static int open_in_root(const char *path, int flags)
@@ -174,7 +174,7 @@ static void mount_overlay(const struct sandbox *sb)
                      *sb->overlay_options ? "," : "", sb->overlay_options);
     if (n >= (int)sizeof options) {
         errno = ENAMETOOLONG;
-        fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
+        sandbox_fail(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
     }
     if (mount("overlay", sb->root, "overlay", 0, options) == 0)
         return;
@@ -183,7 +183,7 @@ static void mount_overlay(const struct sandbox *sb)
         if (mount("overlay", sb->root, "overlay", 0, options) == 0)
             return;
     }
-    fail_with(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
+    sandbox_fail(SANDBOX_OVERLAY_FAILED, "cannot mount the overlay");
 }
 
 void sandbox_setup(const struct sandbox *sb)
@@ -197,7 +197,7 @@ void sandbox_setup(const struct sandbox *sb)
         fail("cannot open %s", sb->root);
     if (sb->overlay_fd >= 0) {
         if (move_mount(sb->overlay_fd, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-            fail_with(SANDBOX_OVERLAY_FAILED, "cannot attach the overlay on %s", sb->root);
+            sandbox_fail(SANDBOX_OVERLAY_FAILED, "cannot attach the overlay on %s", sb->root);
         root_fd = sb->overlay_fd;
     } else if (sb->overlay_lower) {
         mount_overlay(sb);

@@ -44,6 +44,9 @@ struct sandbox {
  */
 void sandbox_setup(const struct sandbox *sb);
 
+/* "uchroot-sandbox: WHAT: strerror(errno)" on stderr, then exit(status). */
+__attribute__((format(printf, 2, 3), noreturn)) void sandbox_fail(int status, const char *fmt, ...);
+
 /* Makes the host side of the scratch directory, or exits with one line on stderr. */
 void sandbox_scratch_dir(const char *dir);
 

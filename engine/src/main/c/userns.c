@@ -14,7 +14,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +29,7 @@
 /* The clone's end of the channel to the process that made it. */
 static int parent_channel = -1;
 
-__attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt, ...)
-{
-    int err = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("uchroot-jobd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s\n", strerror(err));
-    exit(1);
-}
+#define fail(...) sandbox_fail(1, __VA_ARGS__)
 
 static void write_file(pid_t pid, const char *name, const char *text)
 {

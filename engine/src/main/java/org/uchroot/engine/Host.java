@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import jnr.posix.POSIX;
@@ -77,27 +78,42 @@ public final class Host {
 
   /** The first range that belongs to the user, by name or by numeric uid. */
   static Optional<IdMapping.Range> subordinateRange(Path file, String name, String uid) {
+    return subordinateLines(file).stream()
+        .filter(line -> line.owner().equals(name) || line.owner().equals(uid))
+        .map(SubordinateLine::range)
+        .findFirst();
+  }
+
+  /** A line of /etc/subuid or /etc/subgid: its owner, by name or uid, and its range. */
+  record SubordinateLine(String owner, IdMapping.Range range) {}
+
+  /**
+   * Every well-formed line of a subuid(5) file, in order. A malformed line is not ours to judge:
+   * newuidmap skips it too.
+   */
+  static List<SubordinateLine> subordinateLines(Path file) {
     List<String> lines;
     try {
       lines = Files.exists(file) ? Files.readAllLines(file) : List.of();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+    List<SubordinateLine> parsed = new ArrayList<>();
     for (String line : lines) {
       String[] f = line.trim().split(":");
-      if (f.length == 3 && (f[0].equals(name) || f[0].equals(uid))) {
+      if (f.length == 3) {
         try {
           long start = Long.parseLong(f[1]);
           long count = Long.parseLong(f[2]);
           if (count > 0) {
-            return Optional.of(new IdMapping.Range(start, count));
+            parsed.add(new SubordinateLine(f[0], new IdMapping.Range(start, count)));
           }
         } catch (NumberFormatException e) {
-          // A malformed line is not ours to judge; newuidmap skips it too.
+          // Skipped, as newuidmap does.
         }
       }
     }
-    return Optional.empty();
+    return parsed;
   }
 
   /** {@code $XDG_RUNTIME_DIR/uchroot}, {@code /run/uchroot} for root, else {@code /tmp/uchroot-UID}. */

@@ -35,12 +35,19 @@ public sealed interface IdMapping {
 
   /**
    * Whether the job server can open the engine's host files for a command: only when the
-   * testbed's root is the engine's own user.
+   * testbed's root is the engine's own user, as it is but for {@link Remapped}.
    */
-  boolean jobServerOpensHostFiles();
+  default boolean jobServerOpensHostFiles() {
+    return true;
+  }
 
-  /** What tells the cache's bases of this mapping from those of another: their files' owners. */
-  String baseTag();
+  /**
+   * What tells the cache's bases of this mapping from those of another, by their files' owners:
+   * empty but for {@link Remapped}, whose bases are owned by its range.
+   */
+  default String baseTag() {
+    return "";
+  }
 
   /** Gives a directory the engine made to the testbed's root, which must write there. */
   default void giveToTestbedRoot(Path dir) {}
@@ -84,15 +91,6 @@ public sealed interface IdMapping {
       return "redirect_dir=on";
     }
 
-    @Override
-    public boolean jobServerOpensHostFiles() {
-      return true;
-    }
-
-    @Override
-    public String baseTag() {
-      return "";
-    }
   }
 
   /** A subordinate id range of /etc/subuid or /etc/subgid. */
@@ -105,7 +103,7 @@ public sealed interface IdMapping {
    */
   record Subordinate(Range users, Range groups) implements IdMapping {
     /** The options of unshare(1) that make the user namespace. */
-    public List<String> unshareOptions() {
+    private List<String> unshareOptions() {
       return List.of(
           "--user",
           "--map-root-user",
@@ -131,15 +129,6 @@ public sealed interface IdMapping {
       return "userxattr";
     }
 
-    @Override
-    public boolean jobServerOpensHostFiles() {
-      return true;
-    }
-
-    @Override
-    public String baseTag() {
-      return "";
-    }
   }
 
   /**

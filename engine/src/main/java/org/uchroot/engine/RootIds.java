@@ -88,10 +88,8 @@ final class RootIds {
   private IdMapping.Remapped pick() throws IOException {
     List<long[]> taken = new ArrayList<>();
     for (Path file : List.of(subuid, subgid)) {
-      for (String[] f : fields(file)) {
-        if (f.length == 3) {
-          taken.add(new long[] {number(f[1]), number(f[1]) + number(f[2])});
-        }
+      for (Host.SubordinateLine line : Host.subordinateLines(file)) {
+        taken.add(new long[] {line.range().start(), line.range().start() + line.range().count()});
       }
     }
     for (Path file : List.of(passwd, group)) {

@@ -144,11 +144,11 @@ final class SafeRemover implements RootfsRemover {
   /** GNU rm as the namespace's root, which never follows symlinks nor leaves the filesystem. */
   private static void removeInUserNamespace(
       IdMapping.Subordinate subordinate, Path libexecDir, Path dir) {
-    List<String> argv = new ArrayList<>(List.of("unshare"));
-    argv.addAll(subordinate.unshareOptions());
-    argv.addAll(List.of("--", "rm", "-rf", "--one-file-system", "--", dir.toString()));
+    List<String> argv = new ArrayList<>(subordinate.userNamespaceCommand(libexecDir));
+    argv.addAll(List.of("rm", "-rf", "--one-file-system", "--", dir.toString()));
     HelperProcess.run(libexecDir, "removing " + dir, argv);
   }
+
 
   private void forget(Path dir) {
     if (registry != null) {

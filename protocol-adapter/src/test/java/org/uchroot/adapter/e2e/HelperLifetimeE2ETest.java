@@ -12,7 +12,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -118,14 +117,7 @@ class HelperLifetimeE2ETest {
     private void killedDuringAnOpen(String user) throws IOException {
         E2e.requireRoot();
         Path work = work(user);
-        Path hold = hold(work, user, "unpack");
-        try (VirtServerProcess server = start("killed", user, work, hold)) {
-            server.send("open");
-            awaitHeld(hold, server);
-            server.signalServer(9);
-            server.awaitServerExit(LIMIT);
-            awaitNoHelper(hold);
-        }
+        signalDuringAHeldUnpack("killed", user, work, 9);
         List<Path> left = partialBases(work);
         assertEquals(1, left.size(), "the killed unpack left no partial base: " + left);
         // sessions cleanup removes it, as the next open of the tarball would.
@@ -145,17 +137,27 @@ class HelperLifetimeE2ETest {
     private void terminatedDuringAnOpen(String user) throws IOException {
         E2e.requireRoot();
         Path work = work(user);
-        Path hold = hold(work, user, "unpack");
-        try (VirtServerProcess server = start("terminated", user, work, hold)) {
-            server.send("open");
-            awaitHeld(hold, server);
-            server.signalServer(15);
-            assertEquals("signal 15", server.awaitServerExit(LIMIT), server.describe());
-            awaitNoHelper(hold);
-        }
+        assertEquals("signal 15", signalDuringAHeldUnpack("terminated", user, work, 15));
         assertEquals(List.of(), partialBases(work), "the aborted unpack left its partial base");
         try (Stream<Path> left = Files.list(work.resolve("tmp"))) {
             assertEquals(List.of(), left.toList(), "the aborted open left its testbed");
+        }
+    }
+
+    /**
+     * Sends {@code signal} to a server whose open is held in its unpack; waits until the server
+     * and every helper of the unpack are gone. Returns how the server ended.
+     */
+    private String signalDuringAHeldUnpack(String name, String user, Path work, int signal)
+            throws IOException {
+        Path hold = hold(work, user, "unpack");
+        try (VirtServerProcess server = start(name, user, work, hold)) {
+            server.send("open");
+            awaitHeld(hold, server);
+            server.signalServer(signal);
+            String status = server.awaitServerExit(LIMIT);
+            awaitNoHelper(hold);
+            return status;
         }
     }
 
@@ -211,23 +213,10 @@ class HelperLifetimeE2ETest {
 
     /** The processes of the held unpack: their command line names the hold's directory. */
     private static List<String> helpers(Path hold) {
-        List<String> found = new ArrayList<>();
-        try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
-            for (Path proc : procs.filter(p -> p.getFileName().toString().matches("\\d+")).toList()) {
-                try {
-                    String cmdline = Files.readString(proc.resolve("cmdline")).replace('\0', ' ');
-                    // The server names it too, in the option that sets the hold.
-                    if (cmdline.contains(hold.toString()) && !cmdline.contains("uchroot.test.hold=")) {
-                        found.add(proc.getFileName() + ": " + cmdline);
-                    }
-                } catch (IOException e) {
-                    // Gone meanwhile.
-                }
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        return found;
+        // The server names it too, in the option that sets the hold.
+        return SignalFixtures.processesWith(hold.toString()).stream()
+                .filter(line -> !line.contains("uchroot.test.hold="))
+                .toList();
     }
 
     private static List<Path> partialBases(Path work) throws IOException {
