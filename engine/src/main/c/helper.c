@@ -22,19 +22,27 @@
 /* What a terminal sends its foreground process group. */
 static const int TERMINAL_SIGNALS[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP };
 
-/*
- * The tests' hold (FaultHook.java): says where it is, then waits for a line on
- * the FIFO HOLD/spawn.release, still in the engine's process group, as a helper is
- * between the engine's spawn and its setsid.
- */
-static void hold_at_spawn(const char *hold)
+/* UCHROOT_TEST_HOLD as the program started: the job server clears its environment. */
+static const char *hold_setting;
+
+void test_hold_init(void)
 {
+    const char *setting = getenv("UCHROOT_TEST_HOLD");
+    hold_setting = setting ? strdup(setting) : NULL;
+}
+
+void test_hold(const char *point)
+{
+    size_t n = strlen(point);
+    if (!hold_setting || strncmp(hold_setting, point, n) != 0 || hold_setting[n] != ':')
+        return;
+    const char *dir = hold_setting + n + 1;
     char path[4096];
     /* Opened first, read and write so the open never waits: a release written once the hold
      * is reached finds it open. */
-    snprintf(path, sizeof path, "%s/spawn.release", hold);
+    snprintf(path, sizeof path, "%s/%s.release", dir, point);
     int release = open(path, O_RDWR | O_CLOEXEC);
-    snprintf(path, sizeof path, "%s/spawn.reached", hold);
+    snprintf(path, sizeof path, "%s/%s.reached", dir, point);
     FILE *reached = fopen(path, "we");
     if (reached) {
         fprintf(reached, "%d\n", (int)getpid());
@@ -47,10 +55,11 @@ static void hold_at_spawn(const char *hold)
         close(release);
 }
 
-int helper_run(pid_t engine, const char *hold, char **argv)
+int helper_run(pid_t engine, char **argv)
 {
-    if (hold)
-        hold_at_spawn(hold);
+    /* Where a helper is between the engine's spawn and its setsid, still in the engine's
+     * process group. */
+    test_hold("spawn");
     setsid();
     /* The engine spawns with these blocked, so that one sent while it spawns leaves its helper
      * alive; any that came are pending, and are the engine's, not ours: ignoring drops them. */

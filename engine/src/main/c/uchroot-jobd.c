@@ -4,7 +4,7 @@
  *              [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]
  * uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...
  * uchroot-jobd --dev-skeleton DIR
- * uchroot-jobd --helper ENGINE_PID [--hold DIR] COMMAND [ARG]...
+ * uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...
  *
  * The second form runs COMMAND as root of a new user namespace whose root is
  * UID and GID on the host (ids 0..COUNT-1 map to UID.. and GID..), and exits
@@ -700,7 +700,7 @@ static void usage(void)
           "                    [--overlay LOWER UPPER WORK OPTIONS] [--scratch OUTSIDE INSIDE]\n"
           "                    [--bind OUTSIDE INSIDE]... [--ids UID GID COUNT]\n"
           "       uchroot-jobd --ids UID GID COUNT --exec COMMAND [ARG]...\n"
-          "       uchroot-jobd --helper ENGINE_PID [--hold DIR] COMMAND [ARG]...\n"
+          "       uchroot-jobd --helper ENGINE_PID COMMAND [ARG]...\n"
           "       uchroot-jobd --dev-skeleton DIR\n",
           stderr);
     exit(125);
@@ -769,6 +769,7 @@ static void parse_args(int argc, char **argv, struct sandbox *sb)
 
 int main(int argc, char **argv)
 {
+    test_hold_init();
     if (argc == 3 && strcmp(argv[1], "--dev-skeleton") == 0) {
         umask(022);
         return sandbox_dev_skeleton(argv[2]) == 0 ? 0 : 1;
@@ -778,8 +779,7 @@ int main(int argc, char **argv)
         long engine = strtol(argv[2], &end, 10);
         if (*end || engine <= 0)
             usage();
-        bool held = argc >= 6 && strcmp(argv[3], "--hold") == 0;
-        return helper_run((pid_t)engine, held ? argv[4] : NULL, argv + (held ? 5 : 3));
+        return helper_run((pid_t)engine, argv + 3);
     }
     if (argc >= 7 && strcmp(argv[1], "--ids") == 0 && strcmp(argv[5], "--exec") == 0) {
         if (!parse_ids(argv + 2))
@@ -899,6 +899,7 @@ int main(int argc, char **argv)
                         end_jobs();
                         /* Out of the testbed, whose directory goes. */
                         (void)!chdir("/");
+                        test_hold("remove");
                         if (sandbox_remove(root, testbed) < 0)
                             return 1;
                         static const char removed[] = "uchroot-testbed-removed\n";

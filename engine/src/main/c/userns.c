@@ -26,6 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helper.h"
+
 /* The clone's end of the channel to the process that made it. */
 static int parent_channel = -1;
 
@@ -238,6 +240,7 @@ void userns_split(struct sandbox *sb, const struct id_map *ids, const char *sock
     unlink(socket_path);
     if (remove) {
         /* Nothing of the session is left, and its mounts were never in this namespace. */
+        test_hold("remove");
         if (sandbox_remove(sb->root, testbed) < 0)
             exit(1);
         static const char removed[] = "uchroot-testbed-removed\n";

@@ -143,6 +143,16 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.status().state shouldBe State.INTERRUPTED
       }
 
+      "leave a command sent after an interrupt alone" in {
+        val f = new Fixture
+        val interrupted = createTestProbe[JobsInterrupted]()
+        f.session ! new InterruptJobs(interrupted.ref)
+        f.open()
+        interrupted.expectMessage(new JobsInterrupted(0))
+        val (_, job) = f.startJob()
+        job.signals.expectNone()
+      }
+
       "close once open when Close came while opening" in {
         val f = new Fixture
         val provision = f.provisioner.provisions.next()
@@ -516,6 +526,25 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         launch.testbed shouldBe fresh
         launch.start()
         replies.expectMessage(new JobActor.JobStarted(launch.id))
+      }
+
+      "leave a command sent after an interrupt that came while it provisions again alone" in {
+        val f = new Fixture
+        f.open()
+        val reverted = f.revert()
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_REMOVED)
+        val again = f.provisioner.provisions.next()
+
+        // A Ctrl+C while the fresh testbed is made: nothing runs then, and nothing later is hit.
+        val interrupted = createTestProbe[JobsInterrupted]()
+        f.session ! new InterruptJobs(interrupted.ref)
+        val fresh = Fixtures.testbed(s"${f.id.value}-fresh")
+        again.result.complete(fresh)
+        reverted.expectMessage(new Reverted(fresh))
+        interrupted.expectMessage(new JobsInterrupted(0))
+        val (replies, job) = f.startJob(on = fresh)
+        job.signals.expectNone()
+        replies.expectNoMessage(Duration.Zero)
       }
 
       "reply RevertFailed and stop when provisioning again fails" in {

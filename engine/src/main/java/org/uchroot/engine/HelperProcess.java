@@ -61,13 +61,12 @@ final class HelperProcess {
     helper.add(libexecDir.resolve(IdMapping.JOB_SERVER).toString());
     helper.add("--helper");
     helper.add(Long.toString(ProcessHandle.current().pid()));
-    FaultHook.holdDir("spawn")
-        .ifPresent(hold -> helper.addAll(List.of("--hold", hold.toString())));
     helper.addAll(argv);
     ProcessBuilder builder = new ProcessBuilder(helper);
     Map<String, String> env = builder.environment();
     env.clear();
     env.put("PATH", PATH);
+    FaultHook.tell(env);
     return builder;
   }
 

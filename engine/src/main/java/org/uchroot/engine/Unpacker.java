@@ -47,7 +47,7 @@ final class Unpacker {
         List.of(
             "/bin/sh",
             "-ec",
-            FaultHook.shellHold("unpack", "$4")
+            FaultHook.shellHold("unpack")
                 // Anchored, ./dev and dev: whichever way the tarball names its members.
                 + "tar --anchored --exclude=./dev --exclude=dev $1 --extract --file -\n"
                 // useradd chroots into its --root, a path: /proc/self/cwd reaches the directory
@@ -57,8 +57,7 @@ final class Unpacker {
             "uchroot-unpack",
             compressionOption(tarball),
             normalUser,
-            libexecDir.resolve(IdMapping.JOB_SERVER).toString(),
-            FaultHook.holdDir("unpack").map(Path::toString).orElse("")));
+            libexecDir.resolve(IdMapping.JOB_SERVER).toString()));
     HelperProcess.runSetUp(libexecDir, "unpacking " + tarball, argv, into, tarball);
   }
 

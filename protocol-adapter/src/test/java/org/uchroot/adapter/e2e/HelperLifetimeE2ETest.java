@@ -5,11 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
@@ -23,10 +20,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.engine.testing.LeakCheck;
 
 /**
- * No helper of the server (the unpack's shell and tar) outlives it, however it ends during an
- * open; SIGTERM aborts an open at once and leaves nothing. The open is held in the middle of its
- * unpack by the engine's test-only hook ({@code uchroot.test.hold}), so the signals come while the
- * helpers run, not after a guessed delay.
+ * No helper of the server (the unpack's shell and tar, the job server) outlives it, however it ends
+ * during an open, a revert or a close; SIGTERM aborts an open at once and leaves nothing; a Ctrl+C
+ * reaches no helper and no later command. The work is held at a named point by the engine's
+ * test-only hook ({@link FaultHold}), so the signals come there, not after a guessed delay.
  */
 @Tag("e2e")
 class HelperLifetimeE2ETest {
@@ -69,6 +66,36 @@ class HelperLifetimeE2ETest {
         ctrlCDuringSpawns(E2e.testUser());
     }
 
+    @Test
+    void aCtrlCDuringARevertReachesNoLaterCommandAsRoot() throws IOException {
+        ctrlCDuringARevert(null);
+    }
+
+    @Test
+    void aCtrlCDuringARevertReachesNoLaterCommandAsUnprivilegedUser() throws IOException {
+        ctrlCDuringARevert(E2e.testUser());
+    }
+
+    @Test
+    void sigtermDuringARevertEndsTheServerAndLeavesNothingAsRoot() throws IOException {
+        terminatedDuringARevert(null);
+    }
+
+    @Test
+    void sigtermDuringARevertEndsTheServerAndLeavesNothingAsUnprivilegedUser() throws IOException {
+        terminatedDuringARevert(E2e.testUser());
+    }
+
+    @Test
+    void aServerKilledWhileItRemovesATestbedLeavesItToCleanupAsRoot() throws IOException {
+        killedDuringARemoval(null);
+    }
+
+    @Test
+    void aServerKilledWhileItRemovesATestbedLeavesItToCleanupAsUnprivilegedUser() throws IOException {
+        killedDuringARemoval(E2e.testUser());
+    }
+
     /**
      * Each helper of an open is held where a spawned process is still in the server's process
      * group, and the group gets a Ctrl+C there: every helper lives on, and the open succeeds.
@@ -76,26 +103,10 @@ class HelperLifetimeE2ETest {
     private void ctrlCDuringSpawns(String user) throws IOException {
         E2e.requireRoot();
         Path work = work(user);
-        Path hold = hold(work, user, "spawn");
-        try (VirtServerProcess server = VirtServerProcess.start("ctrl-c-spawn", user,
-                work.resolve("group-ctrl-c-spawn"), environment(work, user, "spawn", hold),
-                List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()))) {
+        FaultHold hold = FaultHold.at("spawn", work, user);
+        try (VirtServerProcess server = start("ctrl-c-spawn", user, work, hold)) {
             server.send("open");
-            int held = 0;
-            Optional<String> answer = Optional.empty();
-            long deadline = System.nanoTime() + LIMIT.toNanos();
-            while (answer.isEmpty() && System.nanoTime() < deadline) {
-                Path reached = hold.resolve("spawn.reached");
-                if (Files.exists(reached)) {
-                    Files.delete(reached);
-                    server.signalGroup(2);
-                    held++;
-                    release(hold.resolve("spawn.release"));
-                }
-                answer = server.pollAnswer(Duration.ofMillis(20));
-            }
-            assertTrue(answer.isPresent() && answer.get().startsWith("ok"),
-                    "open answered " + answer + " after " + held + " held spawn(s)\n" + server.describe());
+            int held = answerReleasingHolds(server, hold, () -> server.signalGroup(2), "open");
             assertTrue(held >= 2, "the open's helpers were not held: " + held);
             VirtServerProcess.Job job = server.run("after", server.execProgram(), "echo alive", LIMIT);
             assertEquals("alive\n", job.stdout(), job.describe());
@@ -104,14 +115,77 @@ class HelperLifetimeE2ETest {
     }
 
     /**
-     * A line into the hold's FIFO, opened for reading too so that the write never waits: a helper
-     * that died at the hold (the Ctrl+C killed it) leaves no reader, and the test fails on the
-     * open's answer instead of hanging.
+     * A Ctrl+C while a revert makes the fresh testbed (held at a spawn of it) interrupts nothing
+     * that comes after: the next command runs to its end.
      */
-    private static void release(Path fifo) throws IOException {
-        try (FileChannel channel = FileChannel.open(fifo, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            channel.write(ByteBuffer.wrap(new byte[] {'\n'}));
+    private void ctrlCDuringARevert(String user) throws IOException {
+        E2e.requireRoot();
+        Path work = work(user);
+        FaultHold hold = FaultHold.at("spawn", work, user);
+        try (VirtServerProcess server = start("ctrl-c-revert", user, work, hold)) {
+            server.send("open");
+            answerReleasingHolds(server, hold, () -> {}, "open");
+            List<String> exec = server.execProgram();
+            server.send("revert");
+            int[] signalled = {0};
+            int held = answerReleasingHolds(server, hold, () -> {
+                if (signalled[0]++ == 0) {
+                    server.signalGroup(2);
+                }
+            }, "revert");
+            assertTrue(held >= 1, "the revert's helpers were not held");
+            VirtServerProcess.Job job = server.run("after-revert", exec, "echo alive", LIMIT);
+            assertEquals("exit 0", job.status(), job.describe());
+            assertEquals("alive\n", job.stdout(), job.describe());
+            server.ok("close");
         }
+    }
+
+    /** SIGTERM while a revert makes the fresh testbed: the server ends, and nothing is left. */
+    private void terminatedDuringARevert(String user) throws IOException {
+        E2e.requireRoot();
+        Path work = work(user);
+        FaultHold hold = FaultHold.at("spawn", work, user);
+        try (VirtServerProcess server = start("terminated-revert", user, work, hold)) {
+            server.send("open");
+            answerReleasingHolds(server, hold, () -> {}, "open");
+            server.send("revert");
+            Await.until("the revert to reach a spawn", LIMIT, hold::reached, server::describe);
+            server.signalServer(15);
+            // Let every helper on: one whose server is gone ends by itself.
+            while (server.serverStatus() == null) {
+                if (hold.takeReached()) {
+                    hold.release();
+                }
+                server.pollAnswer(Duration.ofMillis(20));
+            }
+            hold.awaitNoHelper();
+        }
+        assertNothingLeft(work);
+    }
+
+    /**
+     * A server killed while the job server removes its testbed at a close (held there): no helper
+     * is left, and {@code sessions cleanup --orphaned} removes the rest of the testbed.
+     */
+    private void killedDuringARemoval(String user) throws IOException {
+        E2e.requireRoot();
+        Path work = work(user);
+        FaultHold hold = FaultHold.at("remove", work, user);
+        try (VirtServerProcess server = start("killed-removal", user, work, hold)) {
+            server.ok("open");
+            server.send("close");
+            Await.until("the close to reach the removal", LIMIT, hold::reached, server::describe);
+            server.signalServer(9);
+            assertEquals("signal 9", server.awaitServerExit(LIMIT));
+            hold.awaitNoHelper();
+        }
+        try (Stream<Path> left = Files.list(work.resolve("tmp"))) {
+            assertEquals(1, left.count(), "the testbed whose removal was held is not there");
+        }
+        E2e.Result cleanup = cleanup(work, user);
+        assertTrue(cleanup.output.contains("removed "), cleanup.output);
+        assertNothingLeft(work);
     }
 
     private void killedDuringAnOpen(String user) throws IOException {
@@ -121,11 +195,7 @@ class HelperLifetimeE2ETest {
         List<Path> left = partialBases(work);
         assertEquals(1, left.size(), "the killed unpack left no partial base: " + left);
         // sessions cleanup removes it, as the next open of the tarball would.
-        E2e.Result cleanup = E2e.run("sessions-cleanup-" + SignalFixtures.who(user), user, work,
-                environment(work, user, null, null), LIMIT,
-                List.of(E2e.distributionDir().resolve("bin/uchroot").toString(), "sessions", "cleanup",
-                        "--orphaned"));
-        assertEquals(0, cleanup.exitCode, cleanup.output);
+        E2e.Result cleanup = cleanup(work, user);
         assertTrue(cleanup.output.contains("removed " + left.get(0)), cleanup.output);
         assertEquals(List.of(), partialBases(work));
         try (VirtServerProcess server = start("after-kill", user, work, null)) {
@@ -139,9 +209,7 @@ class HelperLifetimeE2ETest {
         Path work = work(user);
         assertEquals("signal 15", signalDuringAHeldUnpack("terminated", user, work, 15));
         assertEquals(List.of(), partialBases(work), "the aborted unpack left its partial base");
-        try (Stream<Path> left = Files.list(work.resolve("tmp"))) {
-            assertEquals(List.of(), left.toList(), "the aborted open left its testbed");
-        }
+        assertNothingLeft(work);
     }
 
     /**
@@ -150,14 +218,52 @@ class HelperLifetimeE2ETest {
      */
     private String signalDuringAHeldUnpack(String name, String user, Path work, int signal)
             throws IOException {
-        Path hold = hold(work, user, "unpack");
+        FaultHold hold = FaultHold.at("unpack", work, user);
         try (VirtServerProcess server = start(name, user, work, hold)) {
             server.send("open");
-            awaitHeld(hold, server);
+            Await.until("the unpack to reach its hold", LIMIT, hold::reached, server::describe);
+            assertFalse(hold.helpers().isEmpty(), "no helper holds the unpack");
             server.signalServer(signal);
             String status = server.awaitServerExit(LIMIT);
-            awaitNoHelper(hold);
+            hold.awaitNoHelper();
             return status;
+        }
+    }
+
+    /**
+     * Waits for the answer to {@code request}, letting each helper that reaches the hold go on
+     * after {@code atEachHold} ran; fails unless the answer is ok. Returns how many were held.
+     */
+    private static int answerReleasingHolds(VirtServerProcess server, FaultHold hold,
+            Runnable atEachHold, String request) throws IOException {
+        int held = 0;
+        Optional<String> answer = Optional.empty();
+        long deadline = System.nanoTime() + LIMIT.toNanos();
+        while (answer.isEmpty() && System.nanoTime() < deadline) {
+            if (hold.takeReached()) {
+                atEachHold.run();
+                held++;
+                hold.release();
+            }
+            answer = server.pollAnswer(Duration.ofMillis(20));
+        }
+        assertTrue(answer.isPresent() && answer.get().startsWith("ok"),
+                request + " answered " + answer + " after " + held + " held helper(s)\n" + server.describe());
+        return held;
+    }
+
+    private E2e.Result cleanup(Path work, String user) throws IOException {
+        E2e.Result cleanup = E2e.run("sessions-cleanup-" + SignalFixtures.who(user), user, work,
+                environment(work, user, null), LIMIT,
+                List.of(E2e.distributionDir().resolve("bin/uchroot").toString(), "sessions", "cleanup",
+                        "--orphaned"));
+        assertEquals(0, cleanup.exitCode, cleanup.output);
+        return cleanup;
+    }
+
+    private static void assertNothingLeft(Path work) throws IOException {
+        try (Stream<Path> left = Files.list(work.resolve("tmp"))) {
+            assertEquals(List.of(), left.toList(), "a testbed is left");
         }
     }
 
@@ -170,53 +276,22 @@ class HelperLifetimeE2ETest {
         return work;
     }
 
-    /** The directory of a hold at {@code point}, with the FIFO that releases it. */
-    private static Path hold(Path work, String user, String point) throws IOException {
-        Path hold = Files.createDirectories(work.resolve("hold"));
-        E2e.Result fifo = E2e.run("mkfifo", null, work, Map.of(), LIMIT,
-                List.of("mkfifo", "-m", "666", hold.resolve(point + ".release").toString()));
-        assertEquals(0, fifo.exitCode, fifo.output);
-        if (user != null) {
-            E2e.chownTree(hold, user);
-        }
-        Files.setPosixFilePermissions(hold, PosixFilePermissions.fromString("rwxrwxrwx"));
-        return hold;
-    }
-
-    private VirtServerProcess start(String name, String user, Path work, Path hold) throws IOException {
+    private VirtServerProcess start(String name, String user, Path work, FaultHold hold)
+            throws IOException {
         return VirtServerProcess.start(name, user, work.resolve("group-" + name),
-                environment(work, user, "unpack", hold),
+                environment(work, user, hold),
                 List.of("--rootfs-mode", "overlay", "-t", SignalFixtures.busyboxTarball().toString()));
     }
 
     /** The test's own state and cache directories, the hold if any, and the leak check's tag. */
-    private Map<String, String> environment(Path work, String user, String point, Path hold) {
+    private Map<String, String> environment(Path work, String user, FaultHold hold) {
         Map<String, String> env = SignalFixtures.environment(work, user, leaks);
         String options = env.get("UCHROOT_JAVA_OPTS") + " -Duchroot.cache-dir=" + work.resolve("cache");
         if (hold != null) {
-            options += " -Duchroot.test.hold=" + point + ":" + hold;
+            options += " " + hold.javaOption();
         }
         env.put("UCHROOT_JAVA_OPTS", options);
         return env;
-    }
-
-    private static void awaitHeld(Path hold, VirtServerProcess server) {
-        Await.until("the unpack to reach its hold", LIMIT,
-                () -> Files.exists(hold.resolve("unpack.reached")), server::describe);
-        assertFalse(helpers(hold).isEmpty(), "no helper holds the unpack");
-    }
-
-    private static void awaitNoHelper(Path hold) {
-        Await.until("every helper to end", LIMIT, () -> helpers(hold).isEmpty(),
-                () -> "still running: " + helpers(hold));
-    }
-
-    /** The processes of the held unpack: their command line names the hold's directory. */
-    private static List<String> helpers(Path hold) {
-        // The server names it too, in the option that sets the hold.
-        return SignalFixtures.processesWith(hold.toString()).stream()
-                .filter(line -> !line.contains("uchroot.test.hold="))
-                .toList();
     }
 
     private static List<Path> partialBases(Path work) throws IOException {

@@ -3,6 +3,7 @@ package org.uchroot.adapter.e2e;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -128,6 +129,16 @@ final class SignalFixtures {
 
     /** Command lines of live processes that contain {@code marker}, anywhere on the host. */
     static List<String> processesWith(String marker) {
+        return processesWhere("cmdline", marker);
+    }
+
+    /** Command lines of live processes whose environment contains {@code marker}. */
+    static List<String> processesWithEnvironment(String marker) {
+        return processesWhere("environ", marker);
+    }
+
+    /** Command lines of live processes whose {@code /proc/PID/file} contains {@code marker}. */
+    private static List<String> processesWhere(String file, String marker) {
         List<String> found = new ArrayList<>();
         long self = ProcessHandle.current().pid();
         try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
@@ -139,7 +150,10 @@ final class SignalFixtures {
                     String stat = Files.readString(proc.resolve("stat"));
                     String state = stat.substring(stat.lastIndexOf(')') + 2).split(" ")[0];
                     String cmdline = Files.readString(proc.resolve("cmdline")).replace('\0', ' ').strip();
-                    if (!state.equals("Z") && cmdline.contains(marker)) {
+                    String searched = file.equals("cmdline")
+                            ? cmdline
+                            : Files.readString(proc.resolve(file), StandardCharsets.ISO_8859_1);
+                    if (!state.equals("Z") && searched.contains(marker)) {
                         found.add("pid " + proc.getFileName() + " (" + state + "): " + cmdline);
                     }
                 } catch (IOException | RuntimeException e) {
