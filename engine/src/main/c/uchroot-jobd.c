@@ -104,7 +104,9 @@
 #endif
 
 #define PATH_VALUE "/usr/sbin:/usr/bin:/sbin:/bin"
-#define MAX_ARGV (16u << 20) /* as the exec relay: more than execve takes */
+/* As the exec relay (Frame.java): more than execve takes. */
+#define MAX_ARGV (16u << 20)
+#define MAX_ARGS (1u << 20)
 #define CHUNK 32768
 #define CONN_FD 3 /* where P keeps its connection */
 
@@ -249,14 +251,18 @@ static char **read_request(char **stdin_file, char **stdout_file)
         if (recv_all(h, 5) < 0)
             _exit(137); /* the client left before asking for anything */
         len = be32(h + 1);
-        if ((h[0] != '<' && h[0] != '>') || len == 0 || len >= PATH_MAX)
+        if (h[0] != '<' && h[0] != '>')
             break;
+        if (len == 0 || len >= PATH_MAX)
+            p_fail("protocol error: a host file's name must have 1 to 4095 bytes", 0);
         char **file = h[0] == '<' ? stdin_file : stdout_file;
         free(*file);
         *file = read_string(len);
     }
-    if (h[0] != 'a' || len == 0 || len > MAX_ARGV)
+    if (h[0] != 'a' || len == 0)
         p_fail("protocol error: the first frame must be a command", 0);
+    if (len > MAX_ARGV)
+        p_fail("protocol error: the command is longer than the limit of 16777216 bytes", 0);
     char *args = malloc(len);
     if (!args)
         p_fail("reading the command", ENOMEM);
@@ -267,6 +273,8 @@ static char **read_request(char **stdin_file, char **stdout_file)
     size_t argc = 0;
     for (uint32_t i = 0; i < len; i++)
         argc += args[i] == '\0';
+    if (argc > MAX_ARGS)
+        p_fail("protocol error: the command has more than 1048576 arguments", 0);
     char **argv = malloc((argc + 1) * sizeof *argv);
     if (!argv)
         p_fail("reading the command", ENOMEM);

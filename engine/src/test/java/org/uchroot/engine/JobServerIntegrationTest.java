@@ -257,6 +257,29 @@ abstract class JobServerIntegrationTest {
     }
   }
 
+  @Test
+  void framesBeyondTheLimitsAreRefusedWithAReason() throws Exception {
+    try (SocketChannel channel = connect()) {
+      sendHeader(channel, 'a', (16 << 20) + 1);
+      assertEquals(
+          "f:protocol error: the command is longer than the limit of 16777216 bytes",
+          readFrame(channel));
+      assertEquals("x:125", readFrame(channel));
+    }
+    try (SocketChannel channel = connect()) {
+      send(channel, 'a', new byte[(1 << 20) + 1]);
+      assertEquals(
+          "f:protocol error: the command has more than 1048576 arguments", readFrame(channel));
+      assertEquals("x:125", readFrame(channel));
+    }
+    try (SocketChannel channel = connect()) {
+      sendHeader(channel, '<', 4096);
+      assertEquals(
+          "f:protocol error: a host file's name must have 1 to 4095 bytes", readFrame(channel));
+      assertEquals("x:125", readFrame(channel));
+    }
+  }
+
   /**
    * Hostile clients: connections of random frames (any type, declared lengths up to far beyond
    * every limit, payloads cut short), each answered or closed within a bound, never left hanging;
@@ -336,6 +359,14 @@ abstract class JobServerIntegrationTest {
       out.write(0);
     }
     return out.toByteArray();
+  }
+
+  /** A frame's header alone, declaring {@code length} bytes. */
+  private static void sendHeader(SocketChannel channel, char type, int length) throws IOException {
+    ByteBuffer head = ByteBuffer.allocate(5).put((byte) type).putInt(length).flip();
+    while (head.hasRemaining()) {
+      channel.write(head);
+    }
   }
 
   static void send(SocketChannel channel, char type, byte[] payload) throws IOException {

@@ -200,6 +200,9 @@ public final class ExecRelay implements AutoCloseable {
         return;
       }
       relay(channel, in, out, argv);
+    } catch (Frame.Malformed e) {
+      out.finish(Frame.failure("protocol error: " + e.getMessage()));
+      forget(channel);
     } catch (IOException e) {
       LOG.debug("exec connection: {}", e.toString());
       forget(channel);
@@ -238,10 +241,14 @@ public final class ExecRelay implements AutoCloseable {
                 "exec: client got signal {}, interrupting {}", signalNumber(frame), argv.get(0));
             job.interrupt();
           }
-          default -> throw new IOException("unexpected frame " + frame);
+          default -> throw new Frame.Malformed("unexpected frame '" + (char) frame.type() + "'");
         }
       }
       clientGone(job, stdin, out, ended, "closed the connection");
+    } catch (Frame.Malformed e) {
+      // Said to the client in place of the status; the command it can no longer drive stops.
+      out.finish(Frame.failure("protocol error: " + e.getMessage()));
+      clientGone(job, stdin, out, ended, e.getMessage());
     } catch (IOException e) {
       clientGone(job, stdin, out, ended, e.toString());
     }

@@ -50,6 +50,16 @@ public record Frame(byte type, byte[] payload) {
   /** Payloads are cut at this size so that the native client never needs a bigger buffer. */
   public static final int MAX_DATA = 32768;
 
+  /** No command has more arguments: more than a Linux execve takes in the largest argv frame. */
+  public static final int MAX_ARGUMENTS = 1 << 20;
+
+  /** A frame that breaks the protocol; the message says how, for the client to read. */
+  public static final class Malformed extends IOException {
+    public Malformed(String message) {
+      super(message);
+    }
+  }
+
   public Frame {
     Objects.requireNonNull(payload, "payload");
   }
@@ -80,17 +90,20 @@ public record Frame(byte type, byte[] payload) {
    *
    * @throws IOException if the payload does not end with a NUL
    */
-  public List<String> arguments() throws IOException {
+  public List<String> arguments() throws Malformed {
     List<String> args = new ArrayList<>();
     int start = 0;
     for (int i = 0; i < payload.length; i++) {
       if (payload[i] == 0) {
+        if (args.size() == MAX_ARGUMENTS) {
+          throw new Malformed("the command has more than " + MAX_ARGUMENTS + " arguments");
+        }
         args.add(new String(payload, start, i - start, StandardCharsets.UTF_8));
         start = i + 1;
       }
     }
     if (start != payload.length) {
-      throw new IOException("the last argument is not NUL-terminated");
+      throw new Malformed("the last argument is not NUL-terminated");
     }
     return args;
   }
@@ -118,7 +131,7 @@ public record Frame(byte type, byte[] payload) {
    *
    * @return the frame, or null at end of stream on a frame boundary
    * @throws EOFException if the stream ends inside a frame
-   * @throws IOException if the payload is longer than {@code maxPayload}
+   * @throws Malformed if the payload is longer than {@code maxPayload}
    */
   public static Frame read(InputStream in, int maxPayload) throws IOException {
     int type = in.read();
@@ -128,12 +141,14 @@ public record Frame(byte type, byte[] payload) {
     DataInputStream data = new DataInputStream(in);
     int length = data.readInt();
     if (length < 0 || length > maxPayload) {
-      throw new IOException(
+      throw new Malformed(
           "frame '"
               + (char) type
               + "' of "
               + Integer.toUnsignedString(length)
-              + " bytes is too long");
+              + " bytes is longer than the limit of "
+              + maxPayload
+              + " bytes");
     }
     byte[] payload = new byte[length];
     data.readFully(payload);

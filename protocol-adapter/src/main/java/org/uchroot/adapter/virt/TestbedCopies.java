@@ -169,8 +169,13 @@ final class TestbedCopies {
       finishWithHostTar(session, command, tar);
       return;
     }
-    // One command both copies and says whether the file is executable in the testbed.
-    String rune = "cat <\"$1\"; if test -x \"$1\"; then exit " + COPIED_EXECUTABLE + "; fi";
+    // One command both copies and says whether the file is executable in the testbed. A FIFO or a
+    // device would never end, or not before the disk is full: only regular files go up.
+    String rune =
+        "if test -e \"$1\" && ! test -f \"$1\"; then echo \"$1: not a regular file\" >&2; exit 1; fi;"
+            + " cat <\"$1\"; if test -x \"$1\"; then exit "
+            + COPIED_EXECUTABLE
+            + "; fi";
     TestbedCommand command = new TestbedCommand(what, List.of("sh", "-ec", rune, "sh", testbed));
     // Created here first, so that a host path we cannot write fails as the reference's does.
     try (OutputStream writable = Files.newOutputStream(target)) {

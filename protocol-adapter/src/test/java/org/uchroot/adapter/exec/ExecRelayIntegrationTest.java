@@ -12,14 +12,17 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -119,6 +122,67 @@ class ExecRelayIntegrationTest {
   }
 
   @Test
+  void framesBeyondTheLimitsAreRefusedWithAReason() throws Exception {
+    try (Client c = connect()) {
+      c.sendHeader(Frame.ARGV, (16 << 20) + 1);
+      assertEquals(
+          Frame.failure(
+              "protocol error: frame 'a' of 16777217 bytes is longer than the limit of 16777216 bytes"),
+          c.readToEnd().last());
+    }
+    try (Client c = connect()) {
+      c.send(new Frame(Frame.ARGV, new byte[Frame.MAX_ARGUMENTS + 1]));
+      assertEquals(
+          Frame.failure("protocol error: the command has more than 1048576 arguments"),
+          c.readToEnd().last());
+    }
+    try (Client c = connect()) {
+      c.send(Frame.argv(List.of("sleep", "600")));
+      waitForJobs(1);
+      c.sendHeader(Frame.STDIN, (1 << 20) + 1);
+      assertEquals(
+          Frame.failure(
+              "protocol error: frame 'i' of 1048577 bytes is longer than the limit of 1048576 bytes"),
+          c.readToEnd().last());
+    }
+    waitForJobs(0);
+  }
+
+  /**
+   * Hostile clients: connections of random frames (any type, declared lengths up to far beyond
+   * every limit, payloads cut short), each answered or closed within a bound, never left hanging
+   * and never leaving a command behind; the relay then still runs commands.
+   */
+  @Test
+  void randomFramesEndWithinABoundAndLeaveNoCommand() throws Exception {
+    Random random = new Random(7);
+    byte[] types = {'a', 'i', 'c', 's', 'o', 'x', 'f', 0, (byte) 0xff};
+    for (int i = 0; i < 200; i++) {
+      try (Client c = connect()) {
+        for (int f = random.nextInt(4); f >= 0; f--) {
+          int declared =
+              random.nextInt(4) == 0 ? Integer.MAX_VALUE - random.nextInt(1000) : random.nextInt(300);
+          byte[] payload = new byte[Math.min(declared, random.nextInt(300))];
+          random.nextBytes(payload);
+          try {
+            c.sendHeader(types[random.nextInt(types.length)], declared);
+            c.sendRaw(payload);
+          } catch (IOException e) {
+            break; // the relay closed first: an end too
+          }
+        }
+        c.shutdownOutput();
+        c.awaitEnd(Duration.ofSeconds(10), "connection " + i);
+      }
+    }
+    waitForJobs(0);
+    try (Client c = connect()) {
+      c.send(Frame.argv(List.of("echo", "still")));
+      assertEquals("still\n", c.readToEnd().out());
+    }
+  }
+
+  @Test
   void runsManyCommandsAtOnce() throws Exception {
     List<CompletableFuture<Transcript>> runs = new ArrayList<>();
     for (int i = 0; i < 20; i++) {
@@ -187,6 +251,44 @@ class ExecRelayIntegrationTest {
 
     void send(Frame frame) throws IOException {
       frame.writeTo(out);
+    }
+
+    /** A frame's header alone, declaring {@code length} bytes. */
+    void sendHeader(byte type, int length) throws IOException {
+      out.write(ByteBuffer.allocate(5).put(type).putInt(length).array());
+    }
+
+    void sendRaw(byte[] bytes) throws IOException {
+      out.write(bytes);
+    }
+
+    void shutdownOutput() {
+      try {
+        channel.shutdownOutput();
+      } catch (IOException e) {
+        // Closed by the relay already.
+      }
+    }
+
+    /** Reads whatever comes until the relay closes the connection; fails if it does not. */
+    void awaitEnd(Duration limit, String what) throws Exception {
+      CompletableFuture<Void> end =
+          CompletableFuture.runAsync(
+              () -> {
+                try {
+                  while (in.read(new byte[4096]) >= 0) {
+                    // Discarded: only the end matters.
+                  }
+                } catch (IOException e) {
+                  // Reset by the relay: an end too.
+                }
+              });
+      try {
+        end.get(limit.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        channel.close();
+        throw new AssertionError(what + " still open after " + limit);
+      }
     }
 
     /** Reads up to the last frame, which must be followed by the end of the stream. */

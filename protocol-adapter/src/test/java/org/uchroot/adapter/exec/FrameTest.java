@@ -53,9 +53,15 @@ class FrameTest {
   void refusesTruncatedAndOversizedFrames() {
     assertThrows(EOFException.class, () -> Frame.read(in("6f000000"), 100));
     assertThrows(EOFException.class, () -> Frame.read(in("6f0000000568656c"), 100));
-    IOException tooLong = assertThrows(IOException.class, () -> Frame.read(in("6f00010000"), 100));
-    assertEquals("frame 'o' of 65536 bytes is too long", tooLong.getMessage());
-    assertThrows(IOException.class, () -> Frame.read(in("6fffffffff"), Integer.MAX_VALUE));
+    IOException tooLong =
+        assertThrows(Frame.Malformed.class, () -> Frame.read(in("6f00010000"), 100));
+    assertEquals(
+        "frame 'o' of 65536 bytes is longer than the limit of 100 bytes", tooLong.getMessage());
+    IOException negative =
+        assertThrows(Frame.Malformed.class, () -> Frame.read(in("6fffffffff"), Integer.MAX_VALUE));
+    assertEquals(
+        "frame 'o' of 4294967295 bytes is longer than the limit of 2147483647 bytes",
+        negative.getMessage());
   }
 
   @Test
@@ -63,8 +69,19 @@ class FrameTest {
     assertEquals(List.of(), new Frame(Frame.ARGV, new byte[0]).arguments());
     IOException e =
         assertThrows(
-            IOException.class, () -> new Frame(Frame.ARGV, "ls\0-l".getBytes()).arguments());
+            Frame.Malformed.class, () -> new Frame(Frame.ARGV, "ls\0-l".getBytes()).arguments());
     assertEquals("the last argument is not NUL-terminated", e.getMessage());
+  }
+
+  @Test
+  void argumentsAreCounted() throws IOException {
+    byte[] most = new byte[Frame.MAX_ARGUMENTS];
+    assertEquals(Frame.MAX_ARGUMENTS, new Frame(Frame.ARGV, most).arguments().size());
+    IOException e =
+        assertThrows(
+            Frame.Malformed.class,
+            () -> new Frame(Frame.ARGV, new byte[Frame.MAX_ARGUMENTS + 1]).arguments());
+    assertEquals("the command has more than 1048576 arguments", e.getMessage());
   }
 
   private static String hex(Frame frame) throws IOException {

@@ -115,6 +115,21 @@ final class Conversation implements AutoCloseable {
     return line;
   }
 
+  /** The next answer, or null if the server ends without one or none comes within the limit. */
+  String pollAnswer(int seconds) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    while (System.nanoTime() < deadline) {
+      String line = answers.poll(20, TimeUnit.MILLISECONDS);
+      if (line != null) {
+        return line;
+      }
+      if (exit.isDone() && answers.isEmpty()) {
+        return null;
+      }
+    }
+    throw new AssertionError("no answer and no end within " + seconds + " s; stderr: " + messages());
+  }
+
   void expect(String answer) throws InterruptedException {
     String line = answer();
     if (!line.equals(answer)) {

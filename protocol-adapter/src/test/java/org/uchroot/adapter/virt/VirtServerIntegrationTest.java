@@ -288,6 +288,17 @@ class VirtServerIntegrationTest {
     }
   }
 
+  /** Reading a FIFO would keep the copy waiting for a writer for ever: it is refused. */
+  @Test
+  void aCopyupOfAFifoFailsInsteadOfWaiting() throws Exception {
+    try (Conversation c = open()) {
+      assertEquals(0, run(executeCommand(c), "", "mkfifo", "/tmp/fifo").status);
+      c.send("copyup /tmp/fifo " + host.resolve("x"));
+      assertEquals(12, c.exitStatus());
+      assertTrue(c.messages().contains("/tmp/fifo: not a regular file"), c.messages());
+    }
+  }
+
   @Test
   void aMissingHostFileIsAnUnexpectedErrorAsInTheReference() throws Exception {
     try (Conversation c = open()) {
