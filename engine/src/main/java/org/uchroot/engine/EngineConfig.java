@@ -2,15 +2,21 @@ package org.uchroot.engine;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import org.uchroot.actors.GracePeriods;
 
 /**
- * Settings of an {@link Engine}, read from {@code uchroot.conf}: the copy in the engine's jar, then
- * {@code $UCHROOT_CONF_DIR/uchroot.conf} or {@code -Duchroot.conf.dir}, then {@code -D} system
- * properties, the last winning.
+ * Settings of an {@link Engine}, read from {@code uchroot.conf} (HOCON): the defaults in the
+ * engine's jar, then the system's file ({@code /etc/uchroot/uchroot.conf}, or in the directory
+ * {@code $UCHROOT_CONF_DIR}, or {@code -Duchroot.conf.dir}), then the user's ({@code
+ * $XDG_CONFIG_HOME/uchroot/uchroot.conf}, else {@code ~/.config/uchroot/uchroot.conf}), then
+ * {@code -D} system properties, the last winning.
  *
  * @param libexecDir where {@code uchroot-jobd} and {@code uchroot-exec} are
  * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
@@ -34,6 +40,10 @@ public record EngineConfig(
     boolean privileged,
     Config config) {
 
+  private static final String FILE = "uchroot.conf";
+  private static final String SYSTEM_DIR = "/etc/uchroot";
+  private static final Path PACKAGE_LIBEXEC_DIR = Path.of("/usr/lib/uchroot/libexec");
+
   public EngineConfig {
     Objects.requireNonNull(libexecDir, "libexecDir");
     Objects.requireNonNull(runtimeDir, "runtimeDir");
@@ -51,23 +61,49 @@ public record EngineConfig(
   }
 
   public static Config loadConfig() {
-    Config base = ConfigFactory.parseResources("uchroot.conf");
-    String dir = System.getProperty("uchroot.conf.dir", System.getenv("UCHROOT_CONF_DIR"));
-    if (dir != null && Files.isRegularFile(Path.of(dir, "uchroot.conf"))) {
-      base = ConfigFactory.parseFile(Path.of(dir, "uchroot.conf").toFile()).withFallback(base);
+    return loadConfig(files());
+  }
+
+  /** The defaults, then each of {@code files} that exists, then the system properties. */
+  static Config loadConfig(List<Path> files) {
+    Config config = ConfigFactory.parseResources("uchroot.conf");
+    for (Path file : files) {
+      if (Files.isRegularFile(file)) {
+        config = ConfigFactory.parseFile(file.toFile()).withFallback(config);
+      }
     }
     return ConfigFactory.systemProperties()
-        .withFallback(base)
+        .withFallback(config)
         .withFallback(ConfigFactory.defaultReference())
         .resolve();
+  }
+
+  /** The configuration files that may be read, the system's first, the user's last. */
+  public static List<Path> files() {
+    String system =
+        System.getProperty(
+            "uchroot.conf.dir", Objects.requireNonNullElse(System.getenv("UCHROOT_CONF_DIR"), SYSTEM_DIR));
+    String configHome = System.getenv("XDG_CONFIG_HOME");
+    Path user =
+        configHome != null && !configHome.isEmpty()
+            ? Path.of(configHome)
+            : Path.of(System.getProperty("user.home"), ".config");
+    return List.of(Path.of(system, FILE), user.resolve("uchroot").resolve(FILE));
   }
 
   public static EngineConfig from(Config config) {
     Config c = config.getConfig("uchroot");
     String libexec = System.getProperty("uchroot.libexec.dir", c.getString("libexec-dir"));
     if (libexec.isEmpty()) {
-      throw new IllegalStateException(
-          "uchroot.libexec-dir is not set: start uchroot through its launch scripts");
+      libexec =
+          installedLibexecDir()
+              .orElseThrow(
+                  () ->
+                      new IllegalStateException(
+                          "cannot find uchroot-jobd: neither beside the engine's jar nor in "
+                              + PACKAGE_LIBEXEC_DIR
+                              + "; install uchroot, or set uchroot.libexec-dir"))
+              .toString();
     }
     String runtime = c.getString("runtime-dir");
     String state = c.getString("state-dir");
@@ -84,6 +120,26 @@ public record EngineConfig(
         c.getString("normal-user"),
         c.getBoolean("privileged"),
         config);
+  }
+
+  /**
+   * The native helpers of an installation: in {@code libexec/} beside the {@code lib/} that holds
+   * the engine's jar (a distribution directory), else where the .deb puts them.
+   */
+  private static Optional<Path> installedLibexecDir() {
+    List<Path> candidates = new ArrayList<>();
+    try {
+      Path jar = Path.of(EngineConfig.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+      if (jar.getParent() != null && jar.getParent().getParent() != null) {
+        candidates.add(jar.getParent().getParent().resolve("libexec"));
+      }
+    } catch (URISyntaxException | SecurityException | NullPointerException e) {
+      // Loaded from somewhere that is not a file: only the package's place is left.
+    }
+    candidates.add(PACKAGE_LIBEXEC_DIR);
+    return candidates.stream()
+        .filter(dir -> Files.isExecutable(dir.resolve(IdMapping.JOB_SERVER)))
+        .findFirst();
   }
 
   public EngineConfig withGrace(GracePeriods grace) {

@@ -129,7 +129,7 @@ final class HelperProcess {
               .redirectInput(ProcessBuilder.Redirect.from(stdin.toFile()))
               .redirectOutput(ProcessBuilder.Redirect.DISCARD));
     } catch (IOException e) {
-      throw new UchrootException(what + ": cannot run " + argv.get(0) + ": " + e.getMessage(), e);
+      throw new UchrootException(what + ": cannot run " + argv.get(0) + ": " + UchrootException.reason(e), e);
     }
   }
 

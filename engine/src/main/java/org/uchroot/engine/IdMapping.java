@@ -176,7 +176,7 @@ public sealed interface IdMapping {
         Files.setAttribute(dir, "unix:uid", (int) uid, LinkOption.NOFOLLOW_LINKS);
         Files.setAttribute(dir, "unix:gid", (int) gid, LinkOption.NOFOLLOW_LINKS);
       } catch (IOException e) {
-        throw new UchrootException("cannot give " + dir + " to the testbed: " + e.getMessage(), e);
+        throw new UchrootException("cannot give " + dir + " to the testbed: " + UchrootException.reason(e), e);
       }
     }
   }

@@ -215,7 +215,7 @@ final class LinuxJobLauncher implements JobLauncher {
           }
         }
         throw new UchrootException(
-            "cannot reach the session's job server at " + socket + ": " + e.getMessage(), e);
+            "cannot reach the session's job server at " + socket + ": " + UchrootException.reason(e), e);
       }
     }
 
@@ -231,7 +231,7 @@ final class LinuxJobLauncher implements JobLauncher {
           ready.completeExceptionally(e);
           close();
           finished.completeExceptionally(
-              new UchrootException("cannot reach the session's job server: " + e.getMessage(), e));
+              new UchrootException("cannot reach the session's job server: " + UchrootException.reason(e), e));
           return;
         }
       }

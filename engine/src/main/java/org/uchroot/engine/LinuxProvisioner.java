@@ -233,7 +233,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     try {
       return Files.createDirectory(dir);
     } catch (IOException e) {
-      throw new UchrootException("cannot create " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot create " + dir + ": " + UchrootException.reason(e), e);
     }
   }
 
@@ -255,7 +255,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     } catch (FileAlreadyExistsException e) {
       throw new UchrootException("unpack directory " + e.getFile() + " already exists");
     } catch (IOException e) {
-      throw new UchrootException("cannot create the unpack directory: " + e.getMessage(), e);
+      throw new UchrootException("cannot create the unpack directory: " + UchrootException.reason(e), e);
     }
   }
 
@@ -352,7 +352,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       holder = HelperProcess.start(HelperProcess.builder(config.libexecDir(), argv));
     } catch (IOException e) {
       NamespaceSandbox.removeSocket(jobSocket);
-      throw new UchrootException("cannot start the session's namespaces: " + e.getMessage(), e);
+      throw new UchrootException("cannot start the session's namespaces: " + UchrootException.reason(e), e);
     }
     CompletableFuture<String> stderr =
         CompletableFuture.supplyAsync(() -> HelperProcess.drain(holder.getErrorStream()), blocking);
@@ -401,7 +401,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
         return Long.parseLong(text.split(" ")[0]);
       }
     } catch (IOException | NumberFormatException e) {
-      throw new UchrootException("cannot find the session's init: " + e.getMessage(), e);
+      throw new UchrootException("cannot find the session's init: " + UchrootException.reason(e), e);
     }
     throw new UchrootException("the session's init exited during set-up");
   }

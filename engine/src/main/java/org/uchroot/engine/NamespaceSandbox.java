@@ -166,7 +166,7 @@ final class NamespaceSandbox implements Sandbox {
       SessionRegistry.requirePrivateRuntimeDir(runtimeDir);
     } catch (IOException e) {
       throw new UchrootException("cannot use the runtime directory " + runtimeDir + ": "
-          + e.getMessage(), e);
+          + UchrootException.reason(e), e);
     }
     Path socket = SessionRegistry.socketOf(runtimeDir, session, "jobd");
     removeSocket(socket);
@@ -183,7 +183,7 @@ final class NamespaceSandbox implements Sandbox {
       try {
         Files.deleteIfExists(socket);
       } catch (IOException e) {
-        throw new UchrootException("cannot remove " + socket + ": " + e.getMessage(), e);
+        throw new UchrootException("cannot remove " + socket + ": " + UchrootException.reason(e), e);
       }
     }
   }

@@ -79,7 +79,7 @@ final class RootIds {
       return picked;
     } catch (IOException | RuntimeException e) {
       throw new UchrootException(
-          "cannot choose the ids of root's testbeds (" + record + "): " + e.getMessage()
+          "cannot choose the ids of root's testbeds (" + record + "): " + UchrootException.reason(e)
               + "; give root a range in /etc/subuid and /etc/subgid (see subuid(5))", e);
     }
   }

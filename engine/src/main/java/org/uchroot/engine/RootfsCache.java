@@ -94,7 +94,7 @@ public final class RootfsCache {
         return base;
       }
     } catch (IOException e) {
-      throw new UchrootException("cannot use the rootfs cache " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot use the rootfs cache " + dir + ": " + UchrootException.reason(e), e);
     } finally {
       local.unlock();
     }
@@ -157,7 +157,7 @@ public final class RootfsCache {
                 Files.getLastModifiedTime(meta).toInstant()));
       }
     } catch (IOException e) {
-      throw new UchrootException("cannot read the rootfs cache " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot read the rootfs cache " + dir + ": " + UchrootException.reason(e), e);
     }
     bases.sort((a, b) -> b.lastUsed().compareTo(a.lastUsed()));
     return bases;
@@ -184,7 +184,7 @@ public final class RootfsCache {
         Files.deleteIfExists(dir.resolve(base.key() + META));
         removed.add(base.root());
       } catch (IOException e) {
-        throw new UchrootException("cannot prune " + base.root() + ": " + e.getMessage(), e);
+        throw new UchrootException("cannot prune " + base.root() + ": " + UchrootException.reason(e), e);
       }
     }
     removed.addAll(removeStalePartials());
@@ -254,7 +254,7 @@ public final class RootfsCache {
       String name = real.getFileName().toString().replaceAll("[^A-Za-z0-9_.-]", "_");
       return name + "-" + HexFormat.of().formatHex(digest, 0, 8);
     } catch (IOException e) {
-      throw new UchrootException("cannot read tarball " + tarball + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot read tarball " + tarball + ": " + UchrootException.reason(e), e);
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

@@ -78,7 +78,7 @@ final class SafeRemover implements RootfsRemover {
       }
       removeInUserNamespace(subordinate, libexecDir, dir);
     } catch (IOException e) {
-      throw new UchrootException("cannot remove " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot remove " + dir + ": " + UchrootException.reason(e), e);
     }
     if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       throw new UchrootException("could not remove all of " + dir);
@@ -166,7 +166,7 @@ final class SafeRemover implements RootfsRemover {
         throw new UchrootException("refusing to remove " + dir + ": not a plain directory");
       }
     } catch (IOException e) {
-      throw new UchrootException("cannot inspect " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot inspect " + dir + ": " + UchrootException.reason(e), e);
     }
   }
 }

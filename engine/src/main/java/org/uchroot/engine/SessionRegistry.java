@@ -111,7 +111,7 @@ public final class SessionRegistry {
       Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
       recordedHere.put(rootfs, file);
     } catch (IOException e) {
-      throw new UchrootException("cannot record the session in " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot record the session in " + dir + ": " + UchrootException.reason(e), e);
     }
   }
 
@@ -148,7 +148,7 @@ public final class SessionRegistry {
         read(file).ifPresent(entries::add);
       }
     } catch (IOException e) {
-      throw new UchrootException("cannot read " + dir + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot read " + dir + ": " + UchrootException.reason(e), e);
     }
     entries.sort(Comparator.comparing(Entry::ownerStart).thenComparing(Entry::session));
     return entries;
@@ -186,7 +186,7 @@ public final class SessionRegistry {
       }
       Files.deleteIfExists(dir.resolve(entry.session() + SUFFIX));
     } catch (IOException e) {
-      throw new UchrootException("cannot clean up session " + session + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot clean up session " + session + ": " + UchrootException.reason(e), e);
     }
   }
 

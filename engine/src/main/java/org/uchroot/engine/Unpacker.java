@@ -67,7 +67,7 @@ final class Unpacker {
     try (InputStream in = Files.newInputStream(tarball)) {
       head = in.readNBytes(6);
     } catch (IOException e) {
-      throw new UchrootException("cannot read tarball " + tarball + ": " + e.getMessage(), e);
+      throw new UchrootException("cannot read tarball " + tarball + ": " + UchrootException.reason(e), e);
     }
     for (Compression c : COMPRESSIONS) {
       if (head.length >= c.magic().length

@@ -20,6 +20,7 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -127,7 +128,7 @@ final class BatchCommand implements Callable<Integer> {
     try {
       all = Files.readAllLines(file);
     } catch (IOException e) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, "cannot read " + file + ": " + e.getMessage());
+      throw new CliException(ExitCode.INVALID_ARGUMENT, "cannot read " + file + ": " + UchrootException.reason(e));
     }
     for (int i = 0; i < all.size(); i++) {
       String text = all.get(i).strip();

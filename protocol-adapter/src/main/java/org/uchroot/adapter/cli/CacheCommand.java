@@ -21,7 +21,10 @@ import picocli.CommandLine.Spec;
     subcommands = {CacheCommand.ListBases.class, CacheCommand.Prune.class})
 final class CacheCommand {
 
-  @Command(name = "list", description = "One line per base: KEY LAST-USED TARBALL.")
+  @Command(
+      name = "list",
+      mixinStandardHelpOptions = true,
+      description = "One line per base: KEY LAST-USED TARBALL.")
   static final class ListBases implements Callable<Integer> {
     @Spec CommandSpec spec;
 
@@ -38,6 +41,7 @@ final class CacheCommand {
 
   @Command(
       name = "prune",
+      mixinStandardHelpOptions = true,
       description = "Remove every base that no live testbed uses, and leftovers of interrupted unpacks.")
   static final class Prune implements Callable<Integer> {
     @Spec CommandSpec spec;

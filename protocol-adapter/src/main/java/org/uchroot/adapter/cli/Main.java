@@ -1,11 +1,14 @@
 package org.uchroot.adapter.cli;
 
 import com.typesafe.config.ConfigException;
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Arrays;
+import java.util.Properties;
 import java.util.concurrent.CompletionException;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.UchrootException;
@@ -24,13 +27,30 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Disposable testbeds from rootfs tarballs, without root.",
+    exitCodeListHeading = "%nExit status:%n",
+    exitCodeList = {
+      "0:Success; for run, the command's own status passes through.",
+      "2:The command line does not parse (an unknown option, a missing argument).",
+      "125:A failure of uchroot's own: bad input, or no testbed could be made."
+    },
+    footerHeading = "%nFiles:%n",
+    footer = {
+      "/etc/uchroot/uchroot.conf (or $UCHROOT_CONF_DIR/uchroot.conf), then"
+          + " $XDG_CONFIG_HOME/uchroot/uchroot.conf (else ~/.config/uchroot/uchroot.conf): the"
+          + " configuration (HOCON), each key described in the first; a later file wins, and"
+          + " -Dkey=value in $UCHROOT_JAVA_OPTS wins over both.",
+      "/var/cache/uchroot, else $XDG_CACHE_HOME/uchroot: the unpacked tarballs (uchroot-cache(1)).",
+      "/var/lib/uchroot, else $XDG_STATE_HOME/uchroot: the live testbeds (uchroot-sessions(1))"
+          + " and, for root, the picked id range (root-ids)."
+    },
     subcommands = {
       VirtServerCommand.class,
       RunCommand.class,
       BatchCommand.class,
       SessionsCommand.class,
       CacheCommand.class,
-      ExecCommand.class
+      ExecCommand.class,
+      CommandLine.HelpCommand.class
     })
 public final class Main {
 
@@ -47,6 +67,11 @@ public final class Main {
 
   /** As {@link #run(String...)}, with the command line's own messages going to {@code err}. */
   public static int run(PrintWriter err, String... args) {
+    return run(new PrintWriter(System.out, true), err, args);
+  }
+
+  /** As {@link #run(String...)}, with help and lists going to {@code out}, messages to {@code err}. */
+  public static int run(PrintWriter out, PrintWriter err, String... args) {
     String program = System.getProperty("uchroot.program");
     CommandLine commandLine;
     if (program != null && args.length > 0 && args[0].equals("virt-server")) {
@@ -61,18 +86,25 @@ public final class Main {
       exec.setUnmatchedOptionsArePositionalParams(true);
     }
     commandLine
+        .setOut(out)
         .setErr(err)
         .setExitCodeExceptionMapper(Main::exitCode)
-        .setParameterExceptionHandler(Main::usageError)
+        .setParameterExceptionHandler(Main::parseError)
         .setExecutionExceptionHandler(
             (e, cmd, parseResult) -> {
               report(cmd, message(e));
               return cmd.getExitCodeExceptionMapper().getExitCode(e);
             });
+    // The drop-in server keeps the reference's statuses, under either name.
+    CommandLine server =
+        commandLine.getCommand() instanceof VirtServerCommand
+            ? commandLine
+            : commandLine.getSubcommands().get("virt-server");
+    server.setExitCodeExceptionMapper(Main::referenceExitCode);
     try {
       args = argparseStyle(commandLine, args);
     } catch (CommandLine.ParameterException e) {
-      return usageError(e, args);
+      return parseError(e, args);
     }
     return commandLine.execute(args);
   }
@@ -96,7 +128,21 @@ public final class Main {
     return all;
   }
 
+  /**
+   * The statuses of {@code uchroot}'s own commands: 2 for a command line that does not parse, 125
+   * for any failure of uchroot's own (bad input, no testbed); a command's own status passes
+   * through as the command's return value.
+   */
   private static int exitCode(Throwable e) {
+    if (e instanceof CommandLine.ParameterException
+        || e instanceof CliException cli && cli.exitCode() == ExitCode.USAGE) {
+      return ExitCode.USAGE.code();
+    }
+    return ExitCode.TESTBED_FAILED.code();
+  }
+
+  /** The statuses autopkgtest-virt-unshare exits with: 1 for a bad option value, 2 for usage. */
+  private static int referenceExitCode(Throwable e) {
     if (e instanceof CliException cli) {
       return cli.exitCode().code();
     }
@@ -108,8 +154,26 @@ public final class Main {
         : ExitCode.INVALID_ARGUMENT.code();
   }
 
-  /** As argparse: the synopsis, then {@code PROGRAM: error: MESSAGE}. */
+  /** A command line that does not parse: argparse's text for the drop-in server. */
+  private static int parseError(CommandLine.ParameterException e, String[] args) {
+    return e.getCommandLine().getCommand() instanceof VirtServerCommand
+        ? argparseUsageError(e, args)
+        : usageError(e, args);
+  }
+
+  /** The error, then where to read about the command's options. */
   private static int usageError(CommandLine.ParameterException e, String[] args) {
+    CommandLine cmd = e.getCommandLine();
+    PrintWriter err = cmd.getErr();
+    String name = cmd.getCommandSpec().qualifiedName();
+    err.println(name + ": " + e.getMessage());
+    err.println("Try '" + name + " --help' for more information.");
+    err.flush();
+    return cmd.getExitCodeExceptionMapper().getExitCode(e);
+  }
+
+  /** As argparse: the synopsis, then {@code PROGRAM: error: MESSAGE}. */
+  private static int argparseUsageError(CommandLine.ParameterException e, String[] args) {
     CommandLine cmd = e.getCommandLine();
     PrintWriter err = cmd.getErr();
     err.print(cmd.getHelp().synopsisHeading() + cmd.getHelp().synopsis(0));
@@ -155,11 +219,17 @@ public final class Main {
     return home != null ? Path.of(home) : config.libexecDir().toAbsolutePath().getParent();
   }
 
+  /** The version the build wrote into {@code version.properties}. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
-    public String[] getVersion() {
-      String version = Main.class.getPackage().getImplementationVersion();
-      return new String[] {"uchroot " + (version != null ? version : "(development)")};
+    public String[] getVersion() throws IOException {
+      Properties properties = new Properties();
+      try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+        if (in != null) {
+          properties.load(in);
+        }
+      }
+      return new String[] {"uchroot " + properties.getProperty("version", "(development)")};
     }
   }
 }

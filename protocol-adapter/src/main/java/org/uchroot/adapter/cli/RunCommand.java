@@ -24,6 +24,12 @@ import picocli.CommandLine.Parameters;
 @Command(
     name = "run",
     description = "Run one command in a fresh testbed, then remove the testbed.",
+    exitCodeListHeading = "%nExit status:%n",
+    exitCodeList = {
+      "0-255:The command's own status (128+N if it died of signal N).",
+      "2:The command line does not parse.",
+      "125:A failure of uchroot's own: bad input, or no testbed could be made."
+    },
     sortOptions = false,
     separator = " ")
 final class RunCommand implements Callable<Integer> {

@@ -26,7 +26,10 @@ import picocli.CommandLine.Spec;
     subcommands = {SessionsCommand.ListSessions.class, SessionsCommand.Cleanup.class})
 final class SessionsCommand {
 
-  @Command(name = "list", description = "One line per testbed: ID live|orphaned PID ROOTFS.")
+  @Command(
+      name = "list",
+      mixinStandardHelpOptions = true,
+      description = "One line per testbed: ID live|orphaned PID ROOTFS.")
   static final class ListSessions implements Callable<Integer> {
     @Spec CommandSpec spec;
 
@@ -50,6 +53,7 @@ final class SessionsCommand {
 
   @Command(
       name = "cleanup",
+      mixinStandardHelpOptions = true,
       description =
           "Remove the testbeds of servers that no longer run (with --orphaned, also the partial"
               + " bases they were unpacking into the cache); a live one is refused.")

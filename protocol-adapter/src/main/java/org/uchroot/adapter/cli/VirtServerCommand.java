@@ -24,6 +24,14 @@ import picocli.CommandLine.Option;
 @Command(
     name = "virt-server",
     description = "Serve the autopkgtest virtualisation protocol on stdin and stdout.",
+    exitCodeListHeading = "%nExit status (as autopkgtest-virt-unshare):%n",
+    exitCodeList = {
+      "0:The caller asked the server to quit.",
+      "1:A bad option value.",
+      "2:The command line does not parse.",
+      "12:A failure the protocol reports (a bad request, a failed copy, end of input).",
+      "16:An unexpected error (a host path that cannot be read or written)."
+    },
     sortOptions = false,
     separator = " ")
 final class VirtServerCommand implements Callable<Integer> {

@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.uchroot.engine.UchrootException;
 import sun.misc.Signal;
 
 /**
@@ -63,7 +64,7 @@ public final class ExecClient {
       channel = SocketChannel.open(StandardProtocolFamily.UNIX);
       channel.connect(UnixDomainSocketAddress.of(Path.of(args.get(0))));
     } catch (IOException | RuntimeException e) {
-      return fail("cannot connect to " + args.get(0) + ": " + e.getMessage());
+      return fail("cannot connect to " + args.get(0) + ": " + UchrootException.reason(e));
     }
     connected(
         new BufferedOutputStream(ChannelStreams.output(channel), Frame.MAX_DATA + 5),

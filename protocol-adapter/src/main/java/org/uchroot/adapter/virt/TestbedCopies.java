@@ -232,7 +232,7 @@ final class TestbedCopies {
     try {
       return builder.start();
     } catch (IOException e) {
-      throw new CopyFailure.OnHost(what + ": cannot run tar: " + e.getMessage());
+      throw new CopyFailure.OnHost(what + ": cannot run tar: " + UchrootException.reason(e));
     }
   }
 

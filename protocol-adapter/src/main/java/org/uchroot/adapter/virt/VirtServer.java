@@ -314,7 +314,7 @@ public final class VirtServer {
         relay.stopAccepting();
       }
     } catch (IOException e) {
-      throw ProtocolError.of("cannot make the exec socket " + socket + ": " + e.getMessage());
+      throw ProtocolError.of("cannot make the exec socket " + socket + ": " + UchrootException.reason(e));
     }
     openedScratch = opened.scratch();
     LOG.debug(

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** What the build puts in the distribution, as the launch scripts use it. */
 @Tag("e2e")
@@ -22,9 +23,26 @@ class DistributionE2ETest {
   void theClassDataArchiveIsBuiltAndUsedWithoutAWord() throws Exception {
     Path archive = E2e.distributionDir().resolve("lib/uchroot.jsa");
     assertTrue(Files.isRegularFile(archive), archive + " was not built");
+    assertHelpWithoutAWord(E2e.distributionDir());
+  }
+
+  /**
+   * A copy of the distribution elsewhere cannot use the archive, made for the jars' first paths:
+   * it starts without one, and says nothing of it on stderr, where an sbuild log would show it.
+   */
+  @Test
+  void aCopiedDistributionStartsWithoutAWordToo(@TempDir Path dir) throws Exception {
+    Path copy = dir.resolve("uchroot");
+    Process cp =
+        new ProcessBuilder("cp", "-a", E2e.distributionDir().toString(), copy.toString()).start();
+    assertTrue(cp.waitFor(60, TimeUnit.SECONDS));
+    assertEquals(0, cp.exitValue());
+    assertHelpWithoutAWord(copy);
+  }
+
+  private static void assertHelpWithoutAWord(Path distribution) throws Exception {
     Process help =
-        new ProcessBuilder(
-                E2e.distributionDir().resolve("bin/autopkgtest-virt-uchroot").toString(), "-h")
+        new ProcessBuilder(distribution.resolve("bin/autopkgtest-virt-uchroot").toString(), "-h")
             .start();
     help.getOutputStream().close();
     byte[] out = help.getInputStream().readAllBytes();

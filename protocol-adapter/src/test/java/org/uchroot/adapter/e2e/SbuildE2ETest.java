@@ -157,6 +157,12 @@ class SbuildE2ETest {
                  -- uchroot tests <uchroot-tests@example.org>  Mon, 01 Jan 2024 00:00:00 +0000
                 """);
         E2e.write(src.resolve("debian/source/format"), "3.0 (native)\n");
+        // For autopkgtest: the built program, installed as a test dependency, greets.
+        E2e.write(src.resolve("debian/tests/control"), """
+                Test-Command: uchroot-hello | grep -qx 'hello from uchroot-hello'
+                Depends: @
+                Restrictions: superficial
+                """);
         E2e.writeExecutable(src.resolve("debian/rules"), """
                 #!/usr/bin/make -f
                 PKG := uchroot-hello
