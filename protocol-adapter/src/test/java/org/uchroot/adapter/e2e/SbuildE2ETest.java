@@ -161,7 +161,6 @@ class SbuildE2ETest {
         E2e.write(src.resolve("debian/tests/control"), """
                 Test-Command: uchroot-hello | grep -qx 'hello from uchroot-hello'
                 Depends: @
-                Restrictions: superficial
                 """);
         E2e.writeExecutable(src.resolve("debian/rules"), """
                 #!/usr/bin/make -f

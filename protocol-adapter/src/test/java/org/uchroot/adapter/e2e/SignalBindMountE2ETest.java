@@ -182,7 +182,7 @@ class SignalBindMountE2ETest {
             assertEquals(live.serverPid(), liveLine.pid, liveLine.line);
 
             E2e.Result refused = sessions(env, "cleanup", liveLine.id);
-            assertEquals(1, refused.exitCode, "cleanup of a live testbed\n" + refused.describe());
+            assertEquals(125, refused.exitCode, "cleanup of a live testbed\n" + refused.describe());
             assertEquals(1, refused.output.strip().lines().count(), "one line of error\n" + refused.describe());
             assertTrue(Files.isDirectory(liveRootfs), "a refused cleanup removed " + liveRootfs);
 
