@@ -20,6 +20,9 @@ public final class JobActor {
   /** Ask the command to stop: SIGINT now, then escalate until it is gone. */
   public record Interrupt() implements Command {}
 
+  /** Kill the command's whole tree now, wherever its escalation stands: a second Ctrl+C. */
+  public record Kill() implements Command {}
+
   private record Started(JobLauncher.RunningJob job) implements Command {}
 
   private record LaunchFailed(Throwable cause) implements Command {}
@@ -59,7 +62,7 @@ public final class JobActor {
                       launcher.launch(testbed, id, spec),
                       (job, error) -> job != null ? new Started(job) : new LaunchFailed(error));
                   return new JobActor(id, grace, session, replyTo, context, timers)
-                      .starting(false);
+                      .starting(Optional.empty());
                 }));
   }
 
@@ -85,10 +88,16 @@ public final class JobActor {
     this.timers = timers;
   }
 
-  /** Waiting for the process to exist; an interrupt is remembered and delivered once it does. */
-  private Behavior<Command> starting(boolean interruptRequested) {
+  /**
+   * Waiting for the process to exist; an interrupt or a kill is remembered as the signal to begin
+   * with, and delivered once it does.
+   */
+  private Behavior<Command> starting(Optional<Signal> requested) {
     return Behaviors.receive(Command.class)
-        .onMessage(Interrupt.class, msg -> starting(true))
+        .onMessage(
+            Interrupt.class,
+            msg -> requested.isPresent() ? Behaviors.same() : starting(Optional.of(Signal.INT)))
+        .onMessage(Kill.class, msg -> starting(Optional.of(Signal.KILL)))
         .onMessage(
             Started.class,
             msg -> {
@@ -96,10 +105,9 @@ public final class JobActor {
               context.pipeToSelf(
                   msg.job().finished(),
                   (status, error) -> status != null ? new Exited(status) : new WaitFailed(error));
-              if (interruptRequested) {
-                return interrupting(msg.job(), Signal.INT);
-              }
-              return running(msg.job());
+              return requested
+                  .map(signal -> interrupting(msg.job(), signal))
+                  .orElseGet(() -> running(msg.job()));
             })
         .onMessage(
             LaunchFailed.class,
@@ -117,6 +125,7 @@ public final class JobActor {
   private Behavior<Command> running(JobLauncher.RunningJob job) {
     return Behaviors.receive(Command.class)
         .onMessage(Interrupt.class, msg -> interrupting(job, Signal.INT))
+        .onMessage(Kill.class, msg -> interrupting(job, Signal.KILL))
         .onMessage(Exited.class, this::onExited)
         .onMessage(WaitFailed.class, this::onWaitFailed)
         .build();
@@ -132,8 +141,11 @@ public final class JobActor {
       case KILL -> timers.cancelAll();
     }
     return Behaviors.receive(Command.class)
-        // A second interrupt does not restart the escalation.
+        // A second interrupt does not restart the escalation; a kill ends it now.
         .onMessage(Interrupt.class, msg -> Behaviors.same())
+        .onMessage(
+            Kill.class,
+            msg -> signal == Signal.KILL ? Behaviors.same() : interrupting(job, Signal.KILL))
         .onMessage(Escalate.class, msg -> interrupting(job, msg.signal()))
         .onMessage(Exited.class, this::onExited)
         .onMessage(WaitFailed.class, this::onWaitFailed)

@@ -32,6 +32,12 @@ public final class SessionActor {
   /** Interrupt every running command, keeping the testbed open. */
   public record InterruptJobs(ActorRef<JobsInterrupted> replyTo) implements Command {}
 
+  /**
+   * Kill every running command at once, wherever its interrupt stands (a second Ctrl+C), keeping
+   * the testbed open; while the testbed ends, its draining commands are killed.
+   */
+  public record KillJobs(ActorRef<JobsInterrupted> replyTo) implements Command {}
+
   /** Interrupt one command, as its exec program asks when it is signalled. */
   public record InterruptJob(JobId job) implements Command {}
 
@@ -194,6 +200,13 @@ public final class SessionActor {
               interruptAll(msg.replyTo());
               return Behaviors.same();
             })
+        .onMessage(
+            KillJobs.class,
+            msg -> {
+              interrupted = true;
+              tellJobs(new JobActor.Kill(), msg.replyTo());
+              return Behaviors.same();
+            })
         .onMessage(InterruptJob.class, this::onInterruptJob)
         .onMessage(
             GetStatus.class,
@@ -227,8 +240,13 @@ public final class SessionActor {
   private void interruptAll(ActorRef<JobsInterrupted> replyTo) {
     interrupts++;
     interrupted = true;
-    jobs.values().forEach(job -> job.tell(new JobActor.Interrupt()));
-    context.getLog().debug("session {}: interrupted {} running job(s)", id, jobs.size());
+    tellJobs(new JobActor.Interrupt(), replyTo);
+  }
+
+  /** Tells every job {@code command}, and {@code replyTo} how many jobs heard it. */
+  private void tellJobs(JobActor.Command command, ActorRef<JobsInterrupted> replyTo) {
+    jobs.values().forEach(job -> job.tell(command));
+    context.getLog().debug("session {}: {} to {} running job(s)", id, command, jobs.size());
     replyTo.tell(new JobsInterrupted(jobs.size()));
   }
 
@@ -294,6 +312,9 @@ public final class SessionActor {
       // Every job is already being interrupted by the drain.
       interrupt.replyTo().tell(new JobsInterrupted(jobs.size()));
       return Behaviors.same();
+    } else if (msg instanceof KillJobs kill) {
+      tellJobs(new JobActor.Kill(), kill.replyTo());
+      return Behaviors.same();
     } else if (msg instanceof InterruptJob) {
       return Behaviors.same();
     }
@@ -320,7 +341,9 @@ public final class SessionActor {
     } else if (msg instanceof GetStatus status) {
       return replyStatus(status, ending);
     } else if (msg instanceof InterruptJobs interrupt) {
-      return replyNothingToInterrupt(interrupt);
+      return replyNothingToInterrupt(interrupt.replyTo());
+    } else if (msg instanceof KillJobs kill) {
+      return replyNothingToInterrupt(kill.replyTo());
     } else if (msg instanceof InterruptJob || msg instanceof JobStopped) {
       // A job that released its mounts may stop only now; it was let go already.
       return Behaviors.same();
@@ -394,8 +417,8 @@ public final class SessionActor {
     cleanup.tell(new CleanupActor.RemoveTestbed(testbed, context.getSelf()));
   }
 
-  private Behavior<Command> replyNothingToInterrupt(InterruptJobs msg) {
-    msg.replyTo().tell(new JobsInterrupted(0));
+  private Behavior<Command> replyNothingToInterrupt(ActorRef<JobsInterrupted> replyTo) {
+    replyTo.tell(new JobsInterrupted(0));
     return Behaviors.same();
   }
 
@@ -414,6 +437,8 @@ public final class SessionActor {
             revert.replyTo().tell(new RevertFailed(reason));
           } else if (msg instanceof InterruptJobs interrupt) {
             interrupt.replyTo().tell(new JobsInterrupted(0));
+          } else if (msg instanceof KillJobs kill) {
+            kill.replyTo().tell(new JobsInterrupted(0));
           } else if (msg instanceof GetStatus status) {
             status.replyTo().tell(new Status(id, State.CLOSING, 0, interrupts));
           }

@@ -29,6 +29,9 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
   /** Interrupt the running commands of every session; the sessions stay open. */
   public record InterruptAll() implements Command {}
 
+  /** Kill the running commands of every session at once; the sessions stay open. */
+  public record KillAll() implements Command {}
+
   /** Close every session and refuse new ones; {@code replyTo} hears once all have ended. */
   public record CloseAll(ActorRef<AllClosed> replyTo) implements Command {}
 
@@ -64,6 +67,7 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
     return newReceiveBuilder()
         .onMessage(OpenSession.class, this::onOpen)
         .onMessage(InterruptAll.class, this::onInterruptAll)
+        .onMessage(KillAll.class, this::onKillAll)
         .onMessage(CloseAll.class, this::onCloseAll)
         .onMessage(SessionEnded.class, this::onSessionEnded)
         .onMessage(CloseAnswered.class, this::onCloseAnswered)
@@ -95,6 +99,13 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
     ActorRef<SessionActor.JobsInterrupted> ignore = getContext().getSystem().ignoreRef();
     sessions.values().forEach(session -> session.tell(new SessionActor.InterruptJobs(ignore)));
     getContext().getLog().debug("interrupting the jobs of {} session(s)", sessions.size());
+    return this;
+  }
+
+  private Behavior<Command> onKillAll(KillAll msg) {
+    ActorRef<SessionActor.JobsInterrupted> ignore = getContext().getSystem().ignoreRef();
+    sessions.values().forEach(session -> session.tell(new SessionActor.KillJobs(ignore)));
+    getContext().getLog().debug("killing the jobs of {} session(s)", sessions.size());
     return this;
   }
 

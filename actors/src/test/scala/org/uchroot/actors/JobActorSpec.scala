@@ -183,6 +183,40 @@ class JobActorSpec extends ScalaTestWithActorTestKit(ManualTime.config) with Any
       f.expectEnded(new ExitStatus.Signalled(9))
     }
 
+    "kill at once on Kill, wherever the escalation stands, and never signal again" in {
+      val f = new Fixture
+      val job = f.started()
+      f.interrupt()
+      job.signals.next() shouldBe Signal.INT
+
+      f.job ! new JobActor.Kill()
+      f.awaitProcessed("Kill")
+      job.signals.next() shouldBe Signal.KILL
+      f.job ! new JobActor.Kill()
+      f.awaitProcessed("Kill")
+      manualTime.timePasses(1.hour)
+      job.signals.expectNone()
+
+      job.exit.complete(new ExitStatus.Signalled(9))
+      f.expectEnded(new ExitStatus.Signalled(9))
+    }
+
+    "begin with KILL when a Kill came before the job started" in {
+      val f = new Fixture
+      val launch = f.launcher.launches.next()
+      f.job ! new JobActor.Interrupt()
+      f.awaitProcessed("Interrupt")
+      f.job ! new JobActor.Kill()
+      f.awaitProcessed("Kill")
+
+      val job = launch.start()
+      f.replies.expectMessage(new JobActor.JobStarted(f.id))
+      job.signals.next() shouldBe Signal.KILL
+      job.signals.expectNone()
+      job.exit.complete(new ExitStatus.Signalled(9))
+      f.expectEnded(new ExitStatus.Signalled(9))
+    }
+
     "send nothing more once the job exits during the escalation" in {
       val f = new Fixture
       val job = f.started()

@@ -235,6 +235,27 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         j2.signals.expectNone(Duration.Zero)
       }
 
+      "kill every job at once on KillJobs and stay open" in {
+        val f = new Fixture
+        f.open()
+        val (r1, j1) = f.startJob()
+        val (r2, j2) = f.startJob()
+        f.interruptJobs()
+        j1.signals.next() shouldBe Signal.INT
+        j2.signals.next() shouldBe Signal.INT
+
+        val killed = createTestProbe[JobsInterrupted]()
+        f.session ! new KillJobs(killed.ref)
+        killed.expectMessage(new JobsInterrupted(2))
+        j1.signals.next() shouldBe Signal.KILL
+        j2.signals.next() shouldBe Signal.KILL
+        f.end(j1, r1, new ExitStatus.Signalled(9))
+        f.end(j2, r2, new ExitStatus.Signalled(9))
+        f.awaitRunningJobs(0)
+        f.status().state shouldBe State.INTERRUPTED
+        f.provisioner.dismantles.expectNone(Duration.Zero)
+      }
+
       "interrupt only the job named by InterruptJob" in {
         val f = new Fixture
         f.open()
@@ -315,6 +336,22 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         closed.expectMessage(new Closed(f.id))
         f.expectStopped()
         f.provisioner.dismantles.expectNone(Duration.Zero)
+      }
+
+      "kill the jobs it drains on KillJobs" in {
+        val f = new Fixture
+        f.open()
+        val (replies, job) = f.startJob()
+        val closed = f.close()
+        job.signals.next() shouldBe Signal.INT
+
+        val killed = createTestProbe[JobsInterrupted]()
+        f.session ! new KillJobs(killed.ref)
+        killed.expectMessage(new JobsInterrupted(1))
+        job.signals.next() shouldBe Signal.KILL
+        f.end(job, replies, new ExitStatus.Signalled(9))
+        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_REMOVED)
+        closed.expectMessage(new Closed(f.id))
       }
 
       "wait for a job that was still launching" in {

@@ -93,6 +93,19 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       jc.signals.expectNone(Duration.Zero)
     }
 
+    "kill the jobs of every session at once and leave the sessions open" in {
+      val f = new Fixture
+      val a = f.open()
+      val b = f.open()
+      val (_, ja) = f.startJob(a)
+      val (_, jb) = f.startJob(b)
+
+      f.manager ! new SessionManager.KillAll()
+      ja.signals.next() shouldBe Signal.KILL
+      jb.signals.next() shouldBe Signal.KILL
+      f.fakes.provisioner.dismantles.expectNone()
+    }
+
     "answer CloseAll only after every session's rootfs is removed" in {
       val f = new Fixture
       val a = f.open()

@@ -122,6 +122,11 @@ public final class Engine implements AutoCloseable {
     system.tell(new SessionManager.InterruptAll());
   }
 
+  /** Kills the commands of every session at once, as a second Ctrl+C asks; no session is closed. */
+  public void killAll() {
+    system.tell(new SessionManager.KillAll());
+  }
+
   /** Closes every session; completes with how many were closed. */
   public CompletionStage<Integer> closeAll() {
     return Asks.<SessionManager.Command, SessionManager.AllClosed>ask(

@@ -98,6 +98,16 @@ public final class Session {
         .thenApply(SessionActor.JobsInterrupted::jobs);
   }
 
+  /**
+   * Kills every running command at once, wherever its interrupt stands; the testbed stays open.
+   * Completes with how many.
+   */
+  public CompletionStage<Integer> kill() {
+    return Asks.<SessionActor.Command, SessionActor.JobsInterrupted>ask(
+            ref, SessionActor.KillJobs::new, SHORT, system.scheduler(), blocking)
+        .thenApply(SessionActor.JobsInterrupted::jobs);
+  }
+
   public CompletionStage<SessionStatus> status() {
     return Asks.<SessionActor.Command, SessionActor.Status>ask(
             ref, SessionActor.GetStatus::new, SHORT, system.scheduler(), blocking)

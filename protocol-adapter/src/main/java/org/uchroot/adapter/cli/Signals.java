@@ -1,6 +1,10 @@
 package org.uchroot.adapter.cli;
 
+import java.time.Duration;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.uchroot.actors.GracePeriods;
 import org.uchroot.engine.Host;
 import sun.misc.Signal;
 import sun.misc.SignalHandler;
@@ -10,6 +14,8 @@ import sun.misc.SignalHandler;
  * thread, one at a time.
  */
 final class Signals {
+
+  private static final Logger LOG = LoggerFactory.getLogger(Signals.class);
 
   private Signals() {}
 
@@ -21,9 +27,45 @@ final class Signals {
           try {
             action.run();
           } catch (RuntimeException e) {
-            LoggerFactory.getLogger(Signals.class).error("SIG{}: {}", name, Main.message(e));
+            LOG.error("SIG{}: {}", name, Main.message(e));
           }
         });
+  }
+
+  /**
+   * Ctrl+C where uchroot itself receives it: the first runs {@code interrupt} (SIGINT to the
+   * commands, SIGTERM and a kill after the grace periods) and says what comes next; another before
+   * that escalation is over runs {@code kill}, which ends the commands at once. Each says on stderr
+   * what it did, in the words its action returns.
+   */
+  static void onInterrupt(GracePeriods grace, Supplier<String> interrupt, Supplier<String> kill) {
+    Duration escalation = grace.beforeTerm().plus(grace.beforeKill());
+    long[] escalationEnds = {0};
+    boolean[] escalating = {false};
+    on(
+        "INT",
+        () -> {
+          // One handler runs at a time, on the JVM's signal thread.
+          long now = System.nanoTime();
+          if (escalating[0] && now - escalationEnds[0] < 0) {
+            escalating[0] = false;
+            LOG.info("SIGINT again: {}", kill.get());
+            return;
+          }
+          escalating[0] = true;
+          escalationEnds[0] = now + escalation.toNanos();
+          LOG.info(
+              "SIGINT: {}; SIGTERM in {}, kill in {}; Ctrl+C again to kill now",
+              interrupt.get(),
+              spoken(grace.beforeTerm()),
+              spoken(escalation));
+        });
+  }
+
+  /** {@code 5s}, {@code 500ms}. */
+  private static String spoken(Duration duration) {
+    long millis = duration.toMillis();
+    return millis % 1000 == 0 ? millis / 1000 + "s" : millis + "ms";
   }
 
   /**

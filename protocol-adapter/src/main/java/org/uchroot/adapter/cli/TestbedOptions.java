@@ -272,8 +272,8 @@ public final class TestbedOptions {
 
   /**
    * Starts an engine for {@code run} and {@code batch}: a missing tarball ends the command line,
-   * Ctrl+C interrupts the commands (the testbeds are still removed), SIGTERM and SIGHUP close
-   * everything first.
+   * Ctrl+C interrupts the commands and a second one kills them (the testbeds are still removed),
+   * SIGTERM and SIGHUP close everything first.
    */
   Started startEngine(Map<String, String> env) {
     Choice choice = choose(env);
@@ -284,7 +284,16 @@ public final class TestbedOptions {
     SessionSpec spec = choice.spec(config.normalUser());
     Engine engine = Engine.start(config);
     Signals.onTermination(engine::close);
-    Signals.on("INT", engine::interruptAll);
+    Signals.onInterrupt(
+        config.grace(),
+        () -> {
+          engine.interruptAll();
+          return "interrupting the commands";
+        },
+        () -> {
+          engine.killAll();
+          return "killing the commands now";
+        });
     return new Started(engine, spec);
   }
 

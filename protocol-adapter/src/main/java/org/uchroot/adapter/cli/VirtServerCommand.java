@@ -79,7 +79,7 @@ final class VirtServerCommand implements Callable<Integer> {
             answers,
             System.err);
     Signals.onTermination(server::terminate);
-    Signals.on("INT", server::interruptCommands);
+    Signals.onInterrupt(config.grace(), server::interruptCommands, server::killCommands);
     return server.serve();
   }
 

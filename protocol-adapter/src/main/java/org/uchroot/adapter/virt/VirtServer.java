@@ -210,29 +210,39 @@ public final class VirtServer {
   }
 
   /**
-   * Interrupts the commands running in the testbed, which stays open: for SIGINT. Says on stderr
-   * what it interrupted.
+   * Interrupts the commands running in the testbed, which stays open: for SIGINT. Returns what it
+   * did, for the signal's line on stderr.
    */
-  public void interruptCommands() {
+  public String interruptCommands() {
     Session current = session;
     if (current == null) {
-      LOG.info("SIGINT: no testbed is open, nothing to interrupt");
-      return;
+      return "no testbed is open, nothing to interrupt";
     }
     // Straight to the server's one session, remembered until it answered: a status asked after
     // this signal must already see the testbed interrupted.
     CompletableFuture<Integer> hit = current.interrupt().toCompletableFuture();
     pendingInterrupt = hit;
-    String jobs;
-    try {
-      jobs = Integer.toString(hit.get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS));
-    } catch (Exception e) {
-      jobs = "the";
+    return "interrupted " + count(hit) + " running command(s) in testbed " + current.id()
+        + "; it stays open";
+  }
+
+  /** Kills the commands running in the testbed at once, which stays open: for a second SIGINT. */
+  public String killCommands() {
+    Session current = session;
+    if (current == null) {
+      return "no testbed is open, nothing to kill";
     }
-    LOG.info(
-        "SIGINT: interrupted {} running command(s) in testbed {}; it stays open",
-        jobs,
-        current.id());
+    return "killed " + count(current.kill().toCompletableFuture()) + " running command(s) in testbed "
+        + current.id() + "; it stays open";
+  }
+
+  /** How many commands a signal reached, as the session answers in time. */
+  private static String count(CompletableFuture<Integer> jobs) {
+    try {
+      return Integer.toString(jobs.get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS));
+    } catch (Exception e) {
+      return "the";
+    }
   }
 
   private Response handle(Request request) throws ProtocolError, CopyFailure {

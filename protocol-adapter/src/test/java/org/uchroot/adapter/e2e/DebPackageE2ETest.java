@@ -59,7 +59,8 @@ class DebPackageE2ETest {
         E2e.write(work.resolve("commands.sh"), """
                 set -ex
                 sh -x /work/readme.sh
-                command -v uchroot autopkgtest-virt-uchroot
+                command -v uchroot
+                command -v autopkgtest-virt-uchroot
                 man -w uchroot autopkgtest-virt-uchroot uchroot-run
                 dpkg-source --build uchroot-hello
                 # The buildd tarball has no apt lists, so sbuild must not ask for fakeroot; and

@@ -148,6 +148,39 @@ class SignalGroupInterruptE2ETest {
         }
     }
     /**
+     * A second SIGINT before the escalation of the first is over kills the commands at once: here
+     * a command that ignores SIGINT and SIGTERM, with grace periods of an hour, ends within the
+     * test's limit, and each SIGINT says on stderr what it did and what comes next.
+     */
+    @Test
+    void aSecondSigintKillsTheCommandsAtOnce() throws IOException {
+        E2e.requireRoot();
+        Path work = SignalFixtures.workDir(tempDir, null);
+        leaks.watch(work.resolve("tmp"));
+        try (VirtServerProcess server = VirtServerProcess.start("signal-server-sigint-twice", null,
+                work.resolve("group"), SignalFixtures.environment(work, null, leaks),
+                List.of("-t", SignalFixtures.busyboxTarball().toString(),
+                        "--grace-before-term", "1h", "--grace-before-kill", "1h"))) {
+            server.ok("open");
+            List<String> execProgram = server.execProgram();
+            VirtServerProcess.Job stubborn = server.launch("stubborn", exec(execProgram,
+                    "trap '' INT TERM; echo started; while :; do sleep 1; done"));
+            stubborn.awaitLine("started", JOB_LIMIT);
+
+            server.signalServer(VirtServerProcess.SIGINT);
+            server.awaitStderr(Pattern.compile("SIGINT: interrupted 1 running command\\(s\\) in testbed \\S+;"
+                    + " it stays open; SIGTERM in 3600s, kill in 7200s; Ctrl\\+C again to kill now"), JOB_LIMIT);
+            server.signalServer(VirtServerProcess.SIGINT);
+            assertEquals("exit 137", stubborn.awaitStatus(JOB_LIMIT), stubborn.describe());
+            server.awaitStderr(Pattern.compile("SIGINT again: killed 1 running command\\(s\\)"), JOB_LIMIT);
+
+            VirtServerProcess.Job after = server.run("after", execProgram, "echo still here", JOB_LIMIT);
+            assertEquals("exit 0", after.status(), after.describe());
+            server.ok("close");
+        }
+    }
+
+    /**
      * SIGINT, SIGTERM or SIGHUP to one exec program interrupts its command alone, the same way
      * whatever the signal (SIGINT first, see the exec relay in docs/protocol.md): the exec program
      * exits 130, and the testbed and its other commands carry on.
