@@ -44,9 +44,14 @@
  *                    its stdout is written to (created or truncated): both
  *                    optional, before 'a'; the command reads or writes the
  *                    file itself, and no 'i' or 'o' frames pass for it
+ *                    't' rows and columns (16 bits each), before 'a': the
+ *                    command runs on a pseudo-terminal of that size, its
+ *                    controlling terminal, which 'i' feeds and 'o' shows
+ *                    (stdout and stderr alike)
  *                    'a' argv, each argument NUL-terminated (once)
  *                    'i' stdin data, 'c' end of stdin (empty)
  *                    's' a signal (1 byte) for the command's process group
+ *                    'w' the terminal's new rows and columns, as 't'
  *                    'k' kill the whole job now (empty); so does the end of
  *                        the client's stream, by shutdown or close
  *   to the client:   'o' stdout data, 'e' stderr data
@@ -83,12 +88,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -157,9 +166,12 @@ static void say(const char *what, int err)
  * Runs in a vfork() child: it shares P's memory until exec, so it changes no
  * variable, only its own process state, and ends in exec or _exit.
  */
-static void run_c(char **argv, int in, int out, int err)
+static void run_c(char **argv, int in, int out, int err, bool terminal)
 {
     setsid();
+    /* A shell on it gets job control, and the terminal's Ctrl+C is the command's. */
+    if (terminal && ioctl(in, TIOCSCTTY, 0) < 0)
+        _exit(125);
     /* Everything else is default already: jobd reset its inheritance. */
     signal(SIGPIPE, SIG_DFL);
     sigset_t none;
@@ -243,7 +255,7 @@ static char *read_string(uint32_t len)
  * The command, and the host files that its stdin and stdout are, if the
  * client asked for them in '<' and '>' frames before it.
  */
-static char **read_request(char **stdin_file, char **stdout_file)
+static char **read_request(char **stdin_file, char **stdout_file, struct winsize **size)
 {
     unsigned char h[5];
     uint32_t len;
@@ -251,6 +263,18 @@ static char **read_request(char **stdin_file, char **stdout_file)
         if (recv_all(h, 5) < 0)
             _exit(137); /* the client left before asking for anything */
         len = be32(h + 1);
+        if (h[0] == 't') {
+            static struct winsize ws;
+            unsigned char rc[4];
+            if (len != 4)
+                p_fail("protocol error: a terminal's size has 4 bytes", 0);
+            if (recv_all(rc, 4) < 0)
+                _exit(137);
+            ws = (struct winsize){ .ws_row = (unsigned short)(rc[0] << 8 | rc[1]),
+                                   .ws_col = (unsigned short)(rc[2] << 8 | rc[3]) };
+            *size = &ws;
+            continue;
+        }
         if (h[0] != '<' && h[0] != '>')
             break;
         if (len == 0 || len >= PATH_MAX)
@@ -313,6 +337,7 @@ static pid_t c_pid;
 static bool c_reaped;
 static int c_status;
 static int in_fd = -1;            /* write end of C's stdin, non-blocking; -1 once closed */
+static int terminal_fd = -1;      /* the pseudo-terminal's master, if the client asked for one */
 static unsigned char rb[5 + CHUNK]; /* bytes from the client not yet handled */
 static size_t r_off, r_len;
 static bool in_frame; /* a header was read; 'remain' payload bytes follow */
@@ -338,6 +363,15 @@ static void forward(int sig)
     kill(-1, sig);
 }
 
+/* The terminal's new size; the kernel sends SIGWINCH to its foreground. */
+static void resize(const unsigned char *rc)
+{
+    struct winsize ws = { .ws_row = (unsigned short)(rc[0] << 8 | rc[1]),
+                          .ws_col = (unsigned short)(rc[2] << 8 | rc[3]) };
+    if (terminal_fd >= 0)
+        ioctl(terminal_fd, TIOCSWINSZ, &ws);
+}
+
 /*
  * Handles the client's frames in rb.  Returns true when it stopped because
  * C does not take its stdin yet: the rest waits, and so does the client.
@@ -349,6 +383,16 @@ static bool handle_input(void)
         if (!in_frame) {
             if (avail < 5)
                 return false;
+            if (rb[r_off] == 'w') {
+                /* Taken whole: a size is of use only once all of it is here. */
+                if (be32(rb + r_off + 1) != 4)
+                    p_fail("protocol error: a terminal's size has 4 bytes", 0);
+                if (avail < 9)
+                    return false;
+                resize(rb + r_off + 5);
+                r_off += 9;
+                continue;
+            }
             f_type = (char)rb[r_off];
             remain = be32(rb + r_off + 1);
             r_off += 5;
@@ -406,6 +450,29 @@ static int exit_status(int st)
     return 125;
 }
 
+/*
+ * A pseudo-terminal of SIZE from the testbed's own devpts instance, never the
+ * host's: its master is kept in terminal_fd, its peer returned for C.
+ */
+static int open_terminal(const struct winsize *size)
+{
+    /* jobd's working directory is the testbed's root (sandbox_setup). */
+    int master = open("dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
+    if (master < 0)
+        p_fail("/dev/pts/ptmx", errno);
+    struct statfs fs;
+    if (fstatfs(master, &fs) < 0 || fs.f_type != DEVPTS_SUPER_MAGIC)
+        p_fail("/dev/pts/ptmx is not the testbed's devpts", 0);
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCSWINSZ, size) < 0)
+        p_fail("/dev/pts/ptmx", errno);
+    int peer = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (peer < 0)
+        p_fail("the pseudo-terminal's peer", errno);
+    terminal_fd = master;
+    return peer;
+}
+
 static void run_p(int conn)
 {
     /* jobd's other descriptors (listening socket, other jobs' connections)
@@ -420,7 +487,8 @@ static void run_p(int conn)
     close(null);
 
     char *stdin_file = NULL, *stdout_file = NULL;
-    char **argv = read_request(&stdin_file, &stdout_file);
+    struct winsize *size = NULL;
+    char **argv = read_request(&stdin_file, &stdout_file, &size);
     show_job(argv);
     /* No MS_PRIVATE remount needed: the session's mount namespace was made
      * private as a whole (unshare --propagation private), so this copy is. */
@@ -434,7 +502,13 @@ static void run_p(int conn)
      * command itself, with no relay.  A root client names them through its own
      * /proc/PID/root, so they resolve in its mount namespace; an unprivileged one by
      * their path, which resolves in the session's copy of the host's mounts. */
-    int c_in = in[0], c_out = out[1];
+    int c_in = in[0], c_out = out[1], c_err = err[1];
+    if (size) {
+        close(in[0]);
+        close(out[1]);
+        close(err[1]);
+        c_in = c_out = c_err = open_terminal(size);
+    }
     if (stdin_file && (c_in = open(stdin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
         p_fail(stdin_file, errno);
     if (stdout_file &&
@@ -452,19 +526,29 @@ static void run_p(int conn)
     if (c_pid < 0)
         p_fail("vfork", errno);
     if (c_pid == 0)
-        run_c(argv, c_in, c_out, err[1]);
-    close(in[0]);
-    close(out[1]);
-    close(err[1]);
+        run_c(argv, c_in, c_out, c_err, size != NULL);
+    close(c_in);
+    if (!size) {
+        close(c_out);
+        close(c_err);
+    }
     in_fd = in[1];
-    fcntl(in_fd, F_SETFL, O_NONBLOCK);
     int src[3] = { -1, out[0], err[0] };
+    if (size) {
+        /* The terminal's output is the command's stdout and stderr alike; its end is
+         * EIO, once every process of the job has closed the terminal. */
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        in_fd = dup(terminal_fd);
+        src[1] = dup(terminal_fd);
+        src[2] = -1;
+    }
+    fcntl(in_fd, F_SETFL, O_NONBLOCK);
     if (stdin_file) {
-        close(c_in);
         close_stdin(); /* stdin frames, if any, are discarded */
     }
     if (stdout_file) {
-        close(c_out);
         close(out[0]);
         src[1] = -1;
     }

@@ -4,6 +4,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.function.Consumer;
 
 /**
  * Where a command's standard streams come from and go to. The launcher pumps them on its own
@@ -30,6 +31,33 @@ public interface JobStdio {
    */
   default Optional<Path> stdoutFile() {
     return Optional.empty();
+  }
+
+  /**
+   * A pseudo-terminal for the command, as a terminal's user expects: its stdin, stdout and stderr
+   * are the terminal, which {@link #stdin()} feeds and {@link #stdout()} shows (stderr is part of
+   * it); Ctrl+C, Ctrl+Z and job control work inside the testbed.
+   */
+  default Optional<Terminal> terminal() {
+    return Optional.empty();
+  }
+
+  /** The caller's terminal, whose size the command's pseudo-terminal follows. */
+  interface Terminal {
+    /** The size now. */
+    TerminalSize size();
+
+    /** Calls {@code resized} with each new size, for as long as the terminal is used. */
+    void onResize(Consumer<TerminalSize> resized);
+  }
+
+  /** A terminal's size in characters. */
+  record TerminalSize(int rows, int columns) {
+    public TerminalSize {
+      if (rows < 0 || rows > 0xffff || columns < 0 || columns > 0xffff) {
+        throw new IllegalArgumentException("a terminal of " + rows + "x" + columns);
+      }
+    }
   }
 
   /** Streams that are what they are for the whole of the command. */

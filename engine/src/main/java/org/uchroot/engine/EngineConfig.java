@@ -40,6 +40,11 @@ public record EngineConfig(
     boolean privileged,
     Config config) {
 
+  static {
+    // Every use of the engine starts with its configuration: the place to settle logging first.
+    QuietLogging.ensureProvider();
+  }
+
   private static final String FILE = "uchroot.conf";
   private static final String SYSTEM_DIR = "/etc/uchroot";
   private static final Path PACKAGE_LIBEXEC_DIR = Path.of("/usr/lib/uchroot/libexec");

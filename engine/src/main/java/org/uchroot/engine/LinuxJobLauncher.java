@@ -80,6 +80,7 @@ final class LinuxJobLauncher implements JobLauncher {
     // The pump first: a reader that takes the last io thread would otherwise wait for output
     // that waits for stdin that waits for a thread.
     job.ready.thenRunAsync(job::pumpStdin, io);
+    spec.stdio().terminal().ifPresent(terminal -> job.ready.thenRun(() -> terminal.onResize(job::resize)));
     io.execute(job::run);
     return CompletableFuture.completedFuture(job);
   }
@@ -91,6 +92,9 @@ final class LinuxJobLauncher implements JobLauncher {
    */
   private static JobSpec withFilesRelayed(JobSpec spec, CompletionStage<Void> ended) {
     JobStdio stdio = spec.stdio();
+    if (stdio.stdinFile().isEmpty() && stdio.stdoutFile().isEmpty()) {
+      return spec;
+    }
     InputStream stdin = stdio.stdin();
     OutputStream stdout = stdio.stdout();
     Path file = null;
@@ -124,10 +128,12 @@ final class LinuxJobLauncher implements JobLauncher {
 
   /**
    * What the job server gets first: a '<' and a '>' frame for the host files that the command's
-   * stdin and stdout are, if any, then the command.
+   * stdin and stdout are, if any, or a 't' frame for a pseudo-terminal of the caller's size, then
+   * the command.
    */
   private static byte[] request(JobSpec spec) {
     ByteArrayOutputStream frames = new ByteArrayOutputStream();
+    spec.stdio().terminal().ifPresent(terminal -> frames.writeBytes(sizeFrame('t', terminal.size()).array()));
     spec.stdio().stdinFile().ifPresent(file -> frames.writeBytes(fileFrame('<', file)));
     spec.stdio().stdoutFile().ifPresent(file -> frames.writeBytes(fileFrame('>', file)));
     frames.writeBytes(argvFrame(spec));
@@ -138,6 +144,11 @@ final class LinuxJobLauncher implements JobLauncher {
   private static byte[] fileFrame(char type, Path file) {
     byte[] path = (OUR_ROOT + file.toAbsolutePath()).getBytes(StandardCharsets.UTF_8);
     return header(type, path.length, path.length).put(path).array();
+  }
+
+  /** A 't' or 'w' frame: rows and columns, 16 bits each. */
+  private static ByteBuffer sizeFrame(char type, JobStdio.TerminalSize size) {
+    return header(type, 4, 4).putShort((short) size.rows()).putShort((short) size.columns());
   }
 
   /** The 'a' frame: every argument NUL-terminated. */
@@ -266,6 +277,19 @@ final class LinuxJobLauncher implements JobLauncher {
             }
           },
           io);
+    }
+
+    /** The caller's terminal changed size: so does the command's, which gets SIGWINCH. */
+    void resize(JobStdio.TerminalSize size) {
+      ByteBuffer frame = sizeFrame('w', size).flip();
+      io.execute(
+          () -> {
+            try {
+              send(frame);
+            } catch (IOException e) {
+              // The job has ended: its terminal is gone with it.
+            }
+          });
     }
 
     private void shutdownOutput() {

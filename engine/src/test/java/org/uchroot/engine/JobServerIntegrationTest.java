@@ -10,6 +10,9 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
+import java.io.UncheckedIOException;
 import java.net.SocketException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -26,9 +29,12 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -397,6 +403,46 @@ abstract class JobServerIntegrationTest {
         : type + ":" + new String(payload.array(), StandardCharsets.UTF_8);
   }
 
+  @Test
+  void aTerminalIsTheCommandsControllingTerminalForAllThreeStreams() throws IOException {
+    TerminalStdio io = new TerminalStdio(new JobStdio.TerminalSize(33, 101));
+    io.keys.close(); // the command reads nothing; the terminal stays
+    String check = "tty; stty size; [ -t 0 ] && [ -t 2 ] && echo stderr is the terminal >&2";
+    ExitStatus status = session.run(List.of("sh", "-c", check), io).toCompletableFuture().join();
+    assertEquals(new ExitStatus.Exited(0), status, () -> io.screen() + io.err);
+    assertEquals("/dev/pts/0\n33 101\nstderr is the terminal\n", io.screen().replace("\r\n", "\n"));
+    assertEquals(0, io.err.size(), "the terminal is stderr too");
+  }
+
+  @Test
+  void theCommandFollowsTheTerminalsSize() throws Exception {
+    TerminalStdio io = new TerminalStdio(new JobStdio.TerminalSize(24, 80));
+    // The shell waits in short steps, so that its trap runs soon after the signal.
+    String script = "trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.05; done";
+    var status = session.run(List.of("sh", "-c", script), io).toCompletableFuture();
+    io.awaitScreen("ready");
+    io.resize(new JobStdio.TerminalSize(50, 132));
+    assertEquals(new ExitStatus.Exited(0), status.get(30, TimeUnit.SECONDS));
+    io.keys.close();
+    assertEquals("ready\n50 132\n", io.screen().replace("\r\n", "\n"));
+  }
+
+  @Test
+  void ctrlCOnTheTerminalInterruptsTheCommandAndNothingElse() throws Exception {
+    TerminalStdio io = new TerminalStdio(new JobStdio.TerminalSize(24, 80));
+    var status = session.run(List.of("sh", "-c", "echo ready; exec cat"), io).toCompletableFuture();
+    io.awaitScreen("ready");
+    io.keys.write("typed\r".getBytes(StandardCharsets.US_ASCII));
+    io.awaitScreen("typed\r\ntyped\r\n"); // the terminal's echo, then cat's copy
+    io.keys.write(3); // Ctrl+C
+    io.keys.flush();
+    assertEquals(new ExitStatus.Signalled(2), status.get(30, TimeUnit.SECONDS));
+    io.keys.close();
+    CapturedStdio after = new CapturedStdio();
+    assertEquals(new ExitStatus.Exited(0), run(after, "echo", "still here"));
+    assertEquals("still here\n", after.out());
+  }
+
   // --- finding the session's job server from the host ---
 
   private long jobServerPid() {
@@ -421,6 +467,91 @@ abstract class JobServerIntegrationTest {
       assertTrue(
           System.nanoTime() < deadline, "expected " + count + " processes with the tag: " + found);
       Thread.sleep(20);
+    }
+  }
+
+  /** A caller's terminal: keys typed into a pipe, the screen captured, resizes on demand. */
+  private static final class TerminalStdio implements JobStdio, JobStdio.Terminal {
+    final PipedOutputStream keys = new PipedOutputStream();
+    private final PipedInputStream typed;
+    final ByteArrayOutputStream err = new ByteArrayOutputStream();
+    private final ByteArrayOutputStream screen = new ByteArrayOutputStream();
+    private final TerminalSize size;
+    private final CompletableFuture<Consumer<TerminalSize>> watcher =
+        new CompletableFuture<>();
+
+    TerminalStdio(TerminalSize size) {
+      this.size = size;
+      try {
+        typed = new PipedInputStream(keys);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
+
+    @Override
+    public Optional<Terminal> terminal() {
+      return Optional.of(this);
+    }
+
+    @Override
+    public TerminalSize size() {
+      return size;
+    }
+
+    @Override
+    public void onResize(Consumer<TerminalSize> resized) {
+      watcher.complete(resized);
+    }
+
+    void resize(TerminalSize newSize) throws Exception {
+      watcher.get(30, TimeUnit.SECONDS).accept(newSize);
+    }
+
+    String screen() {
+      synchronized (screen) {
+        return screen.toString(StandardCharsets.UTF_8);
+      }
+    }
+
+    /** Waits until the screen shows {@code text}; the job's own end bounds the wait. */
+    void awaitScreen(String text) throws InterruptedException {
+      synchronized (screen) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!screen.toString(StandardCharsets.UTF_8).contains(text)) {
+          long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+          assertTrue(left > 0, "the screen never showed " + text + ": " + screen);
+          screen.wait(left);
+        }
+      }
+    }
+
+    @Override
+    public InputStream stdin() {
+      return typed;
+    }
+
+    @Override
+    public OutputStream stdout() {
+      return new OutputStream() {
+        @Override
+        public void write(int b) {
+          write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+          synchronized (screen) {
+            screen.write(b, off, len);
+            screen.notifyAll();
+          }
+        }
+      };
+    }
+
+    @Override
+    public OutputStream stderr() {
+      return err;
     }
   }
 

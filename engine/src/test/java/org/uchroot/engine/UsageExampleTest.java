@@ -1,16 +1,19 @@
 package org.uchroot.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import javax.tools.ToolProvider;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -28,8 +31,24 @@ class UsageExampleTest {
 
   @Test
   void theDocumentedProgramCompilesAndRuns() throws Exception {
+    String output = compileAndRun(System.getProperty("java.class.path"));
+    assertFalse(output.contains("SLF4J"), output);
+  }
+
+  /** A program with no logging backend of its own hears nothing from SLF4J either. */
+  @Test
+  void aProgramWithoutALoggingBackendGetsNoWarnings() throws Exception {
+    String withoutBackend =
+        Arrays.stream(System.getProperty("java.class.path").split(":"))
+            .filter(entry -> !entry.contains("logback"))
+            .collect(Collectors.joining(":"));
+    String output = compileAndRun(withoutBackend);
+    assertEquals(List.of("hello"), output.lines().toList());
+  }
+
+  /** Compiles the program against {@code classpath} and runs it; returns stdout and stderr. */
+  private String compileAndRun(String classpath) throws Exception {
     Path source = Files.writeString(dir.resolve("Hello.java"), documentedProgram());
-    String classpath = System.getProperty("java.class.path");
     int compiled =
         ToolProvider.getSystemJavaCompiler()
             .run(null, null, null, "-d", dir.toString(), "-cp", classpath, source.toString());
@@ -49,6 +68,7 @@ class UsageExampleTest {
     assertTrue(process.waitFor(120, TimeUnit.SECONDS), output);
     assertEquals(0, process.exitValue(), output);
     assertTrue(output.lines().anyMatch("hello"::equals), output);
+    return output;
   }
 
   private static String documentedProgram() throws IOException {

@@ -4,6 +4,7 @@ import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
@@ -18,12 +19,22 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code uchroot run -- CMD...}: a testbed for one command, on the terminal's streams. Exits with
- * the command's status; ^C interrupts the command, and the testbed is removed either way.
+ * {@code uchroot run -- CMD...}: a testbed for one command, on a pseudo-terminal of its own where
+ * uchroot runs on a terminal (the keys, Ctrl+C included, are then the command's), else on the
+ * streams as they are (^C then interrupts the command). Exits with the command's status; the
+ * testbed is removed either way.
  */
 @Command(
     name = "run",
-    description = "Run one command in a fresh testbed, then remove the testbed.",
+    description = {
+      "Run one command in a fresh testbed, then remove the testbed.",
+      "",
+      "Where stdin and stdout are a terminal, the command runs on a pseudo-terminal of its own that"
+          + " follows the terminal's size, as with podman run -it: every key, Ctrl+C and Ctrl+Z"
+          + " included, is the command's, and a shell has job control. Elsewhere the command gets"
+          + " the streams as they are, and Ctrl+C interrupts it (SIGINT, then SIGTERM and a kill"
+          + " after the grace periods; Ctrl+C again kills it at once)."
+    },
     exitCodeListHeading = "%nExit status:%n",
     exitCodeList = {
       "0-255:The command's own status (128+N if it died of signal N).",
@@ -58,12 +69,22 @@ final class RunCommand implements Callable<Integer> {
       } catch (RuntimeException e) {
         throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
       }
+      // Taken once the testbed is open, so that what the open says reads as usual.
+      Optional<HostTerminal> terminal = HostTerminal.ifInteractive();
+      terminal.ifPresent(
+          raw ->
+              Signals.onTermination(
+                  () -> {
+                    raw.restore();
+                    engine.close();
+                  }));
       ExitStatus status;
       try {
-        status = await(session.run(command, terminal()));
+        status = await(session.run(command, terminal.<JobStdio>map(raw -> raw).orElseGet(RunCommand::streams)));
       } catch (RuntimeException e) {
         throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
       } finally {
+        terminal.ifPresent(HostTerminal::restore);
         await(session.close());
       }
       return status.shellStatus();
@@ -72,7 +93,8 @@ final class RunCommand implements Callable<Integer> {
     }
   }
 
-  private static JobStdio terminal() {
+  /** The streams as they are, where they are no terminal. */
+  private static JobStdio streams() {
     return JobStdio.of(
         new FileInputStream(FileDescriptor.in),
         new FileOutputStream(FileDescriptor.out),

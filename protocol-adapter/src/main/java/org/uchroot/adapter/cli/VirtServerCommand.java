@@ -32,6 +32,7 @@ import picocli.CommandLine.Option;
       "12:A failure the protocol reports (a bad request, a failed copy, end of input).",
       "16:An unexpected error (a host path that cannot be read or written)."
     },
+    versionProvider = Main.Version.class,
     sortOptions = false,
     separator = " ")
 final class VirtServerCommand implements Callable<Integer> {
@@ -45,6 +46,13 @@ final class VirtServerCommand implements Callable<Integer> {
       usageHelp = true,
       description = "Show this help message and exit.")
   boolean help;
+
+  // Not the reference's: it has none, and no option of its own that -V or --version could abbreviate.
+  @Option(
+      names = {"-V", "--version"},
+      versionHelp = true,
+      description = "Show uchroot's version and exit.")
+  boolean version;
 
   @Override
   public Integer call() {

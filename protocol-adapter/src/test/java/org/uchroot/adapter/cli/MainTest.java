@@ -69,6 +69,12 @@ class MainTest {
     StringWriter out = new StringWriter();
     assertEquals(0, Main.run(new PrintWriter(out, true), new PrintWriter(out, true), "--version"));
     assertEquals(true, out.toString().matches("uchroot \\d+\\.\\d+\\.\\d+.*\n"), out.toString());
+    for (String dropIn : new String[] {"-V", "--version"}) {
+      StringWriter server = new StringWriter();
+      assertEquals(
+          0, Main.run(new PrintWriter(server, true), new PrintWriter(server, true), "virt-server", dropIn));
+      assertEquals(out.toString(), server.toString(), "virt-server " + dropIn);
+    }
   }
 
   private record Outcome(int status, String stderr) {}
