@@ -50,7 +50,7 @@
  *                    (stdout and stderr alike)
  *                    'a' argv, each argument NUL-terminated (once)
  *                    'i' stdin data, 'c' end of stdin (empty)
- *                    's' a signal (1 byte) for the command's process group
+ *                    's' a signal (1 byte) for every process of the command
  *                    'w' the terminal's new rows and columns, as 't'
  *                    'k' kill the whole job now (empty); so does the end of
  *                        the client's stream, by shutdown or close

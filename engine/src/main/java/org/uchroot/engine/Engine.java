@@ -85,7 +85,7 @@ public final class Engine implements AutoCloseable {
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
                           provisioner.join(),
-                          new LinuxJobLauncher(config, blocking, io),
+                          new LinuxJobLauncher(io),
                           remover,
                           config.grace());
                   return SessionManager.create(ports, Engine::newSessionId);

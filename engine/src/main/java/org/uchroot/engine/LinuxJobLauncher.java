@@ -18,6 +18,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobId;
 import org.uchroot.actors.JobLauncher;
@@ -58,8 +59,12 @@ final class LinuxJobLauncher implements JobLauncher {
 
   private final Executor io;
 
-  /** Everything a job needs is in the session's sandbox; nothing here blocks for long. */
-  LinuxJobLauncher(EngineConfig config, Executor blocking, Executor io) {
+  /**
+   * Everything a job needs is in the session's sandbox; nothing here blocks for long.
+   *
+   * @param io runs the relays of the jobs' streams, two threads per running job
+   */
+  LinuxJobLauncher(Executor io) {
     this.io = io;
   }
 
@@ -232,6 +237,15 @@ final class LinuxJobLauncher implements JobLauncher {
 
     /** The io thread of the job: finishes sending the command, then relays its output. */
     void run() {
+      MDC.put("job", id.toString());
+      try {
+        sendAndRelay();
+      } finally {
+        MDC.remove("job");
+      }
+    }
+
+    private void sendAndRelay() {
       if (!ready.isDone()) {
         try {
           channel.configureBlocking(true);

@@ -57,7 +57,8 @@ class UsageExampleTest {
     List<String> java = new ArrayList<>();
     java.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     // The helpers and configuration of this build, as the surefire run has them.
-    for (String property : List.of("uchroot.libexec.dir", "uchroot.conf.dir", "logback.configurationFile")) {
+    for (String property :
+        List.of("uchroot.libexec.dir", "uchroot.conf.dir", "uchroot.cache-dir", "logback.configurationFile")) {
       if (System.getProperty(property) != null) {
         java.add("-D" + property + "=" + System.getProperty(property));
       }
