@@ -18,19 +18,18 @@ stage=$out/deb
 rm -rf "$stage"
 umask 022
 mkdir -p "$stage/DEBIAN" "$stage/usr/lib/uchroot" "$stage/usr/bin" "$stage/etc/uchroot" \
-    "$stage/usr/share/man/man1" "$stage/usr/share/doc/uchroot" "$stage/usr/share/uchroot"
+    "$stage/usr/share/man/man1" "$stage/usr/share/doc/uchroot"
 
 cp -R "$dist/bin" "$dist/lib" "$dist/libexec" "$stage/usr/lib/uchroot/"
-rm -f "$stage/usr/lib/uchroot/lib/uchroot.jsa"
+rm -f "$stage/usr/lib/uchroot/lib/uchroot.jsa" "$stage/usr/lib/uchroot/lib/uchroot.jsa.home"
 # As dh_strip does.
 strip --remove-section=.comment --remove-section=.note --strip-unneeded \
-    "$stage/usr/lib/uchroot/libexec/"*
+    "$stage/usr/lib/uchroot/libexec/uchroot-jobd" "$stage/usr/lib/uchroot/libexec/uchroot-exec"
 cp "$dist/conf/uchroot.conf" "$dist/conf/logback.xml" "$stage/etc/uchroot/"
 # The launch scripts read DIST/conf: here, the administrator's copy.
 ln -s /etc/uchroot "$stage/usr/lib/uchroot/conf"
 ln -s ../lib/uchroot/bin/uchroot "$stage/usr/bin/uchroot"
 ln -s ../lib/uchroot/bin/autopkgtest-virt-uchroot "$stage/usr/bin/autopkgtest-virt-uchroot"
-cp "$build/make-class-archive.sh" "$stage/usr/share/uchroot/"
 
 for page in "$man"/*.1; do
     gzip -9n < "$page" > "$stage/usr/share/man/man1/$(basename "$page").gz"

@@ -59,8 +59,11 @@ public final class Host {
     return subordinate();
   }
 
-  /** An unprivileged caller's mapping: see {@link #idMapping}. */
-  static IdMapping.Subordinate subordinate() {
+  /**
+   * An unprivileged caller's mapping: see {@link #idMapping}. Throws {@link UchrootException}
+   * naming the file that has no range for the caller.
+   */
+  public static IdMapping.Subordinate subordinate() {
     String name = userName();
     String uid = Integer.toString(uid());
     IdMapping.Range users =

@@ -17,6 +17,11 @@ final class Logging {
       enableDebug();
     }
     LoggerFactory.getILoggerFactory();
+    if (debug) {
+      // A slower start-up than usual is explained here, not on every run's stderr.
+      LoggerFactory.getLogger(Logging.class)
+          .debug("class data archive: {}", ClassDataArchive.ofThisJvm());
+    }
   }
 
   /**

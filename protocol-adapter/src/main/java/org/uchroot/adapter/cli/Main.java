@@ -39,7 +39,8 @@ import picocli.CommandLine.Command;
           + " $XDG_CONFIG_HOME/uchroot/uchroot.conf (else ~/.config/uchroot/uchroot.conf): the"
           + " configuration (HOCON), each key described in the first; a later file wins, and"
           + " -Dkey=value in $UCHROOT_JAVA_OPTS wins over both.",
-      "/var/cache/uchroot, else $XDG_CACHE_HOME/uchroot: the unpacked tarballs (uchroot-cache(1)).",
+      "/var/cache/uchroot, else $XDG_CACHE_HOME/uchroot: the unpacked tarballs (uchroot-cache(1));"
+          + " in class-data/, the class data archives of copied distributions (uchroot-doctor(1)).",
       "/var/lib/uchroot, else $XDG_STATE_HOME/uchroot: the live testbeds (uchroot-sessions(1))"
           + " and, for root, the picked id range (root-ids)."
     },
@@ -50,6 +51,7 @@ import picocli.CommandLine.Command;
       SessionsCommand.class,
       CacheCommand.class,
       ExecCommand.class,
+      DoctorCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main {

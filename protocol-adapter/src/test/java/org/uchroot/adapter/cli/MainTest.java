@@ -62,7 +62,7 @@ class MainTest {
         new String[][] {
           {"--help"}, {"help"}, {"help", "run"}, {"run", "--help"}, {"sessions", "--help"},
           {"sessions", "cleanup", "--help"}, {"cache", "--help"}, {"cache", "prune", "--help"},
-          {"batch", "--help"}, {"virt-server", "--help"}, {"--version"}
+          {"batch", "--help"}, {"virt-server", "--help"}, {"doctor", "--help"}, {"--version"}
         }) {
       assertEquals(0, run(args).status(), String.join(" ", args));
     }

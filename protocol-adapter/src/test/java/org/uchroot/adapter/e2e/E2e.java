@@ -125,6 +125,12 @@ final class E2e {
                     fail("cannot copy the distribution to " + copy);
                 }
                 new ProcessBuilder("chmod", "-R", "a+rX", copy.toString()).inheritIO().start().waitFor();
+                // The build's class data archive serves only where it was made; without one of its
+                // own, each user's first run of the copy would make one in the background.
+                new ProcessBuilder("sh", copy.resolve("libexec/make-class-archive.sh").toString(),
+                        copy.toString(), "").inheritIO().start().waitFor();
+                new ProcessBuilder("chmod", "-R", "a+rX", copy.resolve("lib").toString())
+                        .inheritIO().start().waitFor();
                 Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                     try {
                         new ProcessBuilder("rm", "-rf", "--one-file-system", copy.toString()).start().waitFor();
