@@ -4,7 +4,6 @@ import com.typesafe.config.ConfigException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Arrays;
@@ -50,7 +49,6 @@ import picocli.CommandLine.Command;
       BatchCommand.class,
       SessionsCommand.class,
       CacheCommand.class,
-      ExecCommand.class,
       DoctorCommand.class,
       CommandLine.HelpCommand.class
     })
@@ -83,9 +81,6 @@ public final class Main {
       commandLine = new CommandLine(new Main());
       // The command's own words may look like options: they are not ours.
       commandLine.getSubcommands().get("run").setStopAtPositional(true);
-      CommandLine exec = commandLine.getSubcommands().get("exec");
-      exec.setStopAtPositional(true);
-      exec.setUnmatchedOptionsArePositionalParams(true);
     }
     commandLine
         .setOut(out)
@@ -213,12 +208,6 @@ public final class Main {
     } catch (ConfigException | IllegalStateException e) {
       throw new CliException(ExitCode.INVALID_ARGUMENT, message(e));
     }
-  }
-
-  /** The distribution's top directory: set by the launch scripts, else above libexec/. */
-  static Path home(EngineConfig config) {
-    String home = System.getProperty("uchroot.home");
-    return home != null ? Path.of(home) : config.libexecDir().toAbsolutePath().getParent();
   }
 
   /** The version the build wrote into {@code version.properties}. */

@@ -4,8 +4,6 @@ import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.OutputStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -109,14 +107,9 @@ final class VirtServerCommand implements Callable<Integer> {
     }
   }
 
-  /** The native client when it was built and not refused by configuration, else the Java one. */
+  /** The program print-execute-command names: the C client, beside the job server. */
   static List<String> execProgram(EngineConfig config) {
-    Path nativeClient = config.libexecDir().resolve("uchroot-exec");
-    boolean javaAsked = config.config().getString("uchroot.exec-client").equals("java");
-    if (!javaAsked && Files.isExecutable(nativeClient)) {
-      return List.of(nativeClient.toString());
-    }
-    return List.of(Main.home(config).resolve("bin").resolve("uchroot").toString(), "exec");
+    return List.of(config.libexecDir().resolve("uchroot-exec").toString());
   }
 
   private static Duration copyTimeout(Map<String, String> env) {

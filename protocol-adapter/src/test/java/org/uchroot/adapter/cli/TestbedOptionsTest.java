@@ -257,11 +257,4 @@ class TestbedOptionsTest {
     assertTrue(Globs.toRegex("a.b[").matcher("a.b[").matches());
     assertFalse(Globs.toRegex("a.b").matcher("axb").matches());
   }
-
-  @Test
-  void theExecClientSaysHowToUseIt() {
-    assertEquals(255, Main.run("exec"));
-    assertEquals(255, Main.run("exec", "/nonexistent/exec.sock"));
-    assertEquals(255, Main.run("exec", "/nonexistent/exec.sock", "ls", "-l"));
-  }
 }

@@ -131,33 +131,6 @@ class VirtServerIntegrationTest {
   }
 
   @Test
-  void theJavaExecClientBehavesAsTheNativeOne() throws Exception {
-    try (Conversation c = open()) {
-      String socket = executeCommand(c).get(1);
-      List<String> java =
-          List.of(
-              Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-              "-cp",
-              System.getProperty("java.class.path"),
-              "org.uchroot.adapter.cli.Main",
-              "exec",
-              socket);
-      Result result = run(java, "in\n", "sh", "-c", "cat; echo err >&2; exit 4");
-      assertEquals(4, result.status, result.err);
-      assertEquals("in\n", result.out);
-      assertEquals("err\n", result.err);
-      Result lost =
-          run(
-              List.of(java.get(0), "-cp", java.get(2), java.get(3), "exec", socket + ".x"),
-              "",
-              "true");
-      assertEquals(255, lost.status);
-      assertTrue(
-          lost.err.startsWith("uchroot-exec: cannot connect to " + socket + ".x: "), lost.err);
-    }
-  }
-
-  @Test
   void copiesFilesBothWaysKeepingTheExecutableBit() throws Exception {
     try (Conversation c = open()) {
       List<String> exec = executeCommand(c);
