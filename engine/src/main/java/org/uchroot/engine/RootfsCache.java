@@ -382,7 +382,8 @@ public final class RootfsCache {
     }
     if (total > maxBytes.getAsLong()) {
       LOG.info(
-          "the rootfs cache {} holds {} bytes, over cache-max-size ({}): the rest is in use",
+          "the rootfs cache {} holds {} bytes, over cache-max-size ({}): the rest is in use"
+              + " or busy",
           dir,
           total,
           maxBytes.getAsLong());
@@ -488,7 +489,8 @@ public final class RootfsCache {
             if (attrs.fileKey() == null || seen.add(attrs.fileKey())) {
               // The JDK gives no st_blocks.
               FileStat stat = posix.allocateStat();
-              total[0] += posix.lstat(file.toString(), stat) == 0 ? 512 * stat.blocks() : attrs.size();
+              boolean known = posix.lstat(file.toString(), stat) == 0;
+              total[0] += known ? 512 * stat.blocks() : attrs.size();
             }
             return FileVisitResult.CONTINUE;
           }

@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
 final class ProcLocks {
 
   /** A blocked request: {@code 1: -> FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF}. */
-  private static final Pattern WAITER = Pattern.compile("^\\d+: -> \\S+\\s+\\S+\\s+\\S+\\s+\\d+ [0-9a-f]+:[0-9a-f]+:(\\d+) ");
+  private static final Pattern WAITER =
+      Pattern.compile("^\\d+: -> \\S+\\s+\\S+\\s+\\S+\\s+\\d+ [0-9a-f]+:[0-9a-f]+:(\\d+) ");
 
   private ProcLocks() {}
 
