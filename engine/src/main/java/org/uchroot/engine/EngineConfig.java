@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalLong;
 import org.uchroot.actors.GracePeriods;
 
 /**
@@ -22,6 +23,8 @@ import org.uchroot.actors.GracePeriods;
  * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
  * @param stateDir where sessions are recorded, so that those of a killed server can be cleaned up
  * @param cacheDir where unpacked tarballs are kept as read-only bases for overlay testbeds
+ * @param cacheMaxBytes the most the bases may take together (see {@link RootfsCache}); empty for
+ *     no limit
  * @param rootfsMode an overlay over a cached base, or a full unpack per testbed
  * @param grace how long an interrupted command gets before SIGTERM, then before it is killed
  * @param normalUser the unprivileged account created in each testbed
@@ -34,6 +37,7 @@ public record EngineConfig(
     Path runtimeDir,
     Path stateDir,
     Path cacheDir,
+    OptionalLong cacheMaxBytes,
     RootfsMode rootfsMode,
     GracePeriods grace,
     String normalUser,
@@ -54,6 +58,7 @@ public record EngineConfig(
     Objects.requireNonNull(runtimeDir, "runtimeDir");
     Objects.requireNonNull(stateDir, "stateDir");
     Objects.requireNonNull(cacheDir, "cacheDir");
+    Objects.requireNonNull(cacheMaxBytes, "cacheMaxBytes");
     Objects.requireNonNull(rootfsMode, "rootfsMode");
     Objects.requireNonNull(grace, "grace");
     Objects.requireNonNull(normalUser, "normalUser");
@@ -118,6 +123,7 @@ public record EngineConfig(
         runtime.isEmpty() ? Host.defaultRuntimeDir() : Path.of(runtime),
         state.isEmpty() ? Host.defaultStateDir() : Path.of(state),
         cache.isEmpty() ? Host.defaultCacheDir() : Path.of(cache),
+        cacheMaxBytes(c),
         RootfsMode.parse(c.getString("rootfs-mode")),
         new GracePeriods(
             c.getDuration("interrupt.grace-before-term"),
@@ -125,6 +131,21 @@ public record EngineConfig(
         c.getString("normal-user"),
         c.getBoolean("privileged"),
         config);
+  }
+
+  /** {@code cache-max-size}: empty for no limit, else a HOCON size such as 20G or 500M. */
+  private static OptionalLong cacheMaxBytes(Config c) {
+    if (c.getString("cache-max-size").isEmpty()) {
+      return OptionalLong.empty();
+    }
+    long bytes = c.getBytes("cache-max-size");
+    if (bytes < 0) {
+      throw new IllegalStateException(
+          "uchroot.cache-max-size is negative ("
+              + bytes
+              + "); give a size such as 20G, or \"\" for no limit");
+    }
+    return OptionalLong.of(bytes);
   }
 
   /**
@@ -149,18 +170,19 @@ public record EngineConfig(
 
   public EngineConfig withGrace(GracePeriods grace) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, rootfsMode, grace, normalUser, privileged,
-        config);
+        libexecDir, runtimeDir, stateDir, cacheDir, cacheMaxBytes, rootfsMode, grace, normalUser,
+        privileged, config);
   }
 
   public EngineConfig withRootfsMode(RootfsMode mode) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, mode, grace, normalUser, privileged, config);
+        libexecDir, runtimeDir, stateDir, cacheDir, cacheMaxBytes, mode, grace, normalUser,
+        privileged, config);
   }
 
   public EngineConfig withPrivileged(boolean privileged) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, rootfsMode, grace, normalUser, privileged,
-        config);
+        libexecDir, runtimeDir, stateDir, cacheDir, cacheMaxBytes, rootfsMode, grace, normalUser,
+        privileged, config);
   }
 }

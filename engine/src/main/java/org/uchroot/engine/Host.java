@@ -18,9 +18,14 @@ public final class Host {
 
   private Host() {}
 
-  /** Loaded at the first signal sent: jnr's set-up costs a third of a second of start-up. */
+  /** Loaded at first use: jnr's set-up costs a third of a second of start-up. */
   private static final class Native {
     static final POSIX POSIX = POSIXFactory.getNativePOSIX();
+  }
+
+  /** The system calls the JDK lacks (flock, fstat on a descriptor). */
+  static POSIX posix() {
+    return Native.POSIX;
   }
 
   public static int uid() {

@@ -86,7 +86,13 @@ final class LinuxProvisioner implements TestbedProvisioner {
     this.timers = ExecutionContext.fromExecutor(blocking);
     this.registry = registry;
     this.remover = remover;
-    this.cache = new RootfsCache(config.cacheDir(), mapping, config.libexecDir());
+    this.cache =
+        new RootfsCache(
+            config.cacheDir(),
+            mapping,
+            config.libexecDir(),
+            config.cacheMaxBytes(),
+            registry::usesBase);
   }
 
   @Override
@@ -206,8 +212,11 @@ final class LinuxProvisioner implements TestbedProvisioner {
    */
   private NamespaceSandbox startOverlay(
       SessionId session, SessionSpec spec, Path top, String scratch) {
-    Path base = cache.baseFor(spec.tarball(), spec.normalUser());
-    registry.record(session, top, Optional.of(base));
+    Path base =
+        cache.baseFor(
+            spec.tarball(),
+            spec.normalUser(),
+            claimed -> registry.record(session, top, Optional.of(claimed)));
     // The overlay's root directory is the upper directory's.
     Path upper = createDirectory(top.resolve("upper"));
     mapping.giveToTestbedRoot(upper);

@@ -154,6 +154,11 @@ public final class SessionRegistry {
     return entries;
   }
 
+  /** Whether the overlay of a testbed whose owner still runs has {@code base} as its base. */
+  public boolean usesBase(Path base) {
+    return list().stream().anyMatch(e -> e.live() && e.base().filter(base::equals).isPresent());
+  }
+
   public List<Entry> orphaned() {
     return list().stream().filter(e -> !e.live()).toList();
   }

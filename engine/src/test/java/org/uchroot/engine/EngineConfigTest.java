@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -35,6 +36,20 @@ class EngineConfigTest {
       System.clearProperty("uchroot.normal-user");
       ConfigFactory.invalidateCaches();
     }
+  }
+
+  @Test
+  void theCacheSizeLimitIsAHoconSizeOrNone() throws IOException {
+    Path limited = Files.writeString(dir.resolve("limited.conf"), "uchroot.cache-max-size = 20G\n");
+    Path quoted = Files.writeString(dir.resolve("quoted.conf"), "uchroot.cache-max-size = \"500M\"\n");
+    assertEquals(
+        OptionalLong.of(20L << 30),
+        EngineConfig.from(EngineConfig.loadConfig(List.of(limited))).cacheMaxBytes());
+    assertEquals(
+        OptionalLong.of(500L << 20),
+        EngineConfig.from(EngineConfig.loadConfig(List.of(quoted))).cacheMaxBytes());
+    assertEquals(
+        OptionalLong.empty(), EngineConfig.from(EngineConfig.loadConfig(List.of())).cacheMaxBytes());
   }
 
   @Test
