@@ -189,7 +189,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
       if (sandbox == null) {
         Path root = createDirectory(top.resolve("root"));
         mapping.giveToTestbedRoot(root);
-        Unpacker.unpack(mapping, config.libexecDir(), spec.tarball(), root, spec.normalUser());
+        Unpacker.unpack(
+            mapping, config.libexecDir(), spec.tarball(), root, spec.normalUser(), Optional.empty());
         sandbox = startSandbox(session, spec, top, root, Optional.empty(), scratch);
       }
       LOG.debug(
@@ -224,7 +225,12 @@ final class LinuxProvisioner implements TestbedProvisioner {
     Path root = createDirectory(top.resolve("root"));
     try {
       return startSandbox(
-          session, spec, top, root, Optional.of(new Overlay(base, upper, work)), scratch);
+          session,
+          spec,
+          top,
+          root,
+          Optional.of(new JobServerCommand.Overlay(base, upper, work, mapping.overlayOptions())),
+          scratch);
     } catch (OverlayUnavailable e) {
       overlayUsable = false;
       LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
@@ -307,9 +313,6 @@ final class LinuxProvisioner implements TestbedProvisioner {
     return name.toString();
   }
 
-  /** Where the overlay of a session comes from. */
-  private record Overlay(Path lower, Path upper, Path work) {}
-
   /** The set-up script could not mount the overlay (its exit status 3 says so). */
   private static final class OverlayUnavailable extends UchrootException {
     OverlayUnavailable(String message) {
@@ -328,32 +331,19 @@ final class LinuxProvisioner implements TestbedProvisioner {
       SessionSpec spec,
       Path top,
       Path root,
-      Optional<Overlay> overlay,
+      Optional<JobServerCommand.Overlay> overlay,
       String scratch) {
     Path jobSocket = NamespaceSandbox.newJobSocket(config.runtimeDir(), session);
+    JobServerCommand command =
+        new JobServerCommand(
+            root,
+            jobSocket,
+            top,
+            overlay,
+            new JobServerCommand.Scratch(top.resolve("scratch"), scratch),
+            spec.binds());
     List<String> argv = new ArrayList<>(mapping.sessionCommand(config.libexecDir()));
-    argv.addAll(
-        List.of(
-            "--root",
-            root.toString(),
-            "--socket",
-            jobSocket.toString(),
-            "--testbed",
-            top.toString()));
-    overlay.ifPresent(
-        o ->
-            argv.addAll(
-                List.of(
-                    "--overlay",
-                    o.lower().toString(),
-                    o.upper().toString(),
-                    o.work().toString(),
-                    mapping.overlayOptions())));
-    Path hostScratch = top.resolve("scratch");
-    argv.addAll(List.of("--scratch", hostScratch.toString(), scratch));
-    for (BindMount bind : spec.binds()) {
-      argv.addAll(List.of("--bind", bind.outside().toAbsolutePath().toString(), bind.inside()));
-    }
+    argv.addAll(command.arguments());
     LOG.debug("sandbox: {}", argv);
 
     Process holder;
@@ -393,7 +383,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
         ProcessHandle.of(childOf(childOf(holder.pid())))
             .orElseThrow(() -> new UchrootException("the session's init exited during set-up")),
         root,
-        hostScratch,
+        command.scratch().outside(),
         jobSocket,
         mapping.jobServerOpensHostFiles());
   }

@@ -156,9 +156,7 @@ public final class RootfsCache {
     Path partial = Files.createTempDirectory(dir, key + PARTIAL);
     try {
       mapping.giveToTestbedRoot(partial);
-      Unpacker.unpack(mapping, libexecDir, tarball, partial, normalUser);
-      // tar gave it the mode of the tarball's top directory.
-      Files.setPosixFilePermissions(partial, PRIVATE);
+      Unpacker.unpack(mapping, libexecDir, tarball, partial, normalUser, Optional.of("0700"));
       Properties meta = new Properties();
       meta.setProperty("tarball", real.toString());
       meta.setProperty("tarball-id", tarballId(real));

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 /** Unpacks a rootfs tarball as root of a user namespace with the testbed's mapping. */
 final class Unpacker {
@@ -39,9 +40,18 @@ final class Unpacker {
    * <p>The testbed's root may not reach {@code into} by its path (root's cache is root's alone),
    * nor read the tarball: the helper starts in {@code into} and reads the tarball on stdin, both
    * opened here.
+   *
+   * @param topMode the mode {@code into} gets, as chmod takes it (a shared base is made 0700,
+   *     which no other user may enter), or empty to keep the tarball's: made in the namespace,
+   *     where the top directory's owner, whoever the tarball says, is one of ours
    */
   static void unpack(
-      IdMapping mapping, Path libexecDir, Path tarball, Path into, String normalUser) {
+      IdMapping mapping,
+      Path libexecDir,
+      Path tarball,
+      Path into,
+      String normalUser,
+      Optional<String> topMode) {
     List<String> argv = new ArrayList<>(mapping.userNamespaceCommand(libexecDir));
     argv.addAll(
         List.of(
@@ -53,11 +63,13 @@ final class Unpacker {
                 // useradd chroots into its --root, a path: /proc/self/cwd reaches the directory
                 // without its parents.
                 + "useradd --create-home --root /proc/self/cwd \"$2\"\n"
-                + "\"$3\" --dev-skeleton dev\n",
+                + "\"$3\" --dev-skeleton dev\n"
+                + "[ -z \"$4\" ] || chmod \"$4\" .\n",
             "uchroot-unpack",
             compressionOption(tarball),
             normalUser,
-            libexecDir.resolve(IdMapping.JOB_SERVER).toString()));
+            libexecDir.resolve(IdMapping.JOB_SERVER).toString(),
+            topMode.orElse("")));
     HelperProcess.runSetUp(libexecDir, "unpacking " + tarball, argv, into, tarball);
   }
 

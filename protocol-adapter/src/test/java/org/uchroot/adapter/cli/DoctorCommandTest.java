@@ -11,6 +11,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.adapter.cli.DoctorCommand.Finding;
@@ -95,6 +96,7 @@ class DoctorCommandTest {
         Path.of("/run/user/1000/uchroot"),
         Path.of("/home/u/.local/state/uchroot"),
         CACHE,
+        OptionalLong.empty(),
         mode,
         new GracePeriods(Duration.ofSeconds(5), Duration.ofSeconds(5)),
         "uchroot",

@@ -99,6 +99,39 @@ class CachePruneE2ETest {
         assertEquals(List.of(), lockFiles(work), "prune left lock files");
     }
 
+    /**
+     * A tarball a user made of a tree of their own (its members, the top directory included, are
+     * theirs, not root's) makes a base as well: the base's top directory, owned in the testbed
+     * by that user, is still made private.
+     */
+    @Test
+    void aTarballOfTheUsersOwnFilesMakesABase() throws IOException {
+        E2e.requireRoot();
+        String user = E2e.testUser();
+        Path work = SignalFixtures.workDir(tempDir, user);
+        Map<String, String> env = environment(work, user);
+        Path tree = Files.createDirectories(work.resolve("tree"));
+        E2e.Result unpacked = E2e.run("own-tree", null, work, Map.of(), LIMIT,
+                List.of("tar", "-C", tree.toString(), "-xf", SignalFixtures.busyboxTarball().toString()));
+        assertEquals(0, unpacked.exitCode, unpacked.output);
+        E2e.chownTree(tree, user);
+        Path tarball = work.resolve("own.tar");
+        E2e.Result packed = E2e.run("own-tarball", user, work, env, LIMIT,
+                List.of("tar", "-C", tree.toString(), "-cf", tarball.toString(), "."));
+        assertEquals(0, packed.exitCode, packed.output);
+
+        E2e.Result run = E2e.run("own-tarball-run", user, work, env, LIMIT,
+                List.of(E2e.distributionDir().resolve("bin/uchroot").toString(), "run", "--rootfs-mode",
+                        "overlay", "-t", tarball.toString(), "--", "stat", "-c", "%u", "/bin/busybox"));
+        assertEquals(0, run.exitCode, run.output);
+        List<Path> bases = bases(work);
+        assertEquals(1, bases.size(), bases.toString());
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(bases.get(0))));
+        assertTrue(run.output.lines().anyMatch(line -> line.matches("[1-9][0-9]*")),
+                "the tarball's owner stays the files' owner: " + run.output);
+        prune(work, user, env);
+    }
+
     /** The busybox tarball at {@code to}, a new file each time, readable by the test user. */
     private static void copyTarball(Path to) throws IOException {
         Files.copy(SignalFixtures.busyboxTarball(), to, StandardCopyOption.REPLACE_EXISTING);
