@@ -11,6 +11,7 @@ import java.util.concurrent.CompletionStage;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.Session;
 import picocli.CommandLine.Command;
@@ -70,21 +71,14 @@ final class RunCommand implements Callable<Integer> {
         throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
       }
       // Taken once the testbed is open, so that what the open says reads as usual.
-      Optional<HostTerminal> terminal = HostTerminal.ifInteractive();
-      terminal.ifPresent(
-          raw ->
-              Signals.onTermination(
-                  () -> {
-                    raw.restore();
-                    engine.close();
-                  }));
+      Optional<HostTerminal> terminal = HostTerminal.ofStandardStreams();
       ExitStatus status;
       try {
         status = await(session.run(command, terminal.<JobStdio>map(raw -> raw).orElseGet(RunCommand::streams)));
       } catch (RuntimeException e) {
         throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
       } finally {
-        terminal.ifPresent(HostTerminal::restore);
+        terminal.ifPresent(HostTerminal::close);
         await(session.close());
       }
       return status.shellStatus();

@@ -5,6 +5,7 @@ import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.GracePeriods;
+import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.engine.Host;
 import sun.misc.Signal;
 import sun.misc.SignalHandler;
@@ -69,7 +70,8 @@ final class Signals {
   }
 
   /**
-   * On SIGTERM or SIGHUP: {@code cleanUp}, then die of that signal. A second signal during the
+   * On SIGTERM or SIGHUP: the terminals lent to commands given back, {@code cleanUp}, then die of
+   * that signal. A second signal during the
    * cleanup ends the process at once, as in the reference.
    */
   static void onTermination(Runnable cleanUp) {
@@ -78,6 +80,7 @@ final class Signals {
           name,
           () -> {
             restoreDefaults("TERM", "HUP", "INT");
+            HostTerminal.restoreAll();
             cleanUp.run();
             dieBy(name);
           });

@@ -4,11 +4,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.nio.channels.Channels;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,13 +21,13 @@ import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
-import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.adapter.exec.ExecRelay;
 import org.uchroot.adapter.protocol.ProtocolError;
 import org.uchroot.adapter.protocol.Request;
 import org.uchroot.adapter.protocol.Response;
 import org.uchroot.adapter.protocol.Verb;
+import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.Session;
 import org.uchroot.engine.SessionRegistry;
@@ -403,7 +400,8 @@ public final class VirtServer {
 
   /**
    * The reference's default shell: {@code bash -i} in DIR with the given variables, on the
-   * terminal. The engine relays the terminal through pipes, so the shell has no job control.
+   * controlling terminal, which the shell gets as a pseudo-terminal of the testbed's: with job
+   * control, and the keys its own until it exits.
    */
   private void shell(List<String> args) {
     StringBuilder command = new StringBuilder("cd \"" + args.get(0) + "\"; ");
@@ -415,16 +413,8 @@ public final class VirtServer {
       command.append("export TERM=\"").append(term).append("\"; ");
     }
     command.append("bash -i");
-    Path tty = Path.of("/dev/tty");
-    // A channel, because closing it releases the engine's thread still waiting for keystrokes.
-    try (FileChannel in = FileChannel.open(tty, StandardOpenOption.READ);
-        OutputStream out =
-            Channels.newOutputStream(FileChannel.open(tty, StandardOpenOption.WRITE))) {
-      InputStream keys = Channels.newInputStream(in);
-      await(
-          session.run(
-              List.of("sh", "-c", command.toString()),
-              JobStdio.of(keys, out, out)));
+    try (HostTerminal terminal = HostTerminal.ofControllingTerminal()) {
+      await(session.run(List.of("sh", "-c", command.toString()), terminal));
     } catch (IOException | ProtocolError e) {
       LOG.error("Cannot run shell: {}", e.getMessage());
     }

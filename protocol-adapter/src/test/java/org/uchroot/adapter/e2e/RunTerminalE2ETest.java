@@ -90,7 +90,7 @@ class RunTerminalE2ETest {
         builder.environment().putAll(env);
         Process process = builder.start();
         try (OutputStream keys = process.getOutputStream()) {
-            Screen screen = new Screen(process.getInputStream());
+            Screen screen = new Screen(process.getInputStream(), LIMIT);
             // Once the command speaks, uchroot has the terminal in raw mode: ^C is a key.
             screen.awaitText("ready");
             keys.write("typed\r".getBytes(StandardCharsets.US_ASCII));
@@ -125,11 +125,14 @@ class RunTerminalE2ETest {
         }
     }
 
-    /** What the terminal shows, read as it comes. */
-    private static final class Screen {
+    /** What a terminal shows, read as it comes. */
+    static final class Screen {
         private final ByteArrayOutputStream shown = new ByteArrayOutputStream();
+        private final Duration limit;
 
-        Screen(InputStream output) {
+        /** @param limit the longest a wait for text may take */
+        Screen(InputStream output, Duration limit) {
+            this.limit = limit;
             Thread reader = new Thread(() -> {
                 byte[] buffer = new byte[4096];
                 int n;
@@ -155,7 +158,7 @@ class RunTerminalE2ETest {
         }
 
         void awaitText(String text) throws InterruptedException {
-            long deadline = System.nanoTime() + LIMIT.toNanos();
+            long deadline = System.nanoTime() + limit.toNanos();
             synchronized (shown) {
                 while (!shown.toString(StandardCharsets.UTF_8).contains(text)) {
                     long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());

@@ -379,7 +379,7 @@ class VirtServerIntegrationTest {
 
   /** Without a terminal (as under a build) the reference logs why and answers ok; so does this. */
   @Test
-  void shellAnswersOkWithOrWithoutATerminal() throws Exception {
+  void shellWithoutATerminalAnswersOk() throws Exception {
     try (Conversation c = open()) {
       assertEquals("ok", c.ask("shell /tmp A=1"));
       assertEquals("ok state=open jobs=0 interrupts=0", c.ask("status"));

@@ -1,0 +1,130 @@
+package org.uchroot.adapter.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+import org.uchroot.engine.testing.LeakCheck;
+
+/**
+ * The {@code shell} request, as autopkgtest's --shell makes it: the server runs on a terminal
+ * (util-linux's script(1) gives it one) and reads the protocol from a pipe; the testbed's bash gets
+ * the terminal as a pseudo-terminal, with job control and the keys, and the terminal is given back.
+ */
+@Tag("e2e")
+class ShellTerminalE2ETest {
+
+    private static final Duration LIMIT = Duration.ofSeconds(300);
+
+    @RegisterExtension
+    final LeakCheck leaks = SignalFixtures.leakCheck();
+
+    @TempDir
+    Path tempDir;
+
+    @Test
+    void theShellRunsOnATerminalWithJobControlAsRoot() throws Exception {
+        theShellRunsOnATerminalWithJobControl(null);
+    }
+
+    @Test
+    void theShellRunsOnATerminalWithJobControlAsUnprivilegedUser() throws Exception {
+        theShellRunsOnATerminalWithJobControl(E2e.testUser());
+    }
+
+    private void theShellRunsOnATerminalWithJobControl(String user) throws Exception {
+        E2e.requireRoot();
+        E2e.requireCommands("script", "mkfifo");
+        Path work = SignalFixtures.workDir(tempDir, user);
+        Path requests = fifo(work.resolve("requests"), user);
+        Path answers = fifo(work.resolve("answers"), user);
+        Map<String, String> env = SignalFixtures.environment(work, user, leaks);
+        List<String> argv = new ArrayList<>();
+        if (user != null) {
+            argv.addAll(List.of("runuser", "-u", user, "--", "env"));
+            env.forEach((k, v) -> argv.add(k + "=" + v));
+        }
+        String server = "stty rows 30 cols 90; before=$(stty -g); autopkgtest-virt-uchroot -t "
+                + E2e.debianTarball() + " <" + requests + " >" + answers
+                + "; [ \"$(stty -g)\" = \"$before\" ] && echo terminal restored";
+        argv.addAll(List.of("script", "--quiet", "--return", "--flush", "--command", server, "/dev/null"));
+        ProcessBuilder builder = new ProcessBuilder(argv).directory(work.toFile()).redirectErrorStream(true);
+        builder.environment().putAll(env);
+        Process process = builder.start();
+        try (OutputStream keys = process.getOutputStream()) {
+            RunTerminalE2ETest.Screen screen = new RunTerminalE2ETest.Screen(process.getInputStream(), LIMIT);
+            // The server opens its stdin, then its stdout: the same order here.
+            try (Writer ask = within(() -> Files.newBufferedWriter(requests, StandardCharsets.UTF_8));
+                    BufferedReader answer = within(() -> Files.newBufferedReader(answers, StandardCharsets.UTF_8))) {
+                assertEquals("ok", within(answer::readLine), "the server's greeting\n" + screen.text());
+                ask.write("open\n");
+                ask.flush();
+                String opened = within(answer::readLine);
+                assertTrue(opened != null && opened.startsWith("ok "), opened + "\n" + screen.text());
+
+                ask.write("shell /tmp A=1\n");
+                ask.flush();
+                screen.awaitText(":/tmp# ");
+                // Printed as computed, so that the terminal's echo of the line does not match.
+                keys.write(("printf 'tty=%s A=%s\\n' \"$(tty)\" \"$A\"; stty size | tr ' ' x; "
+                        + "case $- in *m*) echo \"job\"\"-control\";; esac; exit\r").getBytes(StandardCharsets.UTF_8));
+                keys.flush();
+                assertEquals("ok", within(answer::readLine), screen.text());
+                // bash's own control sequences (bracketed paste) and carriage returns aside.
+                String shown = screen.text().replaceAll("\u001b\\[[0-9;?]*[A-Za-z]", "").replace("\r", "");
+                assertTrue(shown.contains("\ntty=/dev/pts/0 A=1\n30x90\njob-control\n"), shown);
+
+                ask.write("close\nquit\n");
+                ask.flush();
+                assertEquals("ok", within(answer::readLine), screen.text());
+            }
+            assertTrue(process.waitFor(LIMIT.toSeconds(), TimeUnit.SECONDS), screen.text());
+            assertEquals(0, process.exitValue(), screen.text());
+            screen.awaitText("terminal restored");
+        } finally {
+            process.descendants().forEach(ProcessHandle::destroyForcibly);
+            process.destroyForcibly();
+        }
+    }
+
+    private static Path fifo(Path path, String user) throws IOException, InterruptedException {
+        Process mkfifo = new ProcessBuilder("mkfifo", "-m", "600", path.toString()).inheritIO().start();
+        assertEquals(0, mkfifo.waitFor());
+        if (user != null) {
+            E2e.chownTree(path, user);
+        }
+        return path;
+    }
+
+    /** What {@code step} returns, failing the test if the server keeps it waiting too long. */
+    private static <T> T within(Callable<T> step) throws Exception {
+        CompletableFuture<T> result = new CompletableFuture<>();
+        Thread waiting = new Thread(() -> {
+            try {
+                result.complete(step.call());
+            } catch (Exception e) {
+                result.completeExceptionally(e);
+            }
+        });
+        waiting.setDaemon(true);
+        waiting.start();
+        return result.get(LIMIT.toSeconds(), TimeUnit.SECONDS);
+    }
+}
