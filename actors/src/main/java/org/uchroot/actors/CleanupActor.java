@@ -55,7 +55,7 @@ public final class CleanupActor {
                         context.getLog().debug("removed {}", rootfs);
                         session.tell(new SessionActor.RootfsRemoved(rootfs));
                       } else {
-                        String reason = JobActor.reason(msg.error());
+                        String reason = OneLineMessage.of(msg.error());
                         context.getLog().error("could not remove {}: {}", rootfs, reason);
                         session.tell(new SessionActor.RemovalFailed(rootfs, reason));
                       }

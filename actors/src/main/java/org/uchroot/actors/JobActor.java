@@ -112,11 +112,11 @@ public final class JobActor {
         .onMessage(
             LaunchFailed.class,
             msg -> {
-              context.getLog().warn("job {} could not start: {}", id, reason(msg.cause()));
+              context.getLog().warn("job {} could not start: {}", id, OneLineMessage.of(msg.cause()));
               // Nothing was started, so nothing holds a mount.
               session.tell(new SessionActor.JobFinished(id, Optional.empty()));
               session.tell(new SessionActor.MountsReleased(id));
-              replyTo.tell(new JobFailed(id, reason(msg.cause())));
+              replyTo.tell(new JobFailed(id, OneLineMessage.of(msg.cause())));
               return Behaviors.stopped();
             })
         .build();
@@ -162,20 +162,9 @@ public final class JobActor {
   }
 
   private Behavior<Command> onWaitFailed(WaitFailed msg) {
-    replyTo.tell(new JobFailed(id, reason(msg.cause())));
+    replyTo.tell(new JobFailed(id, OneLineMessage.of(msg.cause())));
     // The launcher lost track of the job, a broken invariant: fail, and let the session, which
     // watches this actor, count the job as gone; only dismantling its namespaces makes sure.
     throw new IllegalStateException("lost track of job " + id, msg.cause());
-  }
-
-  static String reason(Throwable error) {
-    Throwable cause = error;
-    while ((cause instanceof java.util.concurrent.CompletionException
-            || cause instanceof java.util.concurrent.ExecutionException)
-        && cause.getCause() != null) {
-      cause = cause.getCause();
-    }
-    String message = cause.getMessage();
-    return message == null || message.isBlank() ? cause.getClass().getSimpleName() : message;
   }
 }

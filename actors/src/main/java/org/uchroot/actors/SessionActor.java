@@ -178,7 +178,7 @@ public final class SessionActor {
         .onMessage(
             ProvisionFailed.class,
             msg -> {
-              String reason = JobActor.reason(msg.cause());
+              String reason = OneLineMessage.of(msg.cause());
               replyTo.tell(new OpenFailed(id, reason));
               return stopAfterFailure("the testbed could not be opened: " + reason);
             })
@@ -403,7 +403,7 @@ public final class SessionActor {
               revertRequest.tell(new Reverted(testbed));
               return stash.unstashAll(open());
             })
-        .onMessage(ProvisionFailed.class, msg -> revertFailed(JobActor.reason(msg.cause())))
+        .onMessage(ProvisionFailed.class, msg -> revertFailed(OneLineMessage.of(msg.cause())))
         .onMessage(GetStatus.class, msg -> replyStatus(msg, State.REVERTING))
         .onAnyMessage(
             msg -> {

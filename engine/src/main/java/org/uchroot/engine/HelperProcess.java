@@ -15,6 +15,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.uchroot.actors.OneLineMessage;
 
 /**
  * Starts the engine's helper programs (the session's namespaces, tar, useradd, rm), each under
@@ -138,7 +139,7 @@ final class HelperProcess {
     int status = waitFor(process);
     if (status != 0) {
       throw new UchrootException(
-          what + " failed (exit status " + status + ")" + (stderr.isBlank() ? "" : ": " + oneLine(stderr)));
+          what + " failed (exit status " + status + ")" + (stderr.isBlank() ? "" : ": " + OneLineMessage.of(stderr)));
     }
   }
 
@@ -160,10 +161,5 @@ final class HelperProcess {
       // The helper went away; what it wrote so far is all there is.
     }
     return out.toString(StandardCharsets.UTF_8);
-  }
-
-  /** Joins the lines of a tool's stderr, so that errors stay one line. */
-  static String oneLine(String text) {
-    return String.join("; ", text.strip().split("\\s*\\n\\s*"));
   }
 }

@@ -28,6 +28,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.Dismantled;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionId;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.actors.Testbed;
@@ -366,7 +367,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     if (!READY.equals(line)) {
       int status = HelperProcess.waitFor(holder);
       NamespaceSandbox.removeSocket(jobSocket);
-      String reason = HelperProcess.oneLine(stderr.join());
+      String reason = OneLineMessage.of(stderr.join());
       if (status == OVERLAY_FAILED && overlay.isPresent()) {
         throw new OverlayUnavailable(reason);
       }
@@ -375,7 +376,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     stderr.thenAccept(
         text -> {
           if (!text.isBlank()) {
-            LOG.warn("session namespaces: {}", HelperProcess.oneLine(text));
+            LOG.warn("session namespaces: {}", OneLineMessage.of(text));
           }
         });
     return new NamespaceSandbox(

@@ -18,6 +18,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Semaphore;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.UchrootException;
@@ -111,13 +112,13 @@ final class BatchCommand implements Callable<Integer> {
                         })
                     .thenCompose(outcome -> session.close().handle((ok, error) -> error == null
                         ? outcome
-                        : outcome + " (testbed not removed: " + Main.message(error) + ")")))
-        .exceptionally(error -> "failed: " + Main.message(error));
+                        : outcome + " (testbed not removed: " + OneLineMessage.of(error) + ")")))
+        .exceptionally(error -> "failed: " + OneLineMessage.of(error));
   }
 
   private static String outcome(ExitStatus status, Throwable error) {
     if (error != null) {
-      return "failed: " + Main.message(error);
+      return "failed: " + OneLineMessage.of(error);
     }
     return "exit " + status.shellStatus();
   }

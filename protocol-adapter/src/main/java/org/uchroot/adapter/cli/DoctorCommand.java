@@ -15,6 +15,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Host;
 import org.uchroot.engine.IdMapping;
@@ -147,7 +148,7 @@ final class DoctorCommand implements Callable<Integer> {
       return new Finding(
           Verdict.FAIL,
           check,
-          Main.message(e),
+          OneLineMessage.of(e),
           "as root, usermod --add-subuids 100000-165535 --add-subgids 100000-165535 "
               + host.userName()
               + " (a range no other line of /etc/subuid and /etc/subgid uses)");

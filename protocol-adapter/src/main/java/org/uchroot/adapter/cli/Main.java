@@ -8,11 +8,11 @@ import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Arrays;
 import java.util.Properties;
-import java.util.concurrent.CompletionException;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.UchrootException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /**
  * Entry point of {@code uchroot} and of {@code autopkgtest-virt-uchroot} (which runs {@code uchroot
@@ -89,7 +89,7 @@ public final class Main {
         .setParameterExceptionHandler(Main::parseError)
         .setExecutionExceptionHandler(
             (e, cmd, parseResult) -> {
-              report(cmd, message(e));
+              report(cmd, OneLineMessage.of(e));
               return cmd.getExitCodeExceptionMapper().getExitCode(e);
             });
     // The drop-in server keeps the reference's statuses, under either name.
@@ -191,22 +191,12 @@ public final class Main {
     err.flush();
   }
 
-  /** An exception's message on one line, without the names of the exception classes. */
-  static String message(Throwable e) {
-    Throwable cause = e;
-    while (cause instanceof CompletionException && cause.getCause() != null) {
-      cause = cause.getCause();
-    }
-    String message = cause.getMessage() != null ? cause.getMessage() : cause.toString();
-    return message.strip().replaceAll("\\s*\\n\\s*", "; ");
-  }
-
   /** The engine's configuration; a broken one ends the command line with its reason. */
   static EngineConfig loadConfig() {
     try {
       return EngineConfig.load();
     } catch (ConfigException | IllegalStateException e) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, message(e));
+      throw new CliException(ExitCode.INVALID_ARGUMENT, OneLineMessage.of(e));
     }
   }
 

@@ -10,6 +10,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.engine.Engine;
@@ -68,7 +69,7 @@ final class RunCommand implements Callable<Integer> {
       try {
         session = await(engine.open(spec));
       } catch (RuntimeException e) {
-        throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
+        throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
       }
       // Taken once the testbed is open, so that what the open says reads as usual.
       Optional<HostTerminal> terminal = HostTerminal.ofStandardStreams();
@@ -76,7 +77,7 @@ final class RunCommand implements Callable<Integer> {
       try {
         status = await(session.run(command, terminal.<JobStdio>map(raw -> raw).orElseGet(RunCommand::streams)));
       } catch (RuntimeException e) {
-        throw new CliException(ExitCode.TESTBED_FAILED, Main.message(e));
+        throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
       } finally {
         terminal.ifPresent(HostTerminal::close);
         await(session.close());

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.RootfsCache;
 import org.uchroot.engine.SessionRegistry;
@@ -82,7 +83,7 @@ final class SessionsCommand {
         try {
           registry.cleanup(id);
         } catch (UchrootException e) {
-          throw new CliException(ExitCode.INVALID_ARGUMENT, Main.message(e));
+          throw new CliException(ExitCode.INVALID_ARGUMENT, OneLineMessage.of(e));
         }
         out.println("removed " + id);
         out.flush();

@@ -5,6 +5,7 @@ import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.engine.Host;
 import sun.misc.Signal;
@@ -28,7 +29,7 @@ final class Signals {
           try {
             action.run();
           } catch (RuntimeException e) {
-            LOG.error("SIG{}: {}", name, Main.message(e));
+            LOG.error("SIG{}: {}", name, OneLineMessage.of(e));
           }
         });
   }

@@ -17,7 +17,6 @@ import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
@@ -28,6 +27,7 @@ import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.engine.Job;
 import org.uchroot.engine.Session;
 import org.uchroot.engine.SessionRegistry;
@@ -281,10 +281,7 @@ public final class ExecRelay implements AutoCloseable {
     if (error == null) {
       return Frame.exit(status.shellStatus());
     }
-    Throwable cause =
-        error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
-    String message = cause.getMessage() != null ? cause.getMessage() : cause.toString();
-    return Frame.failure(message.replace('\n', ' '));
+    return Frame.failure(OneLineMessage.of(error));
   }
 
   private static int signalNumber(Frame frame) {

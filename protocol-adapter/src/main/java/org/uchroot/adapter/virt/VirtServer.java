@@ -21,6 +21,7 @@ import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.adapter.exec.ExecRelay;
 import org.uchroot.adapter.protocol.ProtocolError;
@@ -180,7 +181,7 @@ public final class VirtServer {
           return unexpected(e.getMessage());
         } catch (RuntimeException e) {
           LOG.debug("unexpected error", e);
-          return unexpected(oneLine(e));
+          return unexpected(OneLineMessage.of(e));
         }
       }
     } catch (CallerGone e) {
@@ -308,7 +309,7 @@ public final class VirtServer {
     try {
       spec = settings.spec().get();
     } catch (RuntimeException e) {
-      throw ProtocolError.of(oneLine(e));
+      throw ProtocolError.of(OneLineMessage.of(e));
     }
     Session opened = await(await(engine).open(spec));
     session = opened;
@@ -432,7 +433,7 @@ public final class VirtServer {
     try {
       closing.closeAndWait();
     } catch (UchrootException e) {
-      throw ProtocolError.of(oneLine(e));
+      throw ProtocolError.of(OneLineMessage.of(e));
     }
   }
 
@@ -530,7 +531,7 @@ public final class VirtServer {
       running.close();
     } catch (RuntimeException e) {
       if (!terminating) {
-        say(PROGNAME + ": failure: " + oneLine(e));
+        say(PROGNAME + ": failure: " + OneLineMessage.of(e));
       }
     }
   }
@@ -540,13 +541,8 @@ public final class VirtServer {
     try {
       return stage.toCompletableFuture().join();
     } catch (CompletionException | CancellationException e) {
-      throw ProtocolError.of(oneLine(e.getCause() != null ? e.getCause() : e));
+      throw ProtocolError.of(OneLineMessage.of(e.getCause() != null ? e.getCause() : e));
     }
-  }
-
-  private static String oneLine(Throwable e) {
-    String message = e.getMessage() != null ? e.getMessage() : e.toString();
-    return message.strip().replaceAll("\\s*\\n\\s*", "; ");
   }
 
   /** The caller closed its end of the answers. */
