@@ -20,7 +20,7 @@ public final class OneLineMessage {
       cause = cause.getCause();
     }
     String message = cause.getMessage();
-    return of(message == null || message.isBlank() ? cause.toString() : message);
+    return message == null || message.isBlank() ? cause.getClass().getName() : of(message);
   }
 
   /** {@code text}, a tool's stderr say, with its lines joined by "; ". */
