@@ -102,10 +102,11 @@ public final class VirtServer {
   /** Set by {@link #terminate}: the conversation is over and the signal handler owns the exit. */
   private volatile boolean terminating;
 
-  // Confined to the serving thread, except that terminate() reads them.
-  private volatile Session session;
-  private volatile ExecRelay relay;
-  private String openedScratch;
+  /**
+   * The open testbed, or null: set and cleared on the serving thread, read by the signal
+   * handlers too.
+   */
+  private volatile OpenTestbed testbed;
   /** The exec relay of the testbed just closed, until the close is answered. */
   private ExecRelay endedRelay;
   private boolean engineShutDown;
@@ -168,12 +169,11 @@ public final class VirtServer {
           LOG.debug(
               "executing {}",
               request.get().verb() == Verb.SHELL ? request.get().word() : line.strip());
-          Response response = handle(request.get());
-          if (response == null) {
+          if (request.get().verb() == Verb.QUIT) {
             cleanUp();
             return EXIT_QUIT;
           }
-          answer(response);
+          answer(handle(request.get()));
           closeEndedRelay();
         } catch (ProtocolError e) {
           return bomb(e.getMessage());
@@ -197,13 +197,13 @@ public final class VirtServer {
    */
   public void terminate() {
     terminating = true;
-    ExecRelay closingRelay = relay;
-    if (closingRelay != null) {
-      closingRelay.stopAccepting();
+    OpenTestbed closing = testbed;
+    if (closing != null) {
+      closing.relay().stopAccepting();
     }
     shutDownEngine();
-    if (closingRelay != null) {
-      closingRelay.close(Duration.ZERO);
+    if (closing != null) {
+      closing.relay().close(Duration.ZERO);
     }
   }
 
@@ -212,10 +212,11 @@ public final class VirtServer {
    * did, for the signal's line on stderr.
    */
   public String interruptCommands() {
-    Session current = session;
-    if (current == null) {
+    OpenTestbed open = testbed;
+    if (open == null) {
       return "no testbed is open, nothing to interrupt";
     }
+    Session current = open.session();
     // Straight to the server's one session, remembered until it answered: a status asked after
     // this signal must already see the testbed interrupted.
     CompletableFuture<Integer> hit = current.interrupt().toCompletableFuture();
@@ -226,10 +227,11 @@ public final class VirtServer {
 
   /** Kills the commands running in the testbed at once, which stays open: for a second SIGINT. */
   public String killCommands() {
-    Session current = session;
-    if (current == null) {
+    OpenTestbed open = testbed;
+    if (open == null) {
       return "no testbed is open, nothing to kill";
     }
+    Session current = open.session();
     return "killed " + count(current.kill().toCompletableFuture()) + " running command(s) in testbed "
         + current.id() + "; it stays open";
   }
@@ -248,8 +250,7 @@ public final class VirtServer {
       case CAPABILITIES -> Response.ok(capabilities());
       case OPEN -> open();
       case CLOSE -> {
-        requireOpen(Verb.CLOSE);
-        closeTestbed();
+        closeTestbed(requireOpen(Verb.CLOSE));
         yield Response.ok();
       }
       case REVERT -> revert();
@@ -258,25 +259,21 @@ public final class VirtServer {
         throw ProtocolError.notAdvertised(Verb.REBOOT);
       }
       case PRINT_EXECUTE_COMMAND -> {
-        requireOpen(Verb.PRINT_EXECUTE_COMMAND);
+        OpenTestbed open = requireOpen(Verb.PRINT_EXECUTE_COMMAND);
         List<String> program = new ArrayList<>(settings.execProgram());
-        program.add(relay.socket().toString());
+        program.add(open.relay().socket().toString());
         yield Response.ok(Response.commaList(program));
       }
       case COPYDOWN -> copy(request, false);
       case COPYUP -> copy(request, true);
       case SHELL -> {
-        requireOpen(Verb.SHELL);
-        shell(request.args());
+        shell(requireOpen(Verb.SHELL).session(), request.args());
         yield Response.ok();
       }
       case AUXVERB_DEBUG_FAIL -> Response.ok();
-      case QUIT -> null;
+      case QUIT -> throw new IllegalStateException("quit ends the conversation, which has no answer");
       case STATUS -> status();
-      case INTERRUPT -> {
-        requireOpen(Verb.INTERRUPT);
-        yield Response.ok("jobs=" + await(session.interrupt()));
-      }
+      case INTERRUPT -> Response.ok("jobs=" + await(requireOpen(Verb.INTERRUPT).session().interrupt()));
     };
   }
 
@@ -288,21 +285,24 @@ public final class VirtServer {
     caps.add(Response.keyValue("suggested-normal-user", settings.normalUser()));
     caps.add("uchroot-status");
     caps.add("uchroot-interrupt");
-    Session current = session;
-    if (current != null) {
-      caps.add(Response.keyValue("downtmp-host", current.scratchOnHost().toString()));
+    OpenTestbed open = testbed;
+    if (open != null) {
+      caps.add(Response.keyValue("downtmp-host", open.session().scratchOnHost().toString()));
     }
     return caps;
   }
 
-  private void requireOpen(Verb verb) throws ProtocolError {
-    if (session == null) {
+  /** The open testbed, which {@code verb} needs. */
+  private OpenTestbed requireOpen(Verb verb) throws ProtocolError {
+    OpenTestbed open = testbed;
+    if (open == null) {
       throw ProtocolError.notOpen(verb);
     }
+    return open;
   }
 
   private Response open() throws ProtocolError {
-    if (session != null) {
+    if (testbed != null) {
       throw ProtocolError.alreadyOpen();
     }
     SessionSpec spec;
@@ -312,41 +312,45 @@ public final class VirtServer {
       throw ProtocolError.of(OneLineMessage.of(e));
     }
     Session opened = await(await(engine).open(spec));
-    session = opened;
     MDC.put("session", opened.id().value());
     Path socket = SessionRegistry.socketOf(settings.runtimeDir(), opened.id(), "exec");
+    ExecRelay relay;
     try {
       relay = ExecRelay.start(socket, opened);
-      if (terminating) {
-        // A SIGTERM came while the testbed opened, and found no socket to remove yet.
-        relay.stopAccepting();
-      }
     } catch (IOException e) {
+      // A testbed nobody can run commands in: closed before the failure is answered.
+      MDC.remove("session");
+      try {
+        opened.closeAndWait();
+      } catch (UchrootException closing) {
+        LOG.error("{}", OneLineMessage.of(closing));
+      }
       throw ProtocolError.of("cannot make the exec socket " + socket + ": " + UchrootException.reason(e));
     }
-    openedScratch = opened.scratch();
-    LOG.debug(
-        "testbed {} open: rootfs {}, scratch {}", opened.id(), opened.rootfs(), openedScratch);
-    return Response.ok(Response.quoted(openedScratch));
+    testbed = new OpenTestbed(opened, relay, opened.scratch());
+    if (terminating) {
+      // A SIGTERM came while the testbed opened, and found no socket to remove yet.
+      relay.stopAccepting();
+    }
+    LOG.debug("testbed {} open: rootfs {}, scratch {}", opened.id(), opened.rootfs(), opened.scratch());
+    return Response.ok(Response.quoted(opened.scratch()));
   }
 
   private Response revert() throws ProtocolError {
-    requireOpen(Verb.REVERT);
+    OpenTestbed open = requireOpen(Verb.REVERT);
     try {
-      await(session.revert());
+      await(open.session().revert());
     } catch (ProtocolError e) {
       // The session has ended: nothing is left to close.
-      ExecRelay ended = forgetTestbed();
-      if (ended != null) {
-        ended.close(Duration.ZERO);
-      }
+      forgetTestbed();
+      open.relay().close(Duration.ZERO);
       throw e;
     }
-    String scratch = session.scratch();
-    if (!scratch.equals(openedScratch)) {
+    String scratch = open.session().scratch();
+    if (!scratch.equals(open.scratch())) {
       throw ProtocolError.of(
           "virt-runner failed to restore downtmp path "
-              + openedScratch
+              + open.scratch()
               + ", gave "
               + scratch
               + " instead");
@@ -355,10 +359,11 @@ public final class VirtServer {
   }
 
   private Response status() throws ProtocolError {
-    Session current = session;
-    if (current == null) {
+    OpenTestbed open = testbed;
+    if (open == null) {
       return Response.ok("state=closed", "jobs=0", "interrupts=0");
     }
+    Session current = open.session();
     try {
       pendingInterrupt.get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
@@ -372,7 +377,8 @@ public final class VirtServer {
   }
 
   private Response copy(Request request, boolean up) throws ProtocolError, CopyFailure {
-    if (session == null) {
+    OpenTestbed open = testbed;
+    if (open == null) {
       throw ProtocolError.copyNotOpen(request.word());
     }
     String source = request.arg(0);
@@ -386,9 +392,9 @@ public final class VirtServer {
     }
     try {
       if (up) {
-        copies.copyUp(session, source, destination, directory);
+        copies.copyUp(open.session(), source, destination, directory);
       } else {
-        copies.copyDown(session, source, destination, directory);
+        copies.copyDown(open.session(), source, destination, directory);
       }
       return Response.ok();
     } catch (CopyFailure.TimedOut e) {
@@ -404,7 +410,7 @@ public final class VirtServer {
    * controlling terminal, which the shell gets as a pseudo-terminal of the testbed's: with job
    * control, and the keys its own until it exits.
    */
-  private void shell(List<String> args) {
+  private void shell(Session session, List<String> args) {
     StringBuilder command = new StringBuilder("cd \"" + args.get(0) + "\"; ");
     for (String variable : args.subList(1, args.size())) {
       command.append("export \"").append(variable).append("\"; ");
@@ -422,16 +428,14 @@ public final class VirtServer {
   }
 
   /** Closes the testbed as {@code close} asks; a failure is the caller's failure. */
-  private void closeTestbed() throws ProtocolError {
-    Session closing = session;
+  private void closeTestbed(OpenTestbed closing) throws ProtocolError {
     // No new command from now on, and the exec socket is gone when the close is answered; the
     // connections of earlier commands go once it is answered.
-    endedRelay = forgetTestbed();
-    if (endedRelay != null) {
-      endedRelay.stopAccepting();
-    }
+    forgetTestbed();
+    endedRelay = closing.relay();
+    endedRelay.stopAccepting();
     try {
-      closing.closeAndWait();
+      closing.session().closeAndWait();
     } catch (UchrootException e) {
       throw ProtocolError.of(OneLineMessage.of(e));
     }
@@ -448,13 +452,9 @@ public final class VirtServer {
     }
   }
 
-  private ExecRelay forgetTestbed() {
-    ExecRelay forgotten = relay;
-    session = null;
-    relay = null;
-    openedScratch = null;
+  private void forgetTestbed() {
+    testbed = null;
     MDC.remove("session");
-    return forgotten;
   }
 
   /**
@@ -463,10 +463,11 @@ public final class VirtServer {
    */
   private boolean cleanUp() {
     try {
-      if (session == null || terminating) {
+      OpenTestbed open = testbed;
+      if (open == null || terminating) {
         return true;
       }
-      closeTestbed();
+      closeTestbed(open);
       return true;
     } catch (ProtocolError e) {
       say(PROGNAME + ": failure: " + e.getMessage());
@@ -544,6 +545,12 @@ public final class VirtServer {
       throw ProtocolError.of(OneLineMessage.of(e.getCause() != null ? e.getCause() : e));
     }
   }
+
+  /**
+   * An open testbed: its session, the exec relay of its commands, and the scratch path that open
+   * gave and revert must give again.
+   */
+  private record OpenTestbed(Session session, ExecRelay relay, String scratch) {}
 
   /** The caller closed its end of the answers. */
   private static final class CallerGone extends Exception {
