@@ -63,6 +63,10 @@ public final class VirtServer {
   private static final Logger LOG = LoggerFactory.getLogger(VirtServer.class);
   private static final Duration STATUS_TIMEOUT = Duration.ofSeconds(5);
 
+  /** The reference's shell: bash in DIR ($1) with the variables that follow exported. */
+  private static final String SHELL_SCRIPT =
+      "cd \"$1\"; shift; for variable; do export \"$variable\"; done; exec bash -i";
+
   /** The interrupt a signal last asked for; a status waits until the session has taken it. */
   private volatile CompletableFuture<Integer> pendingInterrupt = CompletableFuture.completedFuture(0);
 
@@ -411,17 +415,16 @@ public final class VirtServer {
    * control, and the keys its own until it exits.
    */
   private void shell(Session session, List<String> args) {
-    StringBuilder command = new StringBuilder("cd \"" + args.get(0) + "\"; ");
-    for (String variable : args.subList(1, args.size())) {
-      command.append("export \"").append(variable).append("\"; ");
-    }
+    // The directory and variables as arguments, never as script text: a quote in them stays theirs.
+    List<String> argv = new ArrayList<>(List.of("sh", "-c", SHELL_SCRIPT, "sh"));
+    argv.addAll(args);
     String term = System.getenv("TERM");
     if (term != null) {
-      command.append("export TERM=\"").append(term).append("\"; ");
+      // The host's terminal type, for a correct termcap, as the reference passes it.
+      argv.add("TERM=" + term);
     }
-    command.append("bash -i");
     try (HostTerminal terminal = HostTerminal.ofControllingTerminal()) {
-      await(session.run(List.of("sh", "-c", command.toString()), terminal));
+      await(session.run(argv, terminal));
     } catch (IOException | ProtocolError e) {
       LOG.error("Cannot run shell: {}", e.getMessage());
     }
