@@ -66,12 +66,18 @@ class RunTerminalE2ETest {
         String atTheTerminal = "stty rows 40 cols 100; before=$(stty -g); "
                 + uchrootRun(work, inside) + "; status=$?; "
                 + "[ \"$(stty -g)\" = \"$before\" ] && echo terminal restored; exit $status";
-        E2e.Result result = E2e.run("run-terminal-" + SignalFixtures.who(user), user, work,
-                SignalFixtures.environment(work, user, leaks), LIMIT, script(atTheTerminal));
-        assertEquals(3, result.exitCode, result.describe());
-        String screen = result.output.replace("\r\n", "\n");
-        assertTrue(screen.contains("/dev/pts/0\n40 100\nstderr too\n"), screen);
-        assertTrue(screen.contains("terminal restored\n"), screen);
+        Process process = onATerminal(work, user, atTheTerminal);
+        // Nobody types, and the keyboard stays: script(1) would send an end of file of its own.
+        try (OutputStream keys = process.getOutputStream()) {
+            Screen screen = new Screen(process.getInputStream(), LIMIT);
+            assertTrue(process.waitFor(LIMIT.toSeconds(), TimeUnit.SECONDS), screen.text());
+            assertEquals(3, process.exitValue(), screen.text());
+            screen.awaitLines("/dev/pts/0\n40 100\nstderr too\n");
+            screen.awaitLines("terminal restored\n");
+        } finally {
+            process.descendants().forEach(ProcessHandle::destroyForcibly);
+            process.destroyForcibly();
+        }
         assertEquals(List.of(), testbeds(work));
     }
 
@@ -79,16 +85,7 @@ class RunTerminalE2ETest {
         E2e.requireRoot();
         E2e.requireCommands("script");
         Path work = SignalFixtures.workDir(tempDir, user);
-        List<String> argv = new ArrayList<>();
-        Map<String, String> env = SignalFixtures.environment(work, user, leaks);
-        if (user != null) {
-            argv.addAll(List.of("runuser", "-u", user, "--", "env"));
-            env.forEach((k, v) -> argv.add(k + "=" + v));
-        }
-        argv.addAll(script(uchrootRun(work, "echo ready; exec cat")));
-        ProcessBuilder builder = new ProcessBuilder(argv).directory(work.toFile()).redirectErrorStream(true);
-        builder.environment().putAll(env);
-        Process process = builder.start();
+        Process process = onATerminal(work, user, uchrootRun(work, "echo ready; exec cat"));
         try (OutputStream keys = process.getOutputStream()) {
             Screen screen = new Screen(process.getInputStream(), LIMIT);
             // Once the command speaks, uchroot has the terminal in raw mode: ^C is a key.
@@ -106,6 +103,23 @@ class RunTerminalE2ETest {
             process.destroyForcibly();
         }
         assertEquals(List.of(), testbeds(work));
+    }
+
+    /**
+     * {@code shellCommand} on a new terminal, as {@code user} (null: root), with the test's
+     * environment; its stdin is the keyboard, its stdout the screen.
+     */
+    private Process onATerminal(Path work, String user, String shellCommand) throws IOException {
+        List<String> argv = new ArrayList<>();
+        Map<String, String> env = SignalFixtures.environment(work, user, leaks);
+        if (user != null) {
+            argv.addAll(List.of("runuser", "-u", user, "--", "env"));
+            env.forEach((k, v) -> argv.add(k + "=" + v));
+        }
+        argv.addAll(script(shellCommand));
+        ProcessBuilder builder = new ProcessBuilder(argv).directory(work.toFile()).redirectErrorStream(true);
+        builder.environment().putAll(env);
+        return builder.start();
     }
 
     /** {@code uchroot run} of {@code command} in a busybox testbed whose directory is known. */
@@ -157,10 +171,27 @@ class RunTerminalE2ETest {
             }
         }
 
+        /** Waits until the screen shows {@code text}, byte for byte. */
         void awaitText(String text) throws InterruptedException {
+            awaitScreen(text, false);
+        }
+
+        /**
+         * Waits until the screen shows {@code lines} as a reader sees them: without carriage
+         * returns and the terminal's control sequences (such as bash's bracketed paste mode).
+         */
+        void awaitLines(String lines) throws InterruptedException {
+            awaitScreen(lines, true);
+        }
+
+        private static String asRead(String text) {
+            return text.replaceAll("\u001b\\[[0-9;?]*[A-Za-z]", "").replace("\r", "");
+        }
+
+        private void awaitScreen(String text, boolean readable) throws InterruptedException {
             long deadline = System.nanoTime() + limit.toNanos();
             synchronized (shown) {
-                while (!shown.toString(StandardCharsets.UTF_8).contains(text)) {
+                while (!(readable ? asRead(text()) : text()).contains(text)) {
                     long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
                     assertTrue(left > 0, "the terminal never showed " + text + ": " + shown);
                     shown.wait(left);
