@@ -66,7 +66,7 @@ class RunTerminalE2ETest {
         String atTheTerminal = "stty rows 40 cols 100; before=$(stty -g); "
                 + uchrootRun(work, inside) + "; status=$?; "
                 + "[ \"$(stty -g)\" = \"$before\" ] && echo terminal restored; exit $status";
-        Process process = onATerminal(work, user, atTheTerminal);
+        Process process = onATerminal(work, user, SignalFixtures.environment(work, user, leaks), atTheTerminal);
         // Nobody types, and the keyboard stays: script(1) would send an end of file of its own.
         try (OutputStream keys = process.getOutputStream()) {
             Screen screen = new Screen(process.getInputStream(), LIMIT);
@@ -85,7 +85,8 @@ class RunTerminalE2ETest {
         E2e.requireRoot();
         E2e.requireCommands("script");
         Path work = SignalFixtures.workDir(tempDir, user);
-        Process process = onATerminal(work, user, uchrootRun(work, "echo ready; exec cat"));
+        Process process = onATerminal(work, user, SignalFixtures.environment(work, user, leaks),
+                uchrootRun(work, "echo ready; exec cat"));
         try (OutputStream keys = process.getOutputStream()) {
             Screen screen = new Screen(process.getInputStream(), LIMIT);
             // Once the command speaks, uchroot has the terminal in raw mode: ^C is a key.
@@ -106,12 +107,12 @@ class RunTerminalE2ETest {
     }
 
     /**
-     * {@code shellCommand} on a new terminal, as {@code user} (null: root), with the test's
-     * environment; its stdin is the keyboard, its stdout the screen.
+     * {@code shellCommand} on a new terminal (script(1)), in {@code work} as {@code user} (null:
+     * root) with {@code env}; its stdin is the keyboard, its stdout the screen.
      */
-    private Process onATerminal(Path work, String user, String shellCommand) throws IOException {
+    static Process onATerminal(Path work, String user, Map<String, String> env, String shellCommand)
+            throws IOException {
         List<String> argv = new ArrayList<>();
-        Map<String, String> env = SignalFixtures.environment(work, user, leaks);
         if (user != null) {
             argv.addAll(List.of("runuser", "-u", user, "--", "env"));
             env.forEach((k, v) -> argv.add(k + "=" + v));

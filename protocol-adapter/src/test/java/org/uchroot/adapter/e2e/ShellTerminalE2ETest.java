@@ -11,9 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -55,19 +52,11 @@ class ShellTerminalE2ETest {
         Path work = SignalFixtures.workDir(tempDir, user);
         Path requests = fifo(work.resolve("requests"), user);
         Path answers = fifo(work.resolve("answers"), user);
-        Map<String, String> env = SignalFixtures.environment(work, user, leaks);
-        List<String> argv = new ArrayList<>();
-        if (user != null) {
-            argv.addAll(List.of("runuser", "-u", user, "--", "env"));
-            env.forEach((k, v) -> argv.add(k + "=" + v));
-        }
         String server = "stty rows 30 cols 90; before=$(stty -g); autopkgtest-virt-uchroot -t "
                 + E2e.debianTarball() + " <" + requests + " >" + answers
                 + "; [ \"$(stty -g)\" = \"$before\" ] && echo terminal restored";
-        argv.addAll(List.of("script", "--quiet", "--return", "--flush", "--command", server, "/dev/null"));
-        ProcessBuilder builder = new ProcessBuilder(argv).directory(work.toFile()).redirectErrorStream(true);
-        builder.environment().putAll(env);
-        Process process = builder.start();
+        Process process = RunTerminalE2ETest.onATerminal(
+                work, user, SignalFixtures.environment(work, user, leaks), server);
         try (OutputStream keys = process.getOutputStream()) {
             RunTerminalE2ETest.Screen screen = new RunTerminalE2ETest.Screen(process.getInputStream(), LIMIT);
             // The server opens its stdin, then its stdout: the same order here.
