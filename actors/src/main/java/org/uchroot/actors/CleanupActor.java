@@ -4,13 +4,12 @@ import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
 import akka.actor.typed.javadsl.Behaviors;
 import java.nio.file.Path;
-import java.util.concurrent.CompletableFuture;
 
 /**
- * Takes down a testbed whose every job has released its mounts: ends its namespaces through the
- * {@link TestbedProvisioner}, and only once they are gone removes what is left of its rootfs, if
- * anything, through the {@link RootfsRemover}. The one place that orders the two, so that the
- * remover never deletes while a mount of the testbed may still exist.
+ * Has a testbed taken down once every job of its session has released its mounts: the session
+ * sends it here only then, and the {@link TestbedRemover} does the work off the actors' threads.
+ * A separate actor, so that the session keeps answering (status, interrupts, a second close)
+ * while its testbed goes.
  */
 public final class CleanupActor {
 
@@ -26,24 +25,15 @@ public final class CleanupActor {
 
   private record Finished(RemoveTestbed request, Throwable error) implements Command {}
 
-  public static Behavior<Command> create(TestbedProvisioner provisioner, RootfsRemover remover) {
+  public static Behavior<Command> create(TestbedRemover remover) {
     return Behaviors.setup(
         context ->
             Behaviors.receive(Command.class)
                 .onMessage(
                     RemoveTestbed.class,
                     msg -> {
-                      Testbed testbed = msg.testbed();
-                      // The removal starts where the dismantling ends, without a message between.
                       context.pipeToSelf(
-                          provisioner
-                              .dismantle(testbed)
-                              .thenCompose(
-                                  left ->
-                                      left == Dismantled.ROOTFS_REMOVED
-                                          ? CompletableFuture.<Void>completedStage(null)
-                                          : remover.remove(testbed)),
-                          (ok, error) -> new Finished(msg, error));
+                          remover.remove(msg.testbed()), (ok, error) -> new Finished(msg, error));
                       return Behaviors.same();
                     })
                 .onMessage(

@@ -164,7 +164,7 @@ public final class JobActor {
   private Behavior<Command> onWaitFailed(WaitFailed msg) {
     replyTo.tell(new JobFailed(id, OneLineMessage.of(msg.cause())));
     // The launcher lost track of the job, a broken invariant: fail, and let the session, which
-    // watches this actor, count the job as gone; only dismantling its namespaces makes sure.
+    // watches this actor, count the job as gone; only the end of its namespaces makes sure.
     throw new IllegalStateException("lost track of job " + id, msg.cause());
   }
 }

@@ -15,8 +15,8 @@ import java.util.Optional;
 /**
  * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
  * or {@link Revert}: every job still running is interrupted, and only once each has reported
- * {@link MountsReleased} is the testbed handed to a {@link CleanupActor}, which ends its namespaces
- * and then removes its rootfs. An {@link InterruptJobs} stops the commands but leaves the testbed
+ * {@link MountsReleased} is the testbed handed to a {@link CleanupActor}, which has its namespaces
+ * ended and its rootfs removed. An {@link InterruptJobs} stops the commands but leaves the testbed
  * open, so the client can still run its own cleanup in it.
  *
  * <p>States: opening, open (or interrupted, which behaves the same), closing, reverting; the actor
@@ -104,7 +104,7 @@ public final class SessionActor {
   public record Ports(
       TestbedProvisioner provisioner,
       JobLauncher launcher,
-      RootfsRemover remover,
+      TestbedRemover remover,
       GracePeriods grace) {}
 
   public static Behavior<Command> create(
@@ -160,7 +160,7 @@ public final class SessionActor {
     this.context = context;
     this.stash = stash;
     this.cleanup =
-        context.spawn(CleanupActor.create(ports.provisioner(), ports.remover()), "cleanup");
+        context.spawn(CleanupActor.create(ports.remover()), "cleanup");
     this.draining = Behaviors.receive(Command.class).onAnyMessage(this::whileDraining).build();
     this.removing = Behaviors.receive(Command.class).onAnyMessage(this::whileRemoving).build();
   }
@@ -285,8 +285,8 @@ public final class SessionActor {
 
   /**
    * The common path of close and revert. Interrupts what still runs, waits for every job's
-   * MountsReleased, then hands the testbed to the CleanupActor, which ends its namespaces and
-   * removes its rootfs.
+   * MountsReleased, then hands the testbed to the CleanupActor, which has its namespaces ended and
+   * its rootfs removed.
    */
   private Behavior<Command> end(State how) {
     ending = how;

@@ -56,14 +56,9 @@ final case class ProvisionCall(session: SessionId, spec: SessionSpec, previous: 
   val result: CompletableFuture[Testbed] = new CompletableFuture[Testbed]()
 }
 
-final case class DismantleCall(testbed: Testbed) {
-  val result: CompletableFuture[Dismantled] = new CompletableFuture[Dismantled]()
-}
-
 /** Records each call; nothing happens until the test completes the call's `result`. */
 final class FakeProvisioner extends TestbedProvisioner {
   val provisions = new Calls[ProvisionCall]
-  val dismantles = new Calls[DismantleCall]
 
   override def provision(
       session: SessionId,
@@ -71,12 +66,6 @@ final class FakeProvisioner extends TestbedProvisioner {
       previous: Optional[Testbed]): CompletionStage[Testbed] = {
     val call = ProvisionCall(session, spec, previous)
     provisions.record(call)
-    call.result
-  }
-
-  override def dismantle(testbed: Testbed): CompletionStage[Dismantled] = {
-    val call = DismantleCall(testbed)
-    dismantles.record(call)
     call.result
   }
 }
@@ -121,7 +110,7 @@ final case class RemoveCall(testbed: Testbed) {
   def rootfs: Path = testbed.rootfs
 }
 
-final class FakeRemover extends RootfsRemover {
+final class FakeRemover extends TestbedRemover {
   val removals = new Calls[RemoveCall]
 
   override def remove(testbed: Testbed): CompletionStage[Void] = {

@@ -113,7 +113,6 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.provisioner.provisions.next().result.completeExceptionally(Fixtures.failure("tar: bad header"))
         f.openReplies.expectMessage(new OpenFailed(f.id, "tar: bad header"))
         f.expectStopped()
-        f.provisioner.dismantles.expectNone(Duration.Zero)
         f.remover.removals.expectNone(Duration.Zero)
       }
 
@@ -157,11 +156,10 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         val provision = f.provisioner.provisions.next()
         val closed = f.close()
-        f.provisioner.dismantles.expectNone()
+        f.remover.removals.expectNone()
 
         provision.result.complete(f.testbed)
         f.openReplies.expectMessage(new Opened(f.id, f.testbed, f.session))
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         closed.expectMessage(new Closed(f.id))
         f.expectStopped()
@@ -220,7 +218,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.awaitRunningJobs(0)
 
         // The testbed stays: the client may still run its own cleanup in it.
-        f.provisioner.dismantles.expectNone(Duration.Zero)
+        f.remover.removals.expectNone(Duration.Zero)
         val (r3, j3) = f.startJob()
         f.status() shouldBe new Status(f.id, State.INTERRUPTED, 1, 1)
         f.interruptJobs() shouldBe new JobsInterrupted(1)
@@ -230,7 +228,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.awaitRunningJobs(0)
         f.interruptJobs() shouldBe new JobsInterrupted(0)
         f.status() shouldBe new Status(f.id, State.INTERRUPTED, 0, 3)
-        f.provisioner.dismantles.expectNone(Duration.Zero)
+        f.remover.removals.expectNone(Duration.Zero)
         j1.signals.expectNone(Duration.Zero)
         j2.signals.expectNone(Duration.Zero)
       }
@@ -253,7 +251,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.end(j2, r2, new ExitStatus.Signalled(9))
         f.awaitRunningJobs(0)
         f.status().state shouldBe State.INTERRUPTED
-        f.provisioner.dismantles.expectNone(Duration.Zero)
+        f.remover.removals.expectNone(Duration.Zero)
       }
 
       "interrupt only the job named by InterruptJob" in {
@@ -271,42 +269,23 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
     "closing" should {
 
-      "dismantle, then remove the rootfs, then reply Closed and stop" in {
+      "have the testbed taken down, then reply Closed and stop" in {
         val f = new Fixture
         val testbed = f.open()
         val closed = f.close()
 
-        val dismantle = f.provisioner.dismantles.next()
-        dismantle.testbed shouldBe testbed
-        f.status().state shouldBe State.CLOSING
-        f.remover.removals.expectNone()
-
-        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         val removal = f.remover.removals.next()
         removal.testbed shouldBe testbed
+        f.status().state shouldBe State.CLOSING
         closed.expectNoMessage(100.millis)
 
         removal.result.complete(null)
         closed.expectMessage(new Closed(f.id))
         f.expectStopped()
-      }
-
-      "reply Closed without the remover when the dismantling removed the rootfs" in {
-        val f = new Fixture
-        val testbed = f.open()
-        val closed = f.close()
-
-        val dismantle = f.provisioner.dismantles.next()
-        dismantle.testbed shouldBe testbed
-        closed.expectNoMessage(100.millis)
-        dismantle.result.complete(Dismantled.ROOTFS_REMOVED)
-
-        closed.expectMessage(new Closed(f.id))
         f.remover.removals.expectNone(Duration.Zero)
-        f.expectStopped()
       }
 
-      "interrupt running jobs and dismantle only after every job has ended" in {
+      "interrupt running jobs and take the testbed down only after every job has ended" in {
         val f = new Fixture
         val testbed = f.open()
         val (r1, j1) = f.startJob()
@@ -316,26 +295,21 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         j1.signals.next() shouldBe Signal.INT
         j2.signals.next() shouldBe Signal.INT
         f.status() shouldBe new Status(f.id, State.CLOSING, 2, 0)
-        f.provisioner.dismantles.expectNone()
+        f.remover.removals.expectNone()
 
         f.end(j1, r1, new ExitStatus.Exited(130))
         f.awaitRunningJobs(1)
         // The session has handled the first job's release: one job still holds mounts.
-        f.provisioner.dismantles.expectNone(Duration.Zero)
+        f.remover.removals.expectNone(Duration.Zero)
 
         f.end(j2, r2, new ExitStatus.Signalled(2))
-        val dismantle = f.provisioner.dismantles.next()
-        dismantle.testbed shouldBe testbed
-        f.remover.removals.expectNone()
-
-        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         val removal = f.remover.removals.next()
         removal.testbed shouldBe testbed
         closed.expectNoMessage(100.millis)
         removal.result.complete(null)
         closed.expectMessage(new Closed(f.id))
         f.expectStopped()
-        f.provisioner.dismantles.expectNone(Duration.Zero)
+        f.remover.removals.expectNone(Duration.Zero)
       }
 
       "kill the jobs it drains on KillJobs" in {
@@ -350,7 +324,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         killed.expectMessage(new JobsInterrupted(1))
         job.signals.next() shouldBe Signal.KILL
         f.end(job, replies, new ExitStatus.Signalled(9))
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_REMOVED)
+        f.remover.removals.next().result.complete(null)
         closed.expectMessage(new Closed(f.id))
       }
 
@@ -360,39 +334,28 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val replies = f.runJob("make")
         val launch = f.launcher.launches.next()
         val closed = f.close()
-        f.provisioner.dismantles.expectNone()
+        f.remover.removals.expectNone()
 
         val job = launch.start()
         replies.expectMessage(new JobActor.JobStarted(launch.id))
         job.signals.next() shouldBe Signal.INT
-        f.provisioner.dismantles.expectNone()
+        f.remover.removals.expectNone()
         f.end(job, replies, new ExitStatus.Exited(130))
 
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         closed.expectMessage(new Closed(f.id))
       }
 
-      "reply CloseFailed and never remove the rootfs when dismantling fails" in {
+      "reply CloseFailed with the reason, and try no second removal, when the teardown fails" in {
         val f = new Fixture
         f.open()
         val closed = f.close()
-        f.provisioner.dismantles.next().result.completeExceptionally(
-          Fixtures.failure("still mounted: /proc"))
-        closed.expectMessage(new CloseFailed(f.id, "still mounted: /proc"))
+        f.remover.removals.next().result.completeExceptionally(
+          Fixtures.failure("refusing to remove it: still mounted there: /proc"))
+        closed.expectMessage(
+          new CloseFailed(f.id, "refusing to remove it: still mounted there: /proc"))
         f.expectStopped()
         f.remover.removals.expectNone()
-      }
-
-      "reply CloseFailed when removing the rootfs fails" in {
-        val f = new Fixture
-        f.open()
-        val closed = f.close()
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
-        f.remover.removals.next().result.completeExceptionally(
-          Fixtures.failure("rm: Device or resource busy"))
-        closed.expectMessage(new CloseFailed(f.id, "rm: Device or resource busy"))
-        f.expectStopped()
       }
 
       "reject RunJob at every step" in {
@@ -405,10 +368,6 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         // Waiting for the job.
         f.expectRejected(f.runJob("true"))
         f.end(j1, r1, new ExitStatus.Exited(130))
-        val dismantle = f.provisioner.dismantles.next()
-        // Dismantling.
-        f.expectRejected(f.runJob("true"))
-        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
         val removal = f.remover.removals.next()
         // Removing.
         f.expectRejected(f.runJob("true"))
@@ -428,16 +387,14 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         revert.expectMessageType[RevertFailed]
 
         f.end(j1, r1, new ExitStatus.Exited(130))
-        val dismantle = f.provisioner.dismantles.next()
+        val removal = f.remover.removals.next()
         val third = f.close()
-        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
-        f.remover.removals.next().result.complete(null)
+        removal.result.complete(null)
 
         first.expectMessage(new Closed(f.id))
         second.expectMessage(new Closed(f.id))
         third.expectMessage(new Closed(f.id))
         // One teardown served all of them.
-        f.provisioner.dismantles.expectNone(Duration.Zero)
         f.remover.removals.expectNone(Duration.Zero)
       }
 
@@ -445,10 +402,10 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val first = f.close()
-        val dismantle = f.provisioner.dismantles.next()
+        val removal = f.remover.removals.next()
         val second = f.close()
         f.status().state shouldBe State.CLOSING // the second Close is queued before the failure
-        dismantle.result.completeExceptionally(Fixtures.failure("namespace still alive"))
+        removal.result.completeExceptionally(Fixtures.failure("namespace still alive"))
         first.expectMessage(new CloseFailed(f.id, "namespace still alive"))
         second.expectMessage(new CloseFailed(f.id, "namespace still alive"))
       }
@@ -456,12 +413,12 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
     "reverting" should {
 
-      "provision again at once when the dismantling removed the rootfs" in {
+      "provision again at once when the testbed is down" in {
         val f = new Fixture
         val old = f.open()
         val reverted = f.revert()
 
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_REMOVED)
+        f.remover.removals.next().result.complete(null)
         val again = f.provisioner.provisions.next()
         again shouldBe ProvisionCall(f.id, Fixtures.spec, Optional.of(old))
         f.remover.removals.expectNone(Duration.Zero)
@@ -471,7 +428,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         reverted.expectMessage(new Reverted(fresh))
       }
 
-      "drain, dismantle, remove and provision again in place of the old testbed" in {
+      "drain, take down and provision again in place of the old testbed" in {
         val f = new Fixture
         val scratch = "/tmp/autopkgtest.XyZ123"
         val provision = f.provisioner.provisions.next()
@@ -485,13 +442,8 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
         val reverted = f.revert()
         f.status() shouldBe new Status(f.id, State.REVERTING, 1, 1)
-        f.provisioner.dismantles.expectNone()
-        f.end(j1, r1, new ExitStatus.Exited(130))
-
-        val dismantle = f.provisioner.dismantles.next()
-        dismantle.testbed shouldBe old
         f.remover.removals.expectNone()
-        dismantle.result.complete(Dismantled.ROOTFS_LEFT)
+        f.end(j1, r1, new ExitStatus.Exited(130))
 
         val removal = f.remover.removals.next()
         removal.testbed shouldBe old
@@ -520,7 +472,6 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         val again = f.provisioner.provisions.next()
 
@@ -539,7 +490,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         // The Close queued behind the RunJob is served afterwards too.
         job.signals.next() shouldBe Signal.INT
         f.end(job, replies, new ExitStatus.Exited(130))
-        f.provisioner.dismantles.next().testbed shouldBe fresh
+        f.remover.removals.next().testbed shouldBe fresh
       }
 
       "serve a RunJob sent while it drains once it is open" in {
@@ -553,7 +504,6 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         // Held until the testbed is back, not turned away.
         replies.expectNoMessage(100.millis)
         f.end(j1, r1, new ExitStatus.Exited(130))
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         val fresh = Fixtures.testbed(s"${f.id.value}-fresh")
         f.provisioner.provisions.next().result.complete(fresh)
@@ -569,7 +519,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_REMOVED)
+        f.remover.removals.next().result.complete(null)
         val again = f.provisioner.provisions.next()
 
         // A Ctrl+C while the fresh testbed is made: nothing runs then, and nothing later is hit.
@@ -588,32 +538,20 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.complete(null)
         f.provisioner.provisions.next().result.completeExceptionally(Fixtures.failure("disk full"))
         reverted.expectMessage(new RevertFailed("disk full"))
         f.expectStopped()
       }
 
-      "reply RevertFailed, remove nothing and provision nothing when dismantling fails" in {
+      "reply RevertFailed, remove nothing more and provision nothing when the teardown fails" in {
         val f = new Fixture
         f.open()
         val reverted = f.revert()
-        f.provisioner.dismantles.next().result.completeExceptionally(Fixtures.failure("busy"))
-        reverted.expectMessage(new RevertFailed("busy"))
-        f.expectStopped()
-        f.remover.removals.expectNone(Duration.Zero)
-        f.provisioner.provisions.expectNone(Duration.Zero)
-      }
-
-      "reply RevertFailed when removing the old rootfs fails" in {
-        val f = new Fixture
-        f.open()
-        val reverted = f.revert()
-        f.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
         f.remover.removals.next().result.completeExceptionally(Fixtures.failure("rm: busy"))
         reverted.expectMessage(new RevertFailed("rm: busy"))
         f.expectStopped()
+        f.remover.removals.expectNone(Duration.Zero)
         f.provisioner.provisions.expectNone(Duration.Zero)
       }
     }

@@ -84,7 +84,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       jb.signals.next() shouldBe Signal.INT
       f.status(a).state shouldBe SessionActor.State.INTERRUPTED
       f.status(b).state shouldBe SessionActor.State.INTERRUPTED
-      f.fakes.provisioner.dismantles.expectNone()
+      f.fakes.remover.removals.expectNone()
 
       ja.exit.complete(new ExitStatus.Exited(130))
       ra.expectMessage(new JobActor.JobCompleted(ja.id, new ExitStatus.Exited(130)))
@@ -103,7 +103,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       f.manager ! new SessionManager.KillAll()
       ja.signals.next() shouldBe Signal.KILL
       jb.signals.next() shouldBe Signal.KILL
-      f.fakes.provisioner.dismantles.expectNone()
+      f.fakes.remover.removals.expectNone()
     }
 
     "answer CloseAll only after every session's rootfs is removed" in {
@@ -114,11 +114,7 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       val allClosed = f.closeAll()
 
       jb.signals.next() shouldBe Signal.INT
-      // a has no jobs and is dismantled at once; b waits for its job.
-      val dismantleA = f.fakes.provisioner.dismantles.next()
-      dismantleA.testbed shouldBe a.testbed
-      f.fakes.provisioner.dismantles.expectNone()
-      dismantleA.result.complete(Dismantled.ROOTFS_LEFT)
+      // a has no jobs and is taken down at once; b waits for its job.
       val removalA = f.fakes.remover.removals.next()
       removalA.testbed shouldBe a.testbed
       removalA.result.complete(null)
@@ -126,9 +122,6 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
 
       jb.exit.complete(new ExitStatus.Exited(130))
       rb.expectMessage(new JobActor.JobCompleted(jb.id, new ExitStatus.Exited(130)))
-      val dismantleB = f.fakes.provisioner.dismantles.next()
-      dismantleB.testbed shouldBe b.testbed
-      dismantleB.result.complete(Dismantled.ROOTFS_LEFT)
       val removalB = f.fakes.remover.removals.next()
       removalB.testbed shouldBe b.testbed
       allClosed.expectNoMessage(100.millis)
@@ -146,7 +139,6 @@ class SessionManagerSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike 
       val allClosed = f.closeAll()
       val refused = f.requestOpen()
       refused.expectMessageType[SessionActor.OpenFailed].reason should include("shutting down")
-      f.fakes.provisioner.dismantles.next().result.complete(Dismantled.ROOTFS_LEFT)
       f.fakes.remover.removals.next().result.complete(null)
       allClosed.expectMessage(new SessionManager.AllClosed(1, 0))
 

@@ -38,16 +38,9 @@ public final class Engine implements AutoCloseable {
   /** Where the stages of this API complete: callbacks may block there. */
   private final Executor blocking;
 
-  /** Set as the guardian starts, so surely once a request to it has been answered. */
-  private final CompletableFuture<LinuxProvisioner> provisioner;
-
-  private Engine(
-      EngineConfig config,
-      ActorSystem<SessionManager.Command> system,
-      CompletableFuture<LinuxProvisioner> provisioner) {
+  private Engine(EngineConfig config, ActorSystem<SessionManager.Command> system) {
     this.config = config;
     this.system = system;
-    this.provisioner = provisioner;
     this.blocking =
         system.dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
   }
@@ -56,7 +49,6 @@ public final class Engine implements AutoCloseable {
   public static Engine start(EngineConfig config) {
     // Checked before any actor exists: without subordinate ids no testbed can be made.
     IdMapping mapping = Host.idMapping(config);
-    CompletableFuture<LinuxProvisioner> provisioner = new CompletableFuture<>();
     ActorSystem<SessionManager.Command> system =
         ActorSystem.create(
             Behaviors.setup(
@@ -72,27 +64,22 @@ public final class Engine implements AutoCloseable {
                           .dispatchers()
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   SessionRegistry registry = SessionRegistry.of(config);
-                  SafeRemover remover =
-                      new SafeRemover(mapping, config.libexecDir(), registry, blocking);
-                  provisioner.complete(
-                      new LinuxProvisioner(
-                          config,
-                          mapping,
-                          registry,
-                          remover,
-                          blocking,
-                          context.getSystem().scheduler()));
+                  SafeRemover remover = new SafeRemover(mapping, config.libexecDir());
+                  TestbedTeardown teardown =
+                      new TestbedTeardown(
+                          remover, registry, blocking, context.getSystem().scheduler());
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
-                          provisioner.join(),
+                          new LinuxProvisioner(
+                              config, mapping, registry, remover, teardown, blocking),
                           new LinuxJobLauncher(io),
-                          remover,
+                          teardown,
                           config.grace());
                   return SessionManager.create(ports, Engine::newSessionId);
                 }),
             "uchroot",
             config.config());
-    return new Engine(config, system, provisioner);
+    return new Engine(config, system);
   }
 
   public EngineConfig config() {
@@ -139,10 +126,10 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Closes every session, waiting for their removal, then stops the engine once the namespaces of
-   * every session are gone and the records of their testbeds forgotten: no process of the engine
-   * outlives it. An open or a revert under way is aborted first: its helpers are killed, and what
-   * it made is removed as after any failed open.
+   * Closes every session, waiting until each testbed is taken down (its namespaces gone, its
+   * record forgotten), then stops the engine: no process of the engine outlives it. An open or a
+   * revert under way is aborted first: its helpers are killed, and what it made is removed as after
+   * any failed open.
    */
   @Override
   public void close() {
@@ -152,10 +139,6 @@ public final class Engine implements AutoCloseable {
     } catch (Exception e) {
       throw new UchrootException("could not close every session: " + e.getMessage(), e);
     } finally {
-      LinuxProvisioner started = provisioner.getNow(null);
-      if (started != null) {
-        started.awaitDismantlings();
-      }
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().join();
     }

@@ -70,7 +70,7 @@ final class LinuxJobLauncher implements JobLauncher {
 
   @Override
   public CompletionStage<RunningJob> launch(Testbed testbed, JobId id, JobSpec spec) {
-    NamespaceSandbox sandbox = (NamespaceSandbox) testbed.sandbox();
+    NamespaceSandbox sandbox = NamespaceSandbox.of(testbed);
     CompletableFuture<Void> ended = new CompletableFuture<>();
     LinuxJob job;
     try {

@@ -6,9 +6,9 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
 import org.uchroot.actors.Sandbox;
 import org.uchroot.actors.SessionId;
+import org.uchroot.actors.Testbed;
 
 /**
  * The namespaces of one session, held by the engine's helper process (see {@link
@@ -60,6 +60,11 @@ final class NamespaceSandbox implements Sandbox {
     this.jobSocket = jobSocket;
     this.opensHostFiles = opensHostFiles;
     this.stopper = this::stop;
+  }
+
+  /** The sandbox the engine made for a testbed: the actors pass it on without looking inside. */
+  static NamespaceSandbox of(Testbed testbed) {
+    return (NamespaceSandbox) testbed.sandbox();
   }
 
   Path root() {
@@ -117,16 +122,15 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * Blocks until the namespaces are gone, killing the job server if they are not within ten
-   * seconds. Safe to call more than once, and from more than one thread.
+   * Blocks until the namespaces are gone: the job server ends at the end of file {@link #end}
+   * sent, and {@link TestbedTeardown} arms the {@link #stopper} against one that does not.
    */
   void awaitEnd() {
-    if (!waitFor(10)) {
-      stop();
-      if (!waitFor(10)) {
-        stop();
-        waitFor(10);
-      }
+    try {
+      holder.waitFor();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
     }
     // A job server that said so removed its socket itself; the path may be its successor's by
     // now, after a revert.
@@ -185,15 +189,6 @@ final class NamespaceSandbox implements Sandbox {
       } catch (IOException e) {
         throw new UchrootException("cannot remove " + socket + ": " + UchrootException.reason(e), e);
       }
-    }
-  }
-
-  private boolean waitFor(int seconds) {
-    try {
-      return holder.waitFor(seconds, TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return false;
     }
   }
 

@@ -438,7 +438,7 @@ public final class RootfsCache {
   }
 
   private SafeRemover remover() {
-    return new SafeRemover(mapping, libexecDir, null, Runnable::run);
+    return new SafeRemover(mapping, libexecDir);
   }
 
   private Path lockOf(String key) {

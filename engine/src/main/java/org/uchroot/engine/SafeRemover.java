@@ -11,11 +11,6 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.Executor;
-import org.uchroot.actors.RootfsRemover;
-import org.uchroot.actors.Testbed;
 
 /**
  * Deletes a rootfs without ever following a symlink or leaving its filesystem: from this process
@@ -23,22 +18,15 @@ import org.uchroot.actors.Testbed;
  * user namespace with the session's id mapping. Refuses to start while anything is mounted at or
  * below the rootfs.
  */
-final class SafeRemover implements RootfsRemover {
+final class SafeRemover {
 
   private final IdMapping mapping;
   private final Path libexecDir;
-  private final SessionRegistry registry;
-  private final Executor blocking;
 
-  /**
-   * @param libexecDir where {@code uchroot-jobd} is, which starts the helper
-   * @param registry forgets each removed testbed; null for trees that are not testbeds
-   */
-  SafeRemover(IdMapping mapping, Path libexecDir, SessionRegistry registry, Executor blocking) {
+  /** @param libexecDir where {@code uchroot-jobd} is, which starts the helper */
+  SafeRemover(IdMapping mapping, Path libexecDir) {
     this.mapping = mapping;
     this.libexecDir = libexecDir;
-    this.registry = registry;
-    this.blocking = blocking;
   }
 
   /**
@@ -46,21 +34,14 @@ final class SafeRemover implements RootfsRemover {
    * every file itself; another user needs its own subordinate ids for the files of the testbed's
    * other users.
    */
-  static SafeRemover ofCaller(Path libexecDir, SessionRegistry registry) {
-    return new SafeRemover(
-        Host.isRoot() ? IdMapping.HOST : Host.subordinate(), libexecDir, registry, Runnable::run);
+  static SafeRemover ofCaller(Path libexecDir) {
+    return new SafeRemover(Host.isRoot() ? IdMapping.HOST : Host.subordinate(), libexecDir);
   }
 
-  @Override
-  public CompletionStage<Void> remove(Testbed testbed) {
-    return CompletableFuture.runAsync(() -> removeNow(testbed.rootfs()), blocking);
-  }
-
-  /** Blocks: call only from the blocking executor. */
+  /** Blocks: call only from a blocking thread. */
   void removeNow(Path rootfs) {
     Path dir = rootfs.toAbsolutePath().normalize();
     if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-      forget(dir);
       return;
     }
     checkRemovable(dir);
@@ -83,7 +64,6 @@ final class SafeRemover implements RootfsRemover {
     if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       throw new UchrootException("could not remove all of " + dir);
     }
-    forget(dir);
   }
 
   /**
@@ -147,13 +127,6 @@ final class SafeRemover implements RootfsRemover {
     List<String> argv = new ArrayList<>(subordinate.userNamespaceCommand(libexecDir));
     argv.addAll(List.of("rm", "-rf", "--one-file-system", "--", dir.toString()));
     HelperProcess.run(libexecDir, "removing " + dir, argv);
-  }
-
-
-  private void forget(Path dir) {
-    if (registry != null) {
-      registry.forget(dir);
-    }
   }
 
   /** The path itself must be a real directory reached without symlinks, and never /. */

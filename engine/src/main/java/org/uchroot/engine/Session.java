@@ -70,7 +70,7 @@ public final class Session {
 
   /** The scratch directory as a host path. */
   public Path scratchOnHost() {
-    return ((NamespaceSandbox) testbed.sandbox()).hostScratch();
+    return NamespaceSandbox.of(testbed).hostScratch();
   }
 
   /** Starts {@code argv} in the testbed with the given streams. */
@@ -111,7 +111,7 @@ public final class Session {
   public CompletionStage<SessionStatus> status() {
     return Asks.<SessionActor.Command, SessionActor.Status>ask(
             ref, SessionActor.GetStatus::new, SHORT, system.scheduler(), blocking)
-        .thenApply(s -> new SessionStatus(s.state(), s.runningJobs(), s.interrupts()));
+        .thenApply(SessionStatus::of);
   }
 
   /** Ends what runs, and makes the testbed afresh, with the same scratch path. */

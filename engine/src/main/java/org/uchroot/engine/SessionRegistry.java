@@ -177,7 +177,7 @@ public final class SessionRegistry {
       throw new UchrootException(
           "session " + session + " is live (owned by pid " + entry.ownerPid() + "); close it instead");
     }
-    SafeRemover.ofCaller(libexecDir, this).removeNow(entry.rootfs());
+    SafeRemover.ofCaller(libexecDir).removeNow(entry.rootfs());
     try {
       // The sockets of a server that was killed with its job servers.
       Path sockets = entry.runtimeDir();

@@ -174,17 +174,17 @@ abstract class EngineIntegrationTest {
     assertTrue(MountTable.mountsAtOrBelow(rootfs).isEmpty());
   }
 
-  /** The record of a testbed is forgotten after the close's answer, and before its engine ends. */
+  /** When a close is answered, the testbed is gone: its files, its processes and its record. */
   @Test
-  void anEngineEndsOnlyOnceItsRecordsAreForgotten() throws Exception {
-    Path rootfs;
-    try (Engine own = Engine.start(EngineConfig.load().withRootfsMode(mode()))) {
-      Session session = own.open(SessionSpec.of(BusyboxRootfs.tarball())).toCompletableFuture().join();
-      rootfs = session.rootfs();
-      assertTrue(recorded(rootfs), rootfs + " is not recorded");
-      session.closeAndWait();
-    }
+  void aClosedTestbedIsGoneAndForgottenWhenTheCloseIsAnswered() throws Exception {
+    Session session = open();
+    Path rootfs = session.rootfs();
+    ProcessHandle jobServer = SessionProcesses.jobServerOf(rootfs);
+    assertTrue(recorded(rootfs), rootfs + " is not recorded");
+    session.closeAndWait();
     assertFalse(recorded(rootfs), "the registry still records " + rootfs);
+    assertFalse(jobServer.isAlive(), "the job server still runs");
+    assertFalse(Files.exists(rootfs));
   }
 
   /** The job server died (killed here) before it could remove the testbed: the remover does. */
@@ -236,7 +236,7 @@ abstract class EngineIntegrationTest {
       String scratch = session.scratch();
       run(session, new CapturedStdio(), "touch", "/made-here");
       session.revert().toCompletableFuture().join();
-      // The record of the testbed reverted is forgotten after the answer, never the new one's.
+      // The record of the testbed reverted is forgotten, never the new one's.
       assertTrue(recorded(session.rootfs()), "the new testbed is not recorded");
       assertEquals(scratch, session.scratch());
       assertTrue(Files.isDirectory(session.scratchOnHost()));

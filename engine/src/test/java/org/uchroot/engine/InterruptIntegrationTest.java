@@ -22,7 +22,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.GracePeriods;
-import org.uchroot.actors.SessionActor;
 import org.uchroot.actors.SessionSpec;
 
 /** Interrupts keep the testbed usable; closing ends every process and deletes only the rootfs. */
@@ -75,7 +74,7 @@ abstract class InterruptIntegrationTest {
       assertEquals(1, session.interrupt().toCompletableFuture().join());
       assertEquals(new ExitStatus.Signalled(2), job.result().toCompletableFuture().join());
       SessionStatus status = session.status().toCompletableFuture().join();
-      assertEquals(SessionActor.State.INTERRUPTED, status.state());
+      assertEquals(SessionStatus.State.INTERRUPTED, status.state());
       assertEquals(0, status.runningJobs());
       assertEquals(1, status.interrupts());
       CapturedStdio cleanup = new CapturedStdio();

@@ -82,7 +82,7 @@ class JobServerRemovalIntegrationTest {
     assertTrue(Files.isDirectory(testbed.top()));
     assertTrue(Files.exists(testbed.files().resolve("made-inside")), "the testbed's files are gone");
     assertEquals(List.of(), MountTable.mountsAtOrBelow(temp));
-    new SafeRemover(new IdMapping.Host(), EngineConfig.load().libexecDir(), null, Runnable::run).removeNow(testbed.top());
+    new SafeRemover(new IdMapping.Host(), EngineConfig.load().libexecDir()).removeNow(testbed.top());
   }
 
   /** A testbed: its directory, where files put there from the host land, how jobd mounts it. */
