@@ -1,7 +1,5 @@
 package org.uchroot.engine;
 
-import akka.actor.Cancellable;
-import akka.actor.typed.Scheduler;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -14,26 +12,21 @@ import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.BindMount;
-import org.uchroot.actors.Dismantled;
 import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionId;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.actors.Testbed;
 import org.uchroot.actors.TestbedProvisioner;
-import scala.concurrent.ExecutionContext;
 
 /**
  * Puts a testbed (an overlay over the cached base, or an unpacked tarball) in a fresh directory and
@@ -51,42 +44,34 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   private static final SecureRandom RANDOM = new SecureRandom();
-  /** How long a job server may take to remove its testbed or end, before it is killed. */
-  private static final Duration END_WAIT = Duration.ofSeconds(10);
-  /** ... and after which unshare is killed too. */
-  private static final Duration LAST_END_WAIT = END_WAIT.multipliedBy(2);
 
   private final EngineConfig config;
   private final IdMapping mapping;
   private final Executor blocking;
-  /** The actor system's timers, which run their tasks on {@link #timers}: the blocking threads. */
-  private final Scheduler scheduler;
-  private final ExecutionContext timers;
   private final SessionRegistry registry;
   private final SafeRemover remover;
+  private final TestbedTeardown teardown;
   private final RootfsCache cache;
-  /** Dismantlings still under way after their answer: records to forget, namespaces to go. */
-  private final Set<CompletableFuture<Void>> ending = ConcurrentHashMap.newKeySet();
-  /** Removed testbeds whose records are being forgotten, by rootfs. */
-  private final Map<Path, CompletableFuture<Void>> forgetting = new ConcurrentHashMap<>();
   /** Cleared for good once a mount fails: the kernel or filesystem will not change meanwhile. */
   private volatile boolean overlayUsable = true;
 
-  /** @param remover removes what a failed open left, as the session's CleanupActor would */
+  /**
+   * @param remover clears a testbed's directory for a second try at the same path
+   * @param teardown removes what a failed open made, and forgets it
+   */
   LinuxProvisioner(
       EngineConfig config,
       IdMapping mapping,
       SessionRegistry registry,
       SafeRemover remover,
-      Executor blocking,
-      Scheduler scheduler) {
+      TestbedTeardown teardown,
+      Executor blocking) {
     this.config = config;
     this.mapping = mapping;
     this.blocking = blocking;
-    this.scheduler = scheduler;
-    this.timers = ExecutionContext.fromExecutor(blocking);
     this.registry = registry;
     this.remover = remover;
+    this.teardown = teardown;
     this.cache =
         new RootfsCache(
             config.cacheDir(),
@@ -102,83 +87,16 @@ final class LinuxProvisioner implements TestbedProvisioner {
     return CompletableFuture.supplyAsync(() -> provisionNow(session, spec, previous), blocking);
   }
 
-  @Override
-  public CompletionStage<Dismantled> dismantle(Testbed testbed) {
-    CompletableFuture<Dismantled> dismantled = new CompletableFuture<>();
-    blocking.execute(() -> dismantle((NamespaceSandbox) testbed.sandbox(), testbed, dismantled));
-    return dismantled;
-  }
-
-  /**
-   * The job server deletes the testbed on its way out; the remover deletes whatever it left, after
-   * checking the host's mount table. Once the job server says the testbed is gone, the answer goes
-   * at once, and this thread then forgets the testbed's record and waits for the namespaces, which
-   * take a few milliseconds more; a new record at the same path waits for that forgetting.
-   */
-  private void dismantle(
-      NamespaceSandbox sandbox, Testbed testbed, CompletableFuture<Dismantled> dismantled) {
-    CompletableFuture<Void> ended = new CompletableFuture<>();
-    ending.add(ended);
-    CompletableFuture<Void> forgotten = new CompletableFuture<>();
-    forgetting.put(testbed.rootfs(), forgotten);
-    try {
-      // A job server that neither says so nor ends in time is killed, then unshare: its end ends
-      // the wait.
-      Cancellable overdue = scheduler.scheduleOnce(END_WAIT, sandbox.stopper(), timers);
-      Cancellable longOverdue = scheduler.scheduleOnce(LAST_END_WAIT, sandbox.stopper(), timers);
-      sandbox.end();
-      boolean removed = sandbox.awaitRemoval();
-      overdue.cancel();
-      longOverdue.cancel();
-      if (removed) {
-        dismantled.complete(Dismantled.ROOTFS_REMOVED);
-        registry.forget(testbed.rootfs());
-        forgotten.complete(null);
-        sandbox.awaitEnd();
-      } else {
-        sandbox.awaitEnd();
-        dismantled.complete(Dismantled.ROOTFS_LEFT);
-      }
-    } catch (RuntimeException e) {
-      if (!dismantled.completeExceptionally(e)) {
-        LOG.warn("after removing {}: {}", testbed.rootfs(), e.getMessage());
-      }
-    } finally {
-      // Whatever went wrong, nobody waits for ever.
-      dismantled.completeExceptionally(new UchrootException("the testbed's end failed"));
-      forgetting.remove(testbed.rootfs(), forgotten);
-      forgotten.complete(null);
-      ended.complete(null);
-      ending.remove(ended);
-    }
-  }
-
-  /**
-   * Blocks until every dismantling so far has ended: the records of removed testbeds forgotten,
-   * their namespaces gone.
-   */
-  void awaitDismantlings() {
-    for (CompletableFuture<Void> ended : ending) {
-      ended.join();
-    }
-  }
-
   private Testbed provisionNow(SessionId session, SessionSpec spec, Optional<Testbed> previous) {
     if (!Files.isReadable(spec.tarball())) {
       throw new UchrootException("cannot read tarball " + spec.tarball());
     }
     for (BindMount bind : spec.binds()) {
       if (!Files.isDirectory(bind.outside())) {
-        throw new UchrootException(bind.outside() + " doesn't exist");
+        throw new UchrootException(BindMount.outsideMissing(bind.outside()));
       }
     }
     Path top = createTopDir(spec, previous);
-    // A testbed removed from the same path (a revert's, or one of the same unpack directory) may
-    // still be being forgotten: its record is found by that path.
-    CompletableFuture<Void> forgettingThere = forgetting.get(top);
-    if (forgettingThere != null) {
-      forgettingThere.join();
-    }
     registry.record(session, top);
     String scratch = previous.map(Testbed::scratch).orElseGet(LinuxProvisioner::newScratchPath);
     try {
@@ -199,7 +117,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       return new Testbed(top, scratch, sandbox);
     } catch (RuntimeException e) {
       try {
-        remover.removeNow(top);
+        teardown.removeUnstarted(top);
       } catch (RuntimeException cleanup) {
         e.addSuppressed(cleanup);
         LOG.error("could not remove {} after a failed open: {}", top, cleanup.getMessage());
@@ -405,6 +323,4 @@ final class LinuxProvisioner implements TestbedProvisioner {
     }
     throw new UchrootException("the session's init exited during set-up");
   }
-
-
 }

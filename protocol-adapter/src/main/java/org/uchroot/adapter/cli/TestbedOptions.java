@@ -199,15 +199,15 @@ public final class TestbedOptions {
     for (int i = 0; i + 1 < bind.size(); i += 2) {
       String outside = ShellExpansion.expand(bind.get(i), env);
       String inside = ShellExpansion.expand(bind.get(i + 1), env);
-      if (!Files.isDirectory(Path.of(outside))) {
-        throw new CliException(ExitCode.INVALID_ARGUMENT, outside + " doesn't exist");
+      Path outsideDir = Path.of(outside);
+      if (!Files.isDirectory(outsideDir)) {
+        throw new CliException(ExitCode.INVALID_ARGUMENT, BindMount.outsideMissing(outsideDir));
       }
-      if (!inside.startsWith("/")) {
-        throw new CliException(
-            ExitCode.INVALID_ARGUMENT,
-            "mountpoint " + inside + " must be an absolute path inside the chroot");
+      try {
+        binds.add(new BindMount(outsideDir, inside));
+      } catch (IllegalArgumentException e) {
+        throw new CliException(ExitCode.INVALID_ARGUMENT, e.getMessage());
       }
-      binds.add(new BindMount(Path.of(outside), inside));
     }
     return binds;
   }
