@@ -3,9 +3,11 @@ package org.uchroot.engine;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.DispatcherSelector;
 import akka.actor.typed.javadsl.Behaviors;
+import java.io.IOException;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
@@ -47,6 +49,7 @@ public final class Engine implements AutoCloseable {
 
   /** Starts an engine; {@link #close()} ends every session it still has, then the engine. */
   public static Engine start(EngineConfig config) {
+    LockFile.prepareInBackground();
     // Checked before any actor exists: without subordinate ids no testbed can be made.
     IdMapping mapping = Host.idMapping(config);
     ActorSystem<SessionManager.Command> system =
@@ -84,6 +87,18 @@ public final class Engine implements AutoCloseable {
 
   public EngineConfig config() {
     return config;
+  }
+
+  /**
+   * Starts {@code argv} on the host as the engine starts its own helpers: in a session of its own,
+   * so that a Ctrl+C on the terminal leaves it alone; ended with whatever it started when the
+   * engine dies or when it gets SIGTERM ({@link Process#destroy}); with the helpers' {@code PATH}
+   * as its whole environment. For the host's side of a copy.
+   */
+  public Process startOnHost(List<String> argv, ProcessBuilder.Redirect stdin)
+      throws IOException {
+    return HelperProcess.start(
+        HelperProcess.builder(config.libexecDir(), argv).redirectInput(stdin));
   }
 
   /** Provisions a testbed; fails with {@link UchrootException} saying why it could not. */

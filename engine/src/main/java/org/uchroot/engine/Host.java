@@ -23,7 +23,7 @@ public final class Host {
     static final POSIX POSIX = POSIXFactory.getNativePOSIX();
   }
 
-  /** The system calls the JDK lacks (flock, fstat on a descriptor). */
+  /** The system calls the JDK lacks (kill, lstat's block count). */
   static POSIX posix() {
     return Native.POSIX;
   }

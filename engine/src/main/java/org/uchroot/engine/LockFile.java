@@ -3,12 +3,14 @@ package org.uchroot.engine;
 import java.io.IOException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Optional;
 import jnr.constants.platform.Errno;
 import jnr.constants.platform.OpenFlags;
-import jnr.posix.FileStat;
-import jnr.posix.POSIX;
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Runtime;
 
 /**
  * An exclusive flock(2) on a file that its holder may delete. Whoever deletes it does so while
@@ -19,6 +21,34 @@ import jnr.posix.POSIX;
  * instance and closes it.
  */
 final class LockFile implements AutoCloseable {
+
+  /**
+   * open(2), flock(2) and close(2) alone, through jnr-ffi: the JDK's file locks are fcntl locks,
+   * which do not exclude threads of one process. Three functions load in a few milliseconds, where
+   * all of jnr-posix takes a fifth of a second, which the first open of a testbed would wait.
+   */
+  public interface LibC {
+    int open(String path, int flags, int mode);
+
+    int flock(int fd, int operation);
+
+    int close(int fd);
+  }
+
+  private static final class Native {
+    static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
+    static final Runtime RUNTIME = Runtime.getRuntime(LIBC);
+  }
+
+  /**
+   * Loads the functions on a thread of its own, while the engine starts, so that the first open of
+   * a testbed, which locks the rootfs cache, does not wait for jnr's set-up.
+   */
+  static void prepareInBackground() {
+    Thread thread = new Thread(() -> errno(), "uchroot-lock-setup");
+    thread.setDaemon(true);
+    thread.start();
+  }
 
   // <sys/file.h>
   private static final int LOCK_EX = 2;
@@ -48,47 +78,50 @@ final class LockFile implements AutoCloseable {
   }
 
   private static Optional<LockFile> lock(Path path, boolean wait) throws IOException {
-    POSIX posix = Host.posix();
+    LibC libc = Native.LIBC;
     while (true) {
-      int fd = posix.open(path.toString(), FLAGS, 0600);
+      int fd = libc.open(path.toString(), FLAGS, 0600);
       if (fd < 0) {
-        throw failure(path, posix.errno());
+        throw failure(path, errno());
       }
       boolean held = false;
       try {
         int rc;
         do {
-          rc = posix.flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB);
-        } while (rc < 0 && posix.errno() == Errno.EINTR.intValue());
+          rc = libc.flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB);
+        } while (rc < 0 && errno() == Errno.EINTR.intValue());
         if (rc < 0) {
-          int errno = posix.errno();
+          int errno = errno();
           if (errno == Errno.EWOULDBLOCK.intValue()) {
             return Optional.empty();
           }
           throw failure(path, errno);
         }
-        if (isAtPath(posix, fd, path)) {
+        if (isAtPath(fd, path)) {
           held = true;
           return Optional.of(new LockFile(path, fd));
         }
         // Its last holder deleted it while this one waited (and someone may have made a new one).
       } finally {
         if (!held) {
-          posix.close(fd);
+          libc.close(fd);
         }
       }
     }
   }
 
-  private static boolean isAtPath(POSIX posix, int fd, Path path) throws IOException {
-    FileStat open = posix.allocateStat();
-    if (posix.fstat(fd, open) < 0) {
-      throw failure(path, posix.errno());
+  private static int errno() {
+    return Native.RUNTIME.getLastError();
+  }
+
+  /** The descriptor's file is the path's: /proc's link of a descriptor stats as the open file. */
+  private static boolean isAtPath(int fd, Path path) throws IOException {
+    Object open = Files.readAttributes(Path.of("/proc/self/fd/" + fd), "unix:dev,ino");
+    try {
+      return open.equals(Files.readAttributes(path, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS));
+    } catch (NoSuchFileException e) {
+      return false;
     }
-    FileStat there = posix.allocateStat();
-    return posix.stat(path.toString(), there) == 0
-        && there.dev() == open.dev()
-        && there.ino() == open.ino();
   }
 
   private static IOException failure(Path path, int errno) {
@@ -108,7 +141,7 @@ final class LockFile implements AutoCloseable {
   @Override
   public void close() {
     if (fd >= 0) {
-      Host.posix().close(fd);
+      Native.LIBC.close(fd);
       fd = -1;
     }
   }
