@@ -30,7 +30,7 @@ final class HelperProcess {
   private HelperProcess() {}
 
   /** Where helpers find their programs; their environment is otherwise empty. */
-  static final String PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+  private static final String PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
   /**
    * The one thread that starts helpers, for as long as the JVM runs: a helper's parent-death

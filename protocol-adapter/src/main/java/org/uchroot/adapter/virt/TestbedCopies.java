@@ -24,6 +24,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
+import org.uchroot.engine.Engine;
 import org.uchroot.engine.Job;
 import org.uchroot.engine.Session;
 import org.uchroot.engine.UchrootException;
@@ -43,7 +44,6 @@ import org.uchroot.engine.UchrootException;
 final class TestbedCopies {
 
   private static final Logger LOG = LoggerFactory.getLogger(TestbedCopies.class);
-  private static final String HOST_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
   private static final int STDERR_KEPT = 4096;
 
   /**
@@ -76,12 +76,15 @@ final class TestbedCopies {
   private static final int COPIED_EXECUTABLE = 99;
 
   private final Duration timeout;
+  private final CompletableFuture<Engine> engine;
 
   /**
    * @param timeout how long one copy may take, as {@code AUTOPKGTEST_VIRT_COPY_TIMEOUT}
    */
-  TestbedCopies(Duration timeout) {
+  /** @param engine starts the host's tar, as it starts its own helpers */
+  TestbedCopies(Duration timeout, CompletableFuture<Engine> engine) {
     this.timeout = timeout;
+    this.engine = engine;
   }
 
   /** Copies a host file or, for paths ending in {@code /}, a host directory into the testbed. */
@@ -201,7 +204,8 @@ final class TestbedCopies {
     try {
       status = command.run(session);
     } catch (CopyFailure e) {
-      tar.destroyForcibly();
+      // Its helper ends it, and whatever it started, on SIGTERM.
+      tar.destroy();
       throw e;
     } finally {
       // The host tar reading the testbed's archive needs its end of file.
@@ -220,17 +224,17 @@ final class TestbedCopies {
     }
   }
 
-  /** Starts the host's tar with a clean environment; it reads stdin only when extracting. */
+  /** Starts the host's tar; it reads stdin only when extracting. */
   private Process startHostTar(String what, List<String> argv) throws CopyFailure {
-    ProcessBuilder builder = new ProcessBuilder(argv);
-    builder.environment().clear();
-    builder.environment().put("PATH", HOST_PATH);
-    if (!argv.contains("--extract")) {
-      builder.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-    }
     LOG.debug("{}: host {}", what, argv);
     try {
-      return builder.start();
+      return engine
+          .join()
+          .startOnHost(
+              argv,
+              argv.contains("--extract")
+                  ? ProcessBuilder.Redirect.PIPE
+                  : ProcessBuilder.Redirect.from(new File("/dev/null")));
     } catch (IOException e) {
       throw new CopyFailure.OnHost(what + ": cannot run tar: " + UchrootException.reason(e));
     }

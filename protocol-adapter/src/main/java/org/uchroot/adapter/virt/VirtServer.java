@@ -132,7 +132,7 @@ public final class VirtServer {
     this.input = new LineReader(in);
     this.answers = answers;
     this.messages = messages;
-    this.copies = new TestbedCopies(settings.copyTimeout());
+    this.copies = new TestbedCopies(settings.copyTimeout(), engine);
   }
 
   /**
