@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * {@code uchroot run} on a terminal, as a user at a terminal runs it: util-linux's script(1) gives

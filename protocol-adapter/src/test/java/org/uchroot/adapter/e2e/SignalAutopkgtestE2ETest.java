@@ -18,7 +18,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.engine.Host;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * SIGINT to the process group of a real autopkgtest run while a test runs. autopkgtest starts its

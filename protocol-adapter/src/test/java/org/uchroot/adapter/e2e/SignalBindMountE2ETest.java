@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * Removing a testbed removes the rootfs and nothing else: not a host directory bound into it

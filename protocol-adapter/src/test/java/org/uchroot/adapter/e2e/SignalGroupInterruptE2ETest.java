@@ -19,7 +19,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * A client that does not setsid the server (unlike sbuild, which works around Debian bug #844459

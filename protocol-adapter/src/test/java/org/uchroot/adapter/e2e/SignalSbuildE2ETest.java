@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * Ctrl+C on the terminal of a real sbuild while the package builds: sbuild aborts the build and

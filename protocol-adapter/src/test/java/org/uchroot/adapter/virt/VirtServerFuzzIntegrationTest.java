@@ -29,7 +29,7 @@ import org.uchroot.adapter.Fixtures;
 import org.uchroot.adapter.protocol.UrlQuoting;
 import org.uchroot.engine.BusyboxRootfs;
 import org.uchroot.engine.EngineConfig;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * Hostile protocol lines on open testbeds: random requests whose paths are traps (testbed symlinks

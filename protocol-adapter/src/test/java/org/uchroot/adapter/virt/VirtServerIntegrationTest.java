@@ -31,7 +31,7 @@ import org.uchroot.adapter.Fixtures;
 import org.uchroot.adapter.protocol.UrlQuoting;
 import org.uchroot.engine.BusyboxRootfs;
 import org.uchroot.engine.EngineConfig;
-import org.uchroot.engine.testing.LeakCheck;
+import org.uchroot.engine.LeakCheck;
 
 /**
  * The server on a real engine and a busybox rootfs, driven as autopkgtest drives it; the commands
