@@ -4,8 +4,8 @@ import java.nio.file.Path;
 import java.util.Objects;
 
 /**
- * A host directory made visible inside the testbed, as {@code -b OUTSIDE INSIDE} asks. The owner
- * of the rules of a bind and of their words, which are the reference's.
+ * A host directory made visible inside the testbed, as {@code -b OUTSIDE INSIDE} asks. The owner of
+ * the rules of a bind and of their words, which are the reference's.
  */
 public record BindMount(Path outside, String inside) {
 
@@ -14,7 +14,9 @@ public record BindMount(Path outside, String inside) {
     return outside + " doesn't exist";
   }
 
-  /** @throws IllegalArgumentException if {@code inside} is not an absolute path */
+  /**
+   * @throws IllegalArgumentException if {@code inside} is not an absolute path
+   */
   public BindMount {
     Objects.requireNonNull(outside, "outside");
     Objects.requireNonNull(inside, "inside");

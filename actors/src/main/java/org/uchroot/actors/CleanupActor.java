@@ -6,10 +6,10 @@ import akka.actor.typed.javadsl.Behaviors;
 import java.nio.file.Path;
 
 /**
- * Has a testbed taken down once every job of its session has released its mounts: the session
- * sends it here only then, and the {@link TestbedRemover} does the work off the actors' threads.
- * A separate actor, so that the session keeps answering (status, interrupts, a second close)
- * while its testbed goes.
+ * Has a testbed taken down once every job of its session has released its mounts: the session sends
+ * it here only then, and the {@link TestbedRemover} does the work off the actors' threads. A
+ * separate actor, so that the session keeps answering (status, interrupts, a second close) while
+ * its testbed goes.
  */
 public final class CleanupActor {
 

@@ -112,7 +112,9 @@ public final class JobActor {
         .onMessage(
             LaunchFailed.class,
             msg -> {
-              context.getLog().warn("job {} could not start: {}", id, OneLineMessage.of(msg.cause()));
+              context
+                  .getLog()
+                  .warn("job {} could not start: {}", id, OneLineMessage.of(msg.cause()));
               // Nothing was started, so nothing holds a mount.
               session.tell(new SessionActor.JobFinished(id, Optional.empty()));
               session.tell(new SessionActor.MountsReleased(id));

@@ -5,8 +5,8 @@ import java.util.concurrent.ExecutionException;
 
 /**
  * What a failure says to a user, on one line: the protocol channel, an exec client's failure frame
- * and the command lines' errors all carry it, and a line break there would split one answer in
- * two. Never the names of the exception classes that carried it across threads.
+ * and the command lines' errors all carry it, and a line break there would split one answer in two.
+ * Never the names of the exception classes that carried it across threads.
  */
 public final class OneLineMessage {
 

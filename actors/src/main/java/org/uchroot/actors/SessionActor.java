@@ -14,10 +14,10 @@ import java.util.Optional;
 
 /**
  * One testbed. Provisions it, runs each command as a {@link JobActor}, and ends it on {@link Close}
- * or {@link Revert}: every job still running is interrupted, and only once each has reported
- * {@link MountsReleased} is the testbed handed to a {@link CleanupActor}, which has its namespaces
- * ended and its rootfs removed. An {@link InterruptJobs} stops the commands but leaves the testbed
- * open, so the client can still run its own cleanup in it.
+ * or {@link Revert}: every job still running is interrupted, and only once each has reported {@link
+ * MountsReleased} is the testbed handed to a {@link CleanupActor}, which has its namespaces ended
+ * and its rootfs removed. An {@link InterruptJobs} stops the commands but leaves the testbed open,
+ * so the client can still run its own cleanup in it.
  *
  * <p>States: opening, open (or interrupted, which behaves the same), closing, reverting; the actor
  * stops once closed.
@@ -126,6 +126,7 @@ public final class SessionActor {
   private final ActorContext<Command> context;
   private final StashBuffer<Command> stash;
   private final ActorRef<CleanupActor.Command> cleanup;
+
   /** Jobs that have not yet released their mounts. */
   private final Map<JobId, ActorRef<JobActor.Command>> jobs = new LinkedHashMap<>();
 
@@ -137,9 +138,12 @@ public final class SessionActor {
    */
   private final Behavior<Command> draining;
   private final Behavior<Command> removing;
+
   /** Who asked for the testbed's end: every Close, or the one Revert. */
   private final List<ActorRef<CloseReply>> closeRequests = new ArrayList<>();
+
   private ActorRef<RevertReply> revertRequest;
+
   /** CLOSING or REVERTING, once the testbed is ending. */
   private State ending;
 
@@ -159,8 +163,7 @@ public final class SessionActor {
     this.ports = ports;
     this.context = context;
     this.stash = stash;
-    this.cleanup =
-        context.spawn(CleanupActor.create(ports.remover()), "cleanup");
+    this.cleanup = context.spawn(CleanupActor.create(ports.remover()), "cleanup");
     this.draining = Behaviors.receive(Command.class).onAnyMessage(this::whileDraining).build();
     this.removing = Behaviors.receive(Command.class).onAnyMessage(this::whileRemoving).build();
   }
@@ -209,8 +212,7 @@ public final class SessionActor {
             })
         .onMessage(InterruptJob.class, this::onInterruptJob)
         .onMessage(
-            GetStatus.class,
-            msg -> replyStatus(msg, interrupted ? State.INTERRUPTED : State.OPEN))
+            GetStatus.class, msg -> replyStatus(msg, interrupted ? State.INTERRUPTED : State.OPEN))
         .onMessage(JobFinished.class, this::onJobFinished)
         .onMessage(MountsReleased.class, msg -> onJobGone(msg.job()))
         .onMessage(JobStopped.class, msg -> onJobGone(msg.job()))

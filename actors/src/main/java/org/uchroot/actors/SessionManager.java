@@ -42,8 +42,7 @@ public final class SessionManager extends AbstractBehavior<SessionManager.Comman
   /** Every session has ended; {@code failed} of them could not remove their rootfs. */
   public record AllClosed(int sessions, int failed) {}
 
-  public static Behavior<Command> create(
-      SessionActor.Ports ports, Supplier<SessionId> sessionIds) {
+  public static Behavior<Command> create(SessionActor.Ports ports, Supplier<SessionId> sessionIds) {
     return Behaviors.setup(context -> new SessionManager(context, ports, sessionIds));
   }
 

@@ -11,8 +11,8 @@ import java.util.Optional;
  * @param tarball the rootfs tarball, any compression GNU tar reads
  * @param binds host directories to bind into the testbed
  * @param unpackDir where to unpack; must not exist yet. Empty: a fresh temporary directory
- * @param unpackPrefix the path of that temporary directory but for its random end, such as
- *     {@code /tmp/uchroot.}. Empty: {@code uchroot.} in the JVM's temporary directory
+ * @param unpackPrefix the path of that temporary directory but for its random end, such as {@code
+ *     /tmp/uchroot.}. Empty: {@code uchroot.} in the JVM's temporary directory
  * @param normalUser the unprivileged account created in the testbed
  */
 public record SessionSpec(

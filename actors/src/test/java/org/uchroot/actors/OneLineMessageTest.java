@@ -28,6 +28,7 @@ class OneLineMessageTest {
   void aFailureWithoutAMessageIsNamedByItsClass() {
     assertEquals("java.lang.NullPointerException", OneLineMessage.of(new NullPointerException()));
     assertEquals(
-        "java.lang.IllegalStateException", OneLineMessage.of(new CompletionException(new IllegalStateException(" "))));
+        "java.lang.IllegalStateException",
+        OneLineMessage.of(new CompletionException(new IllegalStateException(" "))));
   }
 }

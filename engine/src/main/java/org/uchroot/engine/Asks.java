@@ -17,9 +17,9 @@ import java.util.function.Function;
  * completes on the engine's blocking threads, which are reused, and on which a caller's callback
  * may block without holding up an actor.
  *
- * <p>The request is a plain {@link Function}: Akka's function types are serializable, and the
- * JVM's class data archive keeps no class of a serializable lambda, so each one costs a class made
- * at run time the first time it runs; here one serves every ask.
+ * <p>The request is a plain {@link Function}: Akka's function types are serializable, and the JVM's
+ * class data archive keeps no class of a serializable lambda, so each one costs a class made at run
+ * time the first time it runs; here one serves every ask.
  */
 final class Asks {
 

@@ -16,20 +16,20 @@ import org.uchroot.actors.GracePeriods;
  * Settings of an {@link Engine}, read from {@code uchroot.conf} (HOCON): the defaults in the
  * engine's jar, then the system's file ({@code /etc/uchroot/uchroot.conf}, or in the directory
  * {@code $UCHROOT_CONF_DIR}, or {@code -Duchroot.conf.dir}), then the user's ({@code
- * $XDG_CONFIG_HOME/uchroot/uchroot.conf}, else {@code ~/.config/uchroot/uchroot.conf}), then
- * {@code -D} system properties, the last winning.
+ * $XDG_CONFIG_HOME/uchroot/uchroot.conf}, else {@code ~/.config/uchroot/uchroot.conf}), then {@code
+ * -D} system properties, the last winning.
  *
  * @param libexecDir where {@code uchroot-jobd} and {@code uchroot-exec} are
  * @param runtimeDir private directory (mode 0700) for the sessions' exec sockets
  * @param stateDir where sessions are recorded, so that those of a killed server can be cleaned up
  * @param cacheDir where unpacked tarballs are kept as read-only bases for overlay testbeds
- * @param cacheMaxBytes the most the bases may take together (see {@link RootfsCache}); empty for
- *     no limit
+ * @param cacheMaxBytes the most the bases may take together (see {@link RootfsCache}); empty for no
+ *     limit
  * @param rootfsMode an overlay over a cached base, or a full unpack per testbed
  * @param grace how long an interrupted command gets before SIGTERM, then before it is killed
  * @param normalUser the unprivileged account created in each testbed
- * @param privileged whether root's testbeds run with the host's ids rather than in a user
- *     namespace of their own (see docs/security.md)
+ * @param privileged whether root's testbeds run with the host's ids rather than in a user namespace
+ *     of their own (see docs/security.md)
  * @param config the whole configuration, Akka's part included
  */
 public record EngineConfig(
@@ -92,7 +92,8 @@ public record EngineConfig(
   public static List<Path> files() {
     String system =
         System.getProperty(
-            "uchroot.conf.dir", Objects.requireNonNullElse(System.getenv("UCHROOT_CONF_DIR"), SYSTEM_DIR));
+            "uchroot.conf.dir",
+            Objects.requireNonNullElse(System.getenv("UCHROOT_CONF_DIR"), SYSTEM_DIR));
     String configHome = System.getenv("XDG_CONFIG_HOME");
     Path user =
         configHome != null && !configHome.isEmpty()
@@ -155,7 +156,8 @@ public record EngineConfig(
   private static Optional<Path> installedLibexecDir() {
     List<Path> candidates = new ArrayList<>();
     try {
-      Path jar = Path.of(EngineConfig.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+      Path jar =
+          Path.of(EngineConfig.class.getProtectionDomain().getCodeSource().getLocation().toURI());
       if (jar.getParent() != null && jar.getParent().getParent() != null) {
         candidates.add(jar.getParent().getParent().resolve("libexec"));
       }
@@ -170,19 +172,43 @@ public record EngineConfig(
 
   public EngineConfig withGrace(GracePeriods grace) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, cacheMaxBytes, rootfsMode, grace, normalUser,
-        privileged, config);
+        libexecDir,
+        runtimeDir,
+        stateDir,
+        cacheDir,
+        cacheMaxBytes,
+        rootfsMode,
+        grace,
+        normalUser,
+        privileged,
+        config);
   }
 
   public EngineConfig withRootfsMode(RootfsMode mode) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, cacheMaxBytes, mode, grace, normalUser,
-        privileged, config);
+        libexecDir,
+        runtimeDir,
+        stateDir,
+        cacheDir,
+        cacheMaxBytes,
+        mode,
+        grace,
+        normalUser,
+        privileged,
+        config);
   }
 
   public EngineConfig withPrivileged(boolean privileged) {
     return new EngineConfig(
-        libexecDir, runtimeDir, stateDir, cacheDir, cacheMaxBytes, rootfsMode, grace, normalUser,
-        privileged, config);
+        libexecDir,
+        runtimeDir,
+        stateDir,
+        cacheDir,
+        cacheMaxBytes,
+        rootfsMode,
+        grace,
+        normalUser,
+        privileged,
+        config);
   }
 }

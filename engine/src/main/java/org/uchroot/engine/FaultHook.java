@@ -7,9 +7,9 @@ import java.util.Map;
  * there instead of guessing when it gets there. Off unless the system property {@code
  * uchroot.test.hold} is {@code POINT:DIR}; at POINT the work then creates {@code DIR/POINT.reached}
  * and waits to read a line from the FIFO {@code DIR/POINT.release}. The points: {@code spawn} (in
- * each helper, before it leaves the engine's process group), {@code unpack} (in the unpack's
- * shell, before tar) and {@code remove} (in the job server, before it removes the testbed at a
- * close or a revert). The helpers pause themselves (helper.c), told through their environment.
+ * each helper, before it leaves the engine's process group), {@code unpack} (in the unpack's shell,
+ * before tar) and {@code remove} (in the job server, before it removes the testbed at a close or a
+ * revert). The helpers pause themselves (helper.c), told through their environment.
  */
 final class FaultHook {
 
@@ -28,8 +28,20 @@ final class FaultHook {
   /** A line of shell that pauses at {@code point} when the helper was told to. */
   static String shellHold(String point) {
     String dir = "${" + VARIABLE + "#" + point + ":}";
-    return "case \"${" + VARIABLE + "-}\" in " + point + ":*) "
-        + ": > \"" + dir + "/" + point + ".reached\"; "
-        + "read _ < \"" + dir + "/" + point + ".release\";; esac\n";
+    return "case \"${"
+        + VARIABLE
+        + "-}\" in "
+        + point
+        + ":*) "
+        + ": > \""
+        + dir
+        + "/"
+        + point
+        + ".reached\"; "
+        + "read _ < \""
+        + dir
+        + "/"
+        + point
+        + ".release\";; esac\n";
   }
 }

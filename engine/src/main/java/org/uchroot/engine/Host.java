@@ -124,7 +124,9 @@ public final class Host {
     return parsed;
   }
 
-  /** {@code $XDG_RUNTIME_DIR/uchroot}, {@code /run/uchroot} for root, else {@code /tmp/uchroot-UID}. */
+  /**
+   * {@code $XDG_RUNTIME_DIR/uchroot}, {@code /run/uchroot} for root, else {@code /tmp/uchroot-UID}.
+   */
   static Path defaultRuntimeDir() {
     String xdg = System.getenv("XDG_RUNTIME_DIR");
     if (xdg != null && !xdg.isEmpty() && Files.isDirectory(Path.of(xdg))) {
@@ -133,7 +135,10 @@ public final class Host {
     return isRoot() ? Path.of("/run/uchroot") : Path.of("/tmp", "uchroot-" + uid());
   }
 
-  /** {@code /var/lib/uchroot} for root, else {@code $XDG_STATE_HOME/uchroot} or ~/.local/state/uchroot. */
+  /**
+   * {@code /var/lib/uchroot} for root, else {@code $XDG_STATE_HOME/uchroot} or
+   * ~/.local/state/uchroot.
+   */
   static Path defaultStateDir() {
     if (isRoot()) {
       return Path.of("/var/lib/uchroot");
@@ -145,7 +150,9 @@ public final class Host {
     return Path.of(System.getProperty("user.home"), ".local", "state", "uchroot");
   }
 
-  /** {@code /var/cache/uchroot} for root, else {@code $XDG_CACHE_HOME/uchroot} or ~/.cache/uchroot. */
+  /**
+   * {@code /var/cache/uchroot} for root, else {@code $XDG_CACHE_HOME/uchroot} or ~/.cache/uchroot.
+   */
   static Path defaultCacheDir() {
     if (isRoot()) {
       return Path.of("/var/cache/uchroot");

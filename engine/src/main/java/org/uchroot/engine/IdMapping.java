@@ -34,8 +34,8 @@ public sealed interface IdMapping {
   String overlayOptions();
 
   /**
-   * Whether the job server can open the engine's host files for a command: only when the
-   * testbed's root is the engine's own user, as it is but for {@link Remapped}.
+   * Whether the job server can open the engine's host files for a command: only when the testbed's
+   * root is the engine's own user, as it is but for {@link Remapped}.
    */
   default boolean jobServerOpensHostFiles() {
     return true;
@@ -90,7 +90,6 @@ public sealed interface IdMapping {
     public String overlayOptions() {
       return "redirect_dir=on";
     }
-
   }
 
   /** A subordinate id range of /etc/subuid or /etc/subgid. */
@@ -128,7 +127,6 @@ public sealed interface IdMapping {
     public String overlayOptions() {
       return "userxattr";
     }
-
   }
 
   /**
@@ -176,7 +174,8 @@ public sealed interface IdMapping {
         Files.setAttribute(dir, "unix:uid", (int) uid, LinkOption.NOFOLLOW_LINKS);
         Files.setAttribute(dir, "unix:gid", (int) gid, LinkOption.NOFOLLOW_LINKS);
       } catch (IOException e) {
-        throw new UchrootException("cannot give " + dir + " to the testbed: " + UchrootException.reason(e), e);
+        throw new UchrootException(
+            "cannot give " + dir + " to the testbed: " + UchrootException.reason(e), e);
       }
     }
   }

@@ -7,14 +7,14 @@ import java.util.Optional;
 import org.uchroot.actors.BindMount;
 
 /**
- * The options of a session's job server (uchroot-jobd's first form, whose C source documents
- * them): what the testbed is made of, one field each, rendered into the command line in one
- * place. The command that runs it in the session's namespaces comes before, from the id mapping.
+ * The options of a session's job server (uchroot-jobd's first form, whose C source documents them):
+ * what the testbed is made of, one field each, rendered into the command line in one place. The
+ * command that runs it in the session's namespaces comes before, from the id mapping.
  *
  * @param root the directory jobs chroot into
  * @param socket where the job server listens for commands
- * @param testbed the testbed's directory, removed at the end: it holds the rootfs and the host
- *     side of the scratch directory
+ * @param testbed the testbed's directory, removed at the end: it holds the rootfs and the host side
+ *     of the scratch directory
  * @param overlay the overlay mounted on {@code root}, if the rootfs is one
  * @param scratch the scratch directory: its host side, and where the testbed sees it
  * @param binds the host directories bound into the testbed
@@ -41,7 +41,13 @@ record JobServerCommand(
   List<String> arguments() {
     List<String> argv = new ArrayList<>();
     argv.addAll(
-        List.of("--root", root.toString(), "--socket", socket.toString(), "--testbed", testbed.toString()));
+        List.of(
+            "--root",
+            root.toString(),
+            "--socket",
+            socket.toString(),
+            "--testbed",
+            testbed.toString()));
     overlay.ifPresent(
         o ->
             argv.addAll(

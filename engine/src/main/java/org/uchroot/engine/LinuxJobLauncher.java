@@ -30,9 +30,9 @@ import org.uchroot.actors.Testbed;
 /**
  * Starts each command through the session's job server ({@code uchroot-jobd}, see its source for
  * the frames): one connection per command, which the server answers with the command's output and,
- * once no process of the command is left, its exit status. Joining the namespaces and preparing
- * the rootfs were done once, when the session started, so a command costs a connection, a clone
- * (its own pid namespace), a vfork and an exec.
+ * once no process of the command is left, its exit status. Joining the namespaces and preparing the
+ * rootfs were done once, when the session started, so a command costs a connection, a clone (its
+ * own pid namespace), a vfork and an exec.
  *
  * <p>Threads: {@link #launch} connects and sends the command without blocking, on the caller's
  * thread, so that the command starts without waiting for a thread to wake up; one io thread per
@@ -85,7 +85,9 @@ final class LinuxJobLauncher implements JobLauncher {
     // The pump first: a reader that takes the last io thread would otherwise wait for output
     // that waits for stdin that waits for a thread.
     job.ready.thenRunAsync(job::pumpStdin, io);
-    spec.stdio().terminal().ifPresent(terminal -> job.ready.thenRun(() -> terminal.onResize(job::resize)));
+    spec.stdio()
+        .terminal()
+        .ifPresent(terminal -> job.ready.thenRun(() -> terminal.onResize(job::resize)));
     io.execute(job::run);
     return CompletableFuture.completedFuture(job);
   }
@@ -138,7 +140,9 @@ final class LinuxJobLauncher implements JobLauncher {
    */
   private static byte[] request(JobSpec spec) {
     ByteArrayOutputStream frames = new ByteArrayOutputStream();
-    spec.stdio().terminal().ifPresent(terminal -> frames.writeBytes(sizeFrame('t', terminal.size()).array()));
+    spec.stdio()
+        .terminal()
+        .ifPresent(terminal -> frames.writeBytes(sizeFrame('t', terminal.size()).array()));
     spec.stdio().stdinFile().ifPresent(file -> frames.writeBytes(fileFrame('<', file)));
     spec.stdio().stdoutFile().ifPresent(file -> frames.writeBytes(fileFrame('>', file)));
     frames.writeBytes(argvFrame(spec));
@@ -182,13 +186,18 @@ final class LinuxJobLauncher implements JobLauncher {
   private static final class LinuxJob implements RunningJob {
     private final JobId id;
     private final SocketChannel channel;
+
     /** The command, until all of it is sent. */
     private final ByteBuffer argv;
+
     private final JobStdio stdio;
     private final Executor io;
+
     /** The command is sent and the channel blocking: from then on any thread may write. */
     private final CompletableFuture<Void> ready = new CompletableFuture<>();
+
     private final CompletableFuture<ExitStatus> finished = new CompletableFuture<>();
+
     /** Whole frames only: the stdin pump and signals take turns. */
     private final Object writeLock = new Object();
 
@@ -231,7 +240,11 @@ final class LinuxJobLauncher implements JobLauncher {
           }
         }
         throw new UchrootException(
-            "cannot reach the session's job server at " + socket + ": " + UchrootException.reason(e), e);
+            "cannot reach the session's job server at "
+                + socket
+                + ": "
+                + UchrootException.reason(e),
+            e);
       }
     }
 
@@ -256,7 +269,8 @@ final class LinuxJobLauncher implements JobLauncher {
           ready.completeExceptionally(e);
           close();
           finished.completeExceptionally(
-              new UchrootException("cannot reach the session's job server: " + UchrootException.reason(e), e));
+              new UchrootException(
+                  "cannot reach the session's job server: " + UchrootException.reason(e), e));
           return;
         }
       }
@@ -269,10 +283,10 @@ final class LinuxJobLauncher implements JobLauncher {
     }
 
     /**
-     * KILL ends our side of the stream instead of sending a 'k' frame: the server takes that as
-     * a kill too, and nothing can hold it up, not even stdin the command has not read, in front
-     * of which a frame would wait. Other signals are frames, written on the io executor since a
-     * write may wait for the same reason.
+     * KILL ends our side of the stream instead of sending a 'k' frame: the server takes that as a
+     * kill too, and nothing can hold it up, not even stdin the command has not read, in front of
+     * which a frame would wait. Other signals are frames, written on the io executor since a write
+     * may wait for the same reason.
      */
     @Override
     public void signal(Signal signal) {

@@ -37,10 +37,13 @@ import org.uchroot.actors.TestbedProvisioner;
 final class LinuxProvisioner implements TestbedProvisioner {
 
   private static final Logger LOG = LoggerFactory.getLogger(LinuxProvisioner.class);
+
   /** What the job server prints once it listens. */
   private static final String READY = "uchroot-sandbox-ready";
+
   /** Exit status of the job server (passed on to the engine) when the overlay cannot be mounted. */
   private static final int OVERLAY_FAILED = 3;
+
   private static final String SCRATCH_CHARS =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -52,6 +55,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
   private final SafeRemover remover;
   private final TestbedTeardown teardown;
   private final RootfsCache cache;
+
   /** Cleared for good once a mount fails: the kernel or filesystem will not change meanwhile. */
   private volatile boolean overlayUsable = true;
 
@@ -109,7 +113,12 @@ final class LinuxProvisioner implements TestbedProvisioner {
         Path root = createDirectory(top.resolve("root"));
         mapping.giveToTestbedRoot(root);
         Unpacker.unpack(
-            mapping, config.libexecDir(), spec.tarball(), root, spec.normalUser(), Optional.empty());
+            mapping,
+            config.libexecDir(),
+            spec.tarball(),
+            root,
+            spec.normalUser(),
+            Optional.empty());
         sandbox = startSandbox(session, spec, top, root, Optional.empty(), scratch);
       }
       LOG.debug(
@@ -152,7 +161,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
           scratch);
     } catch (OverlayUnavailable e) {
       overlayUsable = false;
-      LOG.warn("overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
+      LOG.warn(
+          "overlayfs cannot be used here ({}); unpacking each testbed instead", e.getMessage());
       remover.removeNow(top);
       try {
         Files.createDirectory(top, PRIVATE);
@@ -189,7 +199,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
     } catch (FileAlreadyExistsException e) {
       throw new UchrootException("unpack directory " + e.getFile() + " already exists");
     } catch (IOException e) {
-      throw new UchrootException("cannot create the unpack directory: " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot create the unpack directory: " + UchrootException.reason(e), e);
     }
   }
 
@@ -201,6 +212,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
       PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
 
   private static final String TEMP_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_";
+
   /** Python's {@code tempfile.TMP_MAX}: how many names mkdtemp tries. */
   private static final int TEMP_TRIES = 10000;
 
@@ -270,7 +282,8 @@ final class LinuxProvisioner implements TestbedProvisioner {
       holder = HelperProcess.start(HelperProcess.builder(config.libexecDir(), argv));
     } catch (IOException e) {
       NamespaceSandbox.removeSocket(jobSocket);
-      throw new UchrootException("cannot start the session's namespaces: " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot start the session's namespaces: " + UchrootException.reason(e), e);
     }
     CompletableFuture<String> stderr =
         CompletableFuture.supplyAsync(() -> HelperProcess.drain(holder.getErrorStream()), blocking);
@@ -315,11 +328,13 @@ final class LinuxProvisioner implements TestbedProvisioner {
     Path children = Path.of("/proc", Long.toString(pid), "task", Long.toString(pid), "children");
     try {
       String text = Files.readString(children).trim();
-      if (!text.isEmpty() && Files.exists(Path.of("/proc", text.split(" ")[0]), LinkOption.NOFOLLOW_LINKS)) {
+      if (!text.isEmpty()
+          && Files.exists(Path.of("/proc", text.split(" ")[0]), LinkOption.NOFOLLOW_LINKS)) {
         return Long.parseLong(text.split(" ")[0]);
       }
     } catch (IOException | NumberFormatException e) {
-      throw new UchrootException("cannot find the session's init: " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot find the session's init: " + UchrootException.reason(e), e);
     }
     throw new UchrootException("the session's init exited during set-up");
   }

@@ -12,10 +12,10 @@ import org.uchroot.actors.Testbed;
 
 /**
  * The namespaces of one session, held by the engine's helper process (see {@link
- * IdMapping#sessionCommand}): below it, the session's job server ({@code uchroot-jobd}) is pid 1
- * of the session's pid namespace, runs every command and listens on {@link #jobSocket()}.
- * The job server lives as long as the engine holds its stdin open: closing it, or the engine
- * dying, ends the session and the kernel kills everything left inside.
+ * IdMapping#sessionCommand}): below it, the session's job server ({@code uchroot-jobd}) is pid 1 of
+ * the session's pid namespace, runs every command and listens on {@link #jobSocket()}. The job
+ * server lives as long as the engine holds its stdin open: closing it, or the engine dying, ends
+ * the session and the kernel kills everything left inside.
  */
 final class NamespaceSandbox implements Sandbox {
 
@@ -23,8 +23,10 @@ final class NamespaceSandbox implements Sandbox {
   private static final String REMOVED = "uchroot-testbed-removed";
 
   private final Process holder;
+
   /** The session's init, by handle: a kill checks its start time, so never hits a reused pid. */
   private final ProcessHandle init;
+
   private final Path root;
   private final Path hostScratch;
   private final Path jobSocket;
@@ -34,8 +36,10 @@ final class NamespaceSandbox implements Sandbox {
    * waits on.
    */
   private final Runnable stopper;
+
   /** Set once the job server has said it removed the testbed, and with it its socket. */
   private volatile boolean removed;
+
   private volatile boolean killed;
 
   /**
@@ -86,8 +90,8 @@ final class NamespaceSandbox implements Sandbox {
 
   /**
    * Asks the job server to end, removing the testbed's directory on its way out from inside the
-   * session, where every file of it is the engine user's to delete. Then call {@link
-   * #awaitRemoval} and {@link #awaitEnd}.
+   * session, where every file of it is the engine user's to delete. Then call {@link #awaitRemoval}
+   * and {@link #awaitEnd}.
    */
   void end() {
     try (OutputStream keepAlive = holder.getOutputStream()) {
@@ -99,8 +103,8 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * Blocks until the job server says it removed the testbed, or until it is gone without saying
-   * so: it then left the testbed, or part of it, for the {@link SafeRemover}, as it does when the
+   * Blocks until the job server says it removed the testbed, or until it is gone without saying so:
+   * it then left the testbed, or part of it, for the {@link SafeRemover}, as it does when the
    * {@link #stopper} ends it (a tree too large to go within the wait).
    *
    * @return whether the testbed was removed
@@ -122,8 +126,8 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * Blocks until the namespaces are gone: the job server ends at the end of file {@link #end}
-   * sent, and {@link TestbedTeardown} arms the {@link #stopper} against one that does not.
+   * Blocks until the namespaces are gone: the job server ends at the end of file {@link #end} sent,
+   * and {@link TestbedTeardown} arms the {@link #stopper} against one that does not.
    */
   void awaitEnd() {
     try {
@@ -140,8 +144,8 @@ final class NamespaceSandbox implements Sandbox {
   }
 
   /**
-   * What stops the namespaces unless they are gone, made as the sandbox starts: its first run
-   * kills the job server, a later one the helper too, whose end closes the pipe a removal's report is
+   * What stops the namespaces unless they are gone, made as the sandbox starts: its first run kills
+   * the job server, a later one the helper too, whose end closes the pipe a removal's report is
    * awaited on even when the job server cannot die (a process of the session stuck in the kernel).
    */
   Runnable stopper() {
@@ -162,15 +166,15 @@ final class NamespaceSandbox implements Sandbox {
 
   /**
    * Where a session's job server is to listen: a socket directly in the user's private runtime
-   * directory. A socket left by an earlier job server of the session, killed before it could
-   * remove it, is removed.
+   * directory. A socket left by an earlier job server of the session, killed before it could remove
+   * it, is removed.
    */
   static Path newJobSocket(Path runtimeDir, SessionId session) {
     try {
       SessionRegistry.requirePrivateRuntimeDir(runtimeDir);
     } catch (IOException e) {
-      throw new UchrootException("cannot use the runtime directory " + runtimeDir + ": "
-          + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot use the runtime directory " + runtimeDir + ": " + UchrootException.reason(e), e);
     }
     Path socket = SessionRegistry.socketOf(runtimeDir, session, "jobd");
     removeSocket(socket);
@@ -187,7 +191,8 @@ final class NamespaceSandbox implements Sandbox {
       try {
         Files.deleteIfExists(socket);
       } catch (IOException e) {
-        throw new UchrootException("cannot remove " + socket + ": " + UchrootException.reason(e), e);
+        throw new UchrootException(
+            "cannot remove " + socket + ": " + UchrootException.reason(e), e);
       }
     }
   }

@@ -6,9 +6,9 @@ import org.slf4j.spi.SLF4JServiceProvider;
 
 /**
  * The engine logs through SLF4J and leaves the backend to the program that embeds it. A program
- * with none would get three warning lines on stderr from SLF4J, which for an embedded library
- * only say that nobody asked for its logs: then SLF4J's own no-op provider is chosen explicitly,
- * and quietly. A program with a provider, or that chose one itself, is left alone.
+ * with none would get three warning lines on stderr from SLF4J, which for an embedded library only
+ * say that nobody asked for its logs: then SLF4J's own no-op provider is chosen explicitly, and
+ * quietly. A program with a provider, or that chose one itself, is left alone.
  */
 final class QuietLogging {
 

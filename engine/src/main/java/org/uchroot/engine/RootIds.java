@@ -20,10 +20,13 @@ import org.slf4j.LoggerFactory;
 final class RootIds {
 
   private static final Logger LOG = LoggerFactory.getLogger(RootIds.class);
+
   /** Where a picked range is recorded, in the state directory: "UID GID COUNT". */
   static final String RECORD = "root-ids";
+
   /** One range of 64 Ki ids, as nspawn gives each container, from nspawn's pool. */
   private static final long COUNT = 0x10000;
+
   private static final long POOL_START = 0x80000;
   private static final long POOL_END = 0x6FFF0000L;
 
@@ -70,17 +73,25 @@ final class RootIds {
       Files.createDirectories(stateDir);
       Path partial = Files.createTempFile(stateDir, RECORD, ".new");
       Files.writeString(
-          partial, picked.uid() + " " + picked.gid() + " " + picked.count() + "\n",
+          partial,
+          picked.uid() + " " + picked.gid() + " " + picked.count() + "\n",
           StandardCharsets.US_ASCII);
       Files.move(partial, record, StandardCopyOption.ATOMIC_MOVE);
       LOG.info(
           "root has no subordinate ids in {}: its testbeds run as host ids {} to {}, recorded in {}",
-          subuid, picked.uid(), picked.uid() + picked.count() - 1, record);
+          subuid,
+          picked.uid(),
+          picked.uid() + picked.count() - 1,
+          record);
       return picked;
     } catch (IOException | RuntimeException e) {
       throw new UchrootException(
-          "cannot choose the ids of root's testbeds (" + record + "): " + UchrootException.reason(e)
-              + "; give root a range in /etc/subuid and /etc/subgid (see subuid(5))", e);
+          "cannot choose the ids of root's testbeds ("
+              + record
+              + "): "
+              + UchrootException.reason(e)
+              + "; give root a range in /etc/subuid and /etc/subgid (see subuid(5))",
+          e);
     }
   }
 

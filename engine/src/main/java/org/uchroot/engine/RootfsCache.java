@@ -52,6 +52,7 @@ public final class RootfsCache {
   private static final Logger LOG = LoggerFactory.getLogger(RootfsCache.class);
   private static final String META = ".meta";
   private static final String LOCK = ".lock";
+
   /** What follows a key in the name of a base being unpacked or removed. */
   private static final String PARTIAL = ".partial-";
 
@@ -110,8 +111,8 @@ public final class RootfsCache {
 
   /**
    * The base tree of {@code tarball}, unpacked (with {@code normalUser} created in it) if it is not
-   * cached yet. {@code claim} runs under the base's lock before it is released, and must record
-   * the testbed that uses the base where {@code inUse} will see it. Then removes what the new base
+   * cached yet. {@code claim} runs under the base's lock before it is released, and must record the
+   * testbed that uses the base where {@code inUse} will see it. Then removes what the new base
    * replaces or pushes over the size limit. Blocks, possibly for as long as unpacking takes.
    */
   Path baseFor(Path tarball, String normalUser, Consumer<Path> claim) {
@@ -267,8 +268,7 @@ public final class RootfsCache {
     List<Path> removed = new ArrayList<>();
     for (Base base : list()) {
       try (LockFile lock = LockFile.acquire(lockOf(base.key()))) {
-        if (Files.isDirectory(base.root(), LinkOption.NOFOLLOW_LINKS)
-            && !inUse.test(base.root())) {
+        if (Files.isDirectory(base.root(), LinkOption.NOFOLLOW_LINKS) && !inUse.test(base.root())) {
           remove(base.key(), lock);
           removed.add(base.root());
         }
@@ -333,8 +333,7 @@ public final class RootfsCache {
         Optional<LockFile> lock = LockFile.tryAcquire(path);
         if (lock.isPresent()) {
           try (LockFile held = lock.get()) {
-            if (!Files.exists(dir.resolve(key), LinkOption.NOFOLLOW_LINKS)
-                && !hasPartials(key)) {
+            if (!Files.exists(dir.resolve(key), LinkOption.NOFOLLOW_LINKS) && !hasPartials(key)) {
               held.deleteAndRelease();
             }
           }
@@ -399,8 +398,7 @@ public final class RootfsCache {
         return false;
       }
       try (LockFile held = lock.get()) {
-        if (!Files.isDirectory(base.root(), LinkOption.NOFOLLOW_LINKS)
-            || inUse.test(base.root())) {
+        if (!Files.isDirectory(base.root(), LinkOption.NOFOLLOW_LINKS) || inUse.test(base.root())) {
           return false;
         }
         remove(base.key(), held);

@@ -23,7 +23,9 @@ final class SafeRemover {
   private final IdMapping mapping;
   private final Path libexecDir;
 
-  /** @param libexecDir where {@code uchroot-jobd} is, which starts the helper */
+  /**
+   * @param libexecDir where {@code uchroot-jobd} is, which starts the helper
+   */
   SafeRemover(IdMapping mapping, Path libexecDir) {
     this.mapping = mapping;
     this.libexecDir = libexecDir;
@@ -47,8 +49,7 @@ final class SafeRemover {
     checkRemovable(dir);
     List<Path> mounts = MountTable.mountsAtOrBelow(dir);
     if (!mounts.isEmpty()) {
-      throw new UchrootException(
-          "refusing to remove " + dir + ": still mounted there: " + mounts);
+      throw new UchrootException("refusing to remove " + dir + ": still mounted there: " + mounts);
     }
     try {
       deleteTree(dir);
@@ -67,9 +68,9 @@ final class SafeRemover {
   }
 
   /**
-   * Deletes the tree from this process: a close then costs no process at all. Symlinks are
-   * deleted, never followed; a directory on another filesystem stops it, as a mount point that the
-   * mount table did not show.
+   * Deletes the tree from this process: a close then costs no process at all. Symlinks are deleted,
+   * never followed; a directory on another filesystem stops it, as a mount point that the mount
+   * table did not show.
    */
   private static void deleteTree(Path top) throws IOException {
     Object device = Files.getAttribute(top, "unix:dev", LinkOption.NOFOLLOW_LINKS);
@@ -100,7 +101,8 @@ final class SafeRemover {
           }
 
           @Override
-          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
+              throws IOException {
             Files.delete(file);
             return FileVisitResult.CONTINUE;
           }

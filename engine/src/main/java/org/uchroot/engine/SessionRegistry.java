@@ -25,8 +25,8 @@ import org.uchroot.actors.SessionId;
 /**
  * Records every testbed on disk, with the process that owns it, so that the testbeds of a server
  * that was killed can be found and removed later. One small file per session in the state
- * directory; written before anything is unpacked and deleted after the rootfs is gone.
- * Thread-safe: each operation works on one file and replaces it atomically.
+ * directory; written before anything is unpacked and deleted after the rootfs is gone. Thread-safe:
+ * each operation works on one file and replaces it atomically.
  */
 public final class SessionRegistry {
 
@@ -35,10 +35,13 @@ public final class SessionRegistry {
   private final Path dir;
   private final Path runtimeDir;
   private final Path libexecDir;
+
   /** The records this registry made, by rootfs: forgetting one of them reads no other. */
   private final Map<Path, Path> recordedHere = new ConcurrentHashMap<>();
 
-  /** @param libexecDir where {@code uchroot-jobd} is, which starts the helpers of a removal */
+  /**
+   * @param libexecDir where {@code uchroot-jobd} is, which starts the helpers of a removal
+   */
   public SessionRegistry(Path dir, Path runtimeDir, Path libexecDir) {
     this.dir = dir;
     this.runtimeDir = runtimeDir;
@@ -72,8 +75,8 @@ public final class SessionRegistry {
   /**
    * Makes the user's runtime directory (mode 0700) where it is missing, and checks that it is a
    * real directory of the user's that nobody else may enter: it may sit in a world-writable /tmp,
-   * and whoever could write in it could put a socket of their own in a session's socket's place
-   * and see every command.
+   * and whoever could write in it could put a socket of their own in a session's socket's place and
+   * see every command.
    */
   public static void requirePrivateRuntimeDir(Path runtimeDir) throws IOException {
     Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
@@ -111,7 +114,8 @@ public final class SessionRegistry {
       Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
       recordedHere.put(rootfs, file);
     } catch (IOException e) {
-      throw new UchrootException("cannot record the session in " + dir + ": " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot record the session in " + dir + ": " + UchrootException.reason(e), e);
     }
   }
 
@@ -175,7 +179,11 @@ public final class SessionRegistry {
             .orElseThrow(() -> new UchrootException("no such session: " + session));
     if (entry.live()) {
       throw new UchrootException(
-          "session " + session + " is live (owned by pid " + entry.ownerPid() + "); close it instead");
+          "session "
+              + session
+              + " is live (owned by pid "
+              + entry.ownerPid()
+              + "); close it instead");
     }
     SafeRemover.ofCaller(libexecDir).removeNow(entry.rootfs());
     try {
@@ -191,7 +199,8 @@ public final class SessionRegistry {
       }
       Files.deleteIfExists(dir.resolve(entry.session() + SUFFIX));
     } catch (IOException e) {
-      throw new UchrootException("cannot clean up session " + session + ": " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot clean up session " + session + ": " + UchrootException.reason(e), e);
     }
   }
 

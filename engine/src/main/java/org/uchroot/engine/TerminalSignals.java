@@ -20,6 +20,7 @@ final class TerminalSignals {
 
   /** SIG_BLOCK as Linux numbers it on x86 and ARM. */
   private static final int SIG_BLOCK = 0;
+
   /** SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGTTIN and SIGTTOU, as Linux numbers them there. */
   private static final int[] SIGNALS = {1, 2, 3, 20, 21, 22};
 

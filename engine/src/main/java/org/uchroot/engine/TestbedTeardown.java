@@ -12,25 +12,27 @@ import org.uchroot.actors.TestbedRemover;
 import scala.concurrent.ExecutionContext;
 
 /**
- * The one place that takes a testbed down: asks its job server to remove the testbed and end,
- * waits for the namespaces to go, deletes what the job server left, and forgets the testbed's
- * record. Its stage completes when all of that is done, so a revert's new testbed, or another
- * session's at the same unpack directory, never meets the old one's files or record.
+ * The one place that takes a testbed down: asks its job server to remove the testbed and end, waits
+ * for the namespaces to go, deletes what the job server left, and forgets the testbed's record. Its
+ * stage completes when all of that is done, so a revert's new testbed, or another session's at the
+ * same unpack directory, never meets the old one's files or record.
  */
 final class TestbedTeardown implements TestbedRemover {
 
   /**
-   * How long a job server may take to remove its testbed and end before it is killed; after as
-   * long again the helper holding the namespaces is killed too, whose end closes every pipe this
-   * waits on even when the job server cannot die (a process of the session stuck in the kernel).
+   * How long a job server may take to remove its testbed and end before it is killed; after as long
+   * again the helper holding the namespaces is killed too, whose end closes every pipe this waits
+   * on even when the job server cannot die (a process of the session stuck in the kernel).
    */
   private static final Duration END_WAIT = Duration.ofSeconds(10);
 
   private final SafeRemover remover;
   private final SessionRegistry registry;
   private final Executor blocking;
+
   /** The actor system's timers, which run their tasks on {@link #timers}: the blocking threads. */
   private final Scheduler scheduler;
+
   private final ExecutionContext timers;
 
   TestbedTeardown(
@@ -57,8 +59,8 @@ final class TestbedTeardown implements TestbedRemover {
   }
 
   /**
-   * The job server deletes the testbed on its way out, from inside the session, where every file
-   * is the engine user's to delete and no mount can be crossed. What it could not delete (it was
+   * The job server deletes the testbed on its way out, from inside the session, where every file is
+   * the engine user's to delete and no mount can be crossed. What it could not delete (it was
    * killed, or the tree was too large for the wait) is the {@link SafeRemover}'s, once the
    * namespaces, and so every mount of the session, are gone.
    */

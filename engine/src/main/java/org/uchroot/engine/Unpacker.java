@@ -33,17 +33,17 @@ final class Unpacker {
   /**
    * Unpacks {@code tarball} into the existing directory {@code into}, without ./dev (device nodes
    * cannot be made in a user namespace; the sandbox binds the host's), and creates {@code
-   * normalUser}. The job server in {@code libexecDir} then makes the mount points and links of
-   * /dev that it makes in a testbed, so that an overlay testbed over this tree finds them in its
-   * base rather than copying them up at each open. Blocks.
+   * normalUser}. The job server in {@code libexecDir} then makes the mount points and links of /dev
+   * that it makes in a testbed, so that an overlay testbed over this tree finds them in its base
+   * rather than copying them up at each open. Blocks.
    *
    * <p>The testbed's root may not reach {@code into} by its path (root's cache is root's alone),
    * nor read the tarball: the helper starts in {@code into} and reads the tarball on stdin, both
    * opened here.
    *
-   * @param topMode the mode {@code into} gets, as chmod takes it (a shared base is made 0700,
-   *     which no other user may enter), or empty to keep the tarball's: made in the namespace,
-   *     where the top directory's owner, whoever the tarball says, is one of ours
+   * @param topMode the mode {@code into} gets, as chmod takes it (a shared base is made 0700, which
+   *     no other user may enter), or empty to keep the tarball's: made in the namespace, where the
+   *     top directory's owner, whoever the tarball says, is one of ours
    */
   static void unpack(
       IdMapping mapping,
@@ -79,7 +79,8 @@ final class Unpacker {
     try (InputStream in = Files.newInputStream(tarball)) {
       head = in.readNBytes(6);
     } catch (IOException e) {
-      throw new UchrootException("cannot read tarball " + tarball + ": " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          "cannot read tarball " + tarball + ": " + UchrootException.reason(e), e);
     }
     for (Compression c : COMPRESSIONS) {
       if (head.length >= c.magic().length

@@ -9,20 +9,26 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 
 /**
- * Rewrites a command line written for Python's argparse, as the reference parses its own, into
- * the form picocli reads with a space as separator: {@code --opt=value} and {@code -o=value}
- * become two words, and a long option abbreviated to a prefix that only one of the reference's
- * own options has becomes that option ({@code --r} is {@code --release}). Options that are ours
- * alone match only when written in full, so that an abbreviation means the same to us as to the
- * reference. Option values, and everything from the first positional word or {@code --} on, are
- * passed on as they are.
+ * Rewrites a command line written for Python's argparse, as the reference parses its own, into the
+ * form picocli reads with a space as separator: {@code --opt=value} and {@code -o=value} become two
+ * words, and a long option abbreviated to a prefix that only one of the reference's own options has
+ * becomes that option ({@code --r} is {@code --release}). Options that are ours alone match only
+ * when written in full, so that an abbreviation means the same to us as to the reference. Option
+ * values, and everything from the first positional word or {@code --} on, are passed on as they
+ * are.
  */
 final class ArgparseArgs {
 
   /** The long options of autopkgtest-virt-unshare 5.28. */
   static final Set<String> REFERENCE_LONG_OPTIONS =
       Set.of(
-          "--arch", "--bind", "--debug", "--prefix", "--release", "--tarball", "--unpack-dir",
+          "--arch",
+          "--bind",
+          "--debug",
+          "--prefix",
+          "--release",
+          "--tarball",
+          "--unpack-dir",
           "--help");
 
   private ArgparseArgs() {}
@@ -45,8 +51,9 @@ final class ArgparseArgs {
           value = arg.substring(equals + 1);
         }
         name = unabbreviated(command, name);
-      } else if (arg.length() > 2 && arg.charAt(2) == '=' && spec.findOption(arg.substring(0, 2))
-          != null) {
+      } else if (arg.length() > 2
+          && arg.charAt(2) == '='
+          && spec.findOption(arg.substring(0, 2)) != null) {
         name = arg.substring(0, 2);
         value = arg.substring(3);
       }
@@ -84,11 +91,7 @@ final class ArgparseArgs {
     matches.sort(null);
     if (matches.size() > 1) {
       throw new CommandLine.ParameterException(
-          command,
-          "ambiguous option: "
-              + name
-              + " could match "
-              + String.join(", ", matches));
+          command, "ambiguous option: " + name + " could match " + String.join(", ", matches));
     }
     return matches.isEmpty() ? name : matches.get(0);
   }

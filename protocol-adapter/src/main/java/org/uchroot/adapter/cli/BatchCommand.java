@@ -53,7 +53,9 @@ final class BatchCommand implements Callable<Integer> {
       description = "Testbeds open at once (default: the number of processors).")
   int jobs = Runtime.getRuntime().availableProcessors();
 
-  @Parameters(paramLabel = "FILE", description = "Commands, one per line; blank lines and # comments are skipped.")
+  @Parameters(
+      paramLabel = "FILE",
+      description = "Commands, one per line; blank lines and # comments are skipped.")
   Path file;
 
   /** One command of the batch and its line number. */
@@ -110,9 +112,18 @@ final class BatchCommand implements Callable<Integer> {
                           output.close();
                           return outcome(status, error);
                         })
-                    .thenCompose(outcome -> session.close().handle((ok, error) -> error == null
-                        ? outcome
-                        : outcome + " (testbed not removed: " + OneLineMessage.of(error) + ")")))
+                    .thenCompose(
+                        outcome ->
+                            session
+                                .close()
+                                .handle(
+                                    (ok, error) ->
+                                        error == null
+                                            ? outcome
+                                            : outcome
+                                                + " (testbed not removed: "
+                                                + OneLineMessage.of(error)
+                                                + ")")))
         .exceptionally(error -> "failed: " + OneLineMessage.of(error));
   }
 
@@ -129,7 +140,8 @@ final class BatchCommand implements Callable<Integer> {
     try {
       all = Files.readAllLines(file);
     } catch (IOException e) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, "cannot read " + file + ": " + UchrootException.reason(e));
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT, "cannot read " + file + ": " + UchrootException.reason(e));
     }
     for (int i = 0; i < all.size(); i++) {
       String text = all.get(i).strip();

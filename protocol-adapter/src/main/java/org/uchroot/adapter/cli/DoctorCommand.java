@@ -49,7 +49,8 @@ final class DoctorCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    List<Finding> findings = examine(new LiveHost(), Main.loadConfig(), ClassDataArchive.ofThisJvm());
+    List<Finding> findings =
+        examine(new LiveHost(), Main.loadConfig(), ClassDataArchive.ofThisJvm());
     PrintWriter out = spec.commandLine().getOut();
     findings.forEach(finding -> out.println(finding.line()));
     out.flush();
@@ -104,7 +105,9 @@ final class DoctorCommand implements Callable<Integer> {
 
     boolean exists(Path path);
 
-    /** The filesystem of {@code dir}, or of its nearest existing parent where it is yet to be made. */
+    /**
+     * The filesystem of {@code dir}, or of its nearest existing parent where it is yet to be made.
+     */
     Space space(Path dir);
   }
 
@@ -228,7 +231,9 @@ final class DoctorCommand implements Callable<Integer> {
     }
     String fix = "or set rootfs-mode = \"unpack\" in uchroot.conf to skip the try";
     boolean listed =
-        host.read(Path.of("/proc/filesystems")).orElse("").lines()
+        host.read(Path.of("/proc/filesystems"))
+            .orElse("")
+            .lines()
             .anyMatch(line -> line.strip().endsWith("overlay"));
     if (!listed) {
       return new Finding(
@@ -270,7 +275,8 @@ final class DoctorCommand implements Callable<Integer> {
     String where = dir + " (" + space.type() + ", " + gibibytes(space.free()) + " free)";
     String elsewhere = "or set uchroot." + key + " in ~/.config/uchroot/uchroot.conf elsewhere";
     if (!space.writable()) {
-      String what = space.existing().equals(dir) ? dir.toString() : space.existing() + ", above it,";
+      String what =
+          space.existing().equals(dir) ? dir.toString() : space.existing() + ", above it,";
       return new Finding(
           Verdict.FAIL,
           check,
@@ -296,7 +302,10 @@ final class DoctorCommand implements Callable<Integer> {
     return archive.path().isPresent()
         ? Finding.ok(check, archive.toString())
         : new Finding(
-            Verdict.WARN, check, archive.note() + ": each start takes a third of a second more", "");
+            Verdict.WARN,
+            check,
+            archive.note() + ": each start takes a third of a second more",
+            "");
   }
 
   private static String firstLine(String output) {

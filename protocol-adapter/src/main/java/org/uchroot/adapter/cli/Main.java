@@ -11,8 +11,8 @@ import java.util.Properties;
 import org.uchroot.actors.OneLineMessage;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.UchrootException;
-import picocli.CommandLine.Command;
 import picocli.CommandLine;
+import picocli.CommandLine.Command;
 
 /**
  * Entry point of {@code uchroot} and of {@code autopkgtest-virt-uchroot} (which runs {@code uchroot
@@ -70,7 +70,9 @@ public final class Main {
     return run(new PrintWriter(System.out, true), err, args);
   }
 
-  /** As {@link #run(String...)}, with help and lists going to {@code out}, messages to {@code err}. */
+  /**
+   * As {@link #run(String...)}, with help and lists going to {@code out}, messages to {@code err}.
+   */
   public static int run(PrintWriter out, PrintWriter err, String... args) {
     String program = System.getProperty("uchroot.program");
     CommandLine commandLine;
@@ -107,8 +109,8 @@ public final class Main {
   }
 
   /**
-   * The arguments of the commands that take the reference's options, in the form picocli reads:
-   * see {@link ArgparseArgs}.
+   * The arguments of the commands that take the reference's options, in the form picocli reads: see
+   * {@link ArgparseArgs}.
    */
   private static String[] argparseStyle(CommandLine commandLine, String[] args) {
     if (commandLine.getCommand() instanceof VirtServerCommand) {
@@ -127,8 +129,8 @@ public final class Main {
 
   /**
    * The statuses of {@code uchroot}'s own commands: 2 for a command line that does not parse, 125
-   * for any failure of uchroot's own (bad input, no testbed); a command's own status passes
-   * through as the command's return value.
+   * for any failure of uchroot's own (bad input, no testbed); a command's own status passes through
+   * as the command's return value.
    */
   private static int exitCode(Throwable e) {
     if (e instanceof CommandLine.ParameterException

@@ -75,7 +75,10 @@ final class RunCommand implements Callable<Integer> {
       Optional<HostTerminal> terminal = HostTerminal.ofStandardStreams();
       ExitStatus status;
       try {
-        status = await(session.run(command, terminal.<JobStdio>map(raw -> raw).orElseGet(RunCommand::streams)));
+        status =
+            await(
+                session.run(
+                    command, terminal.<JobStdio>map(raw -> raw).orElseGet(RunCommand::streams)));
       } catch (RuntimeException e) {
         throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
       } finally {

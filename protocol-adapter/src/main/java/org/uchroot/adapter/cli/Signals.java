@@ -72,8 +72,7 @@ final class Signals {
 
   /**
    * On SIGTERM or SIGHUP: the terminals lent to commands given back, {@code cleanUp}, then die of
-   * that signal. A second signal during the
-   * cleanup ends the process at once, as in the reference.
+   * that signal. A second signal during the cleanup ends the process at once, as in the reference.
    */
   static void onTermination(Runnable cleanUp) {
     for (String name : new String[] {"TERM", "HUP"}) {

@@ -109,16 +109,12 @@ public final class TestbedOptions {
 
   /**
    * What these options ask for, checked in the reference's order: the tarball (which may be
-   * missing: the caller decides when that fails), the bind mounts, the unpack directory. Paths
-   * have a leading {@code ~} and {@code $VAR} expanded, as the reference's shell expands them.
+   * missing: the caller decides when that fails), the bind mounts, the unpack directory. Paths have
+   * a leading {@code ~} and {@code $VAR} expanded, as the reference's shell expands them.
    */
   Choice choose(Map<String, String> env) {
     return new Choice(
-        tarball(env),
-        binds(env),
-        unpackDir(env),
-        unpackPrefix(env),
-        missingTarballMessage(env));
+        tarball(env), binds(env), unpackDir(env), unpackPrefix(env), missingTarballMessage(env));
   }
 
   /** Random names of Python's mkdtemp, which the reference uses, follow the prefix. */

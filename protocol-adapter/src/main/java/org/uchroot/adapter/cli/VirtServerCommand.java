@@ -45,7 +45,8 @@ final class VirtServerCommand implements Callable<Integer> {
       description = "Show this help message and exit.")
   boolean help;
 
-  // Not the reference's: it has none, and no option of its own that -V or --version could abbreviate.
+  // Not the reference's: it has none, and no option of its own that -V or --version could
+  // abbreviate.
   @Option(
       names = {"-V", "--version"},
       versionHelp = true,

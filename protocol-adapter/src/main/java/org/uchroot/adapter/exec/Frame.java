@@ -14,7 +14,8 @@ import java.util.Objects;
 
 /**
  * One frame of the exec relay: a type byte, a 4-byte big-endian payload length, the payload. The
- * same framing as {@code engine/src/main/c/uchroot-exec.c}; {@code docs/protocol.md} lists the types.
+ * same framing as {@code engine/src/main/c/uchroot-exec.c}; {@code docs/protocol.md} lists the
+ * types.
  *
  * @param type one of the type constants below
  * @param payload the bytes after the header (never shared with the caller's buffers)

@@ -41,10 +41,13 @@ public final class HostTerminal implements JobStdio, JobStdio.Terminal, AutoClos
 
   /** What stty reads the terminal from: this process's stdin, or the device. */
   private final ProcessBuilder.Redirect sttyInput;
+
   private final InputStream keys;
   private final OutputStream screen;
+
   /** Closes the streams where they are this terminal's own, not the process's. */
   private final Closeable opened;
+
   private final String savedSettings;
   private final List<Consumer<TerminalSize>> watchers = new CopyOnWriteArrayList<>();
   private boolean restored;
@@ -63,8 +66,8 @@ public final class HostTerminal implements JobStdio, JobStdio.Terminal, AutoClos
   }
 
   /**
-   * The terminal that stdin and stdout both are, in raw mode from now on; empty where they are
-   * not one, and the command gets the streams as they are.
+   * The terminal that stdin and stdout both are, in raw mode from now on; empty where they are not
+   * one, and the command gets the streams as they are.
    */
   public static Optional<HostTerminal> ofStandardStreams() {
     if (System.console() == null) {

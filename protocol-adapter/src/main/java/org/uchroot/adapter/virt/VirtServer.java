@@ -68,7 +68,8 @@ public final class VirtServer {
       "cd \"$1\"; shift; for variable; do export \"$variable\"; done; exec bash -i";
 
   /** The interrupt a signal last asked for; a status waits until the session has taken it. */
-  private volatile CompletableFuture<Integer> pendingInterrupt = CompletableFuture.completedFuture(0);
+  private volatile CompletableFuture<Integer> pendingInterrupt =
+      CompletableFuture.completedFuture(0);
 
   /**
    * What the server is started with.
@@ -107,12 +108,14 @@ public final class VirtServer {
   private volatile boolean terminating;
 
   /**
-   * The open testbed, or null: set and cleared on the serving thread, read by the signal
-   * handlers too.
+   * The open testbed, or null: set and cleared on the serving thread, read by the signal handlers
+   * too.
    */
   private volatile OpenTestbed testbed;
+
   /** The exec relay of the testbed just closed, until the close is answered. */
   private ExecRelay endedRelay;
+
   private boolean engineShutDown;
 
   /**
@@ -225,7 +228,10 @@ public final class VirtServer {
     // this signal must already see the testbed interrupted.
     CompletableFuture<Integer> hit = current.interrupt().toCompletableFuture();
     pendingInterrupt = hit;
-    return "interrupted " + count(hit) + " running command(s) in testbed " + current.id()
+    return "interrupted "
+        + count(hit)
+        + " running command(s) in testbed "
+        + current.id()
         + "; it stays open";
   }
 
@@ -236,8 +242,11 @@ public final class VirtServer {
       return "no testbed is open, nothing to kill";
     }
     Session current = open.session();
-    return "killed " + count(current.kill().toCompletableFuture()) + " running command(s) in testbed "
-        + current.id() + "; it stays open";
+    return "killed "
+        + count(current.kill().toCompletableFuture())
+        + " running command(s) in testbed "
+        + current.id()
+        + "; it stays open";
   }
 
   /** How many commands a signal reached, as the session answers in time. */
@@ -275,9 +284,11 @@ public final class VirtServer {
         yield Response.ok();
       }
       case AUXVERB_DEBUG_FAIL -> Response.ok();
-      case QUIT -> throw new IllegalStateException("quit ends the conversation, which has no answer");
+      case QUIT ->
+          throw new IllegalStateException("quit ends the conversation, which has no answer");
       case STATUS -> status();
-      case INTERRUPT -> Response.ok("jobs=" + await(requireOpen(Verb.INTERRUPT).session().interrupt()));
+      case INTERRUPT ->
+          Response.ok("jobs=" + await(requireOpen(Verb.INTERRUPT).session().interrupt()));
     };
   }
 
@@ -329,14 +340,16 @@ public final class VirtServer {
       } catch (UchrootException closing) {
         LOG.error("{}", OneLineMessage.of(closing));
       }
-      throw ProtocolError.of("cannot make the exec socket " + socket + ": " + UchrootException.reason(e));
+      throw ProtocolError.of(
+          "cannot make the exec socket " + socket + ": " + UchrootException.reason(e));
     }
     testbed = new OpenTestbed(opened, relay, opened.scratch());
     if (terminating) {
       // A SIGTERM came while the testbed opened, and found no socket to remove yet.
       relay.stopAccepting();
     }
-    LOG.debug("testbed {} open: rootfs {}, scratch {}", opened.id(), opened.rootfs(), opened.scratch());
+    LOG.debug(
+        "testbed {} open: rootfs {}, scratch {}", opened.id(), opened.rootfs(), opened.scratch());
     return Response.ok(Response.quoted(opened.scratch()));
   }
 

@@ -21,7 +21,9 @@ import org.uchroot.engine.IdMapping;
 import org.uchroot.engine.RootfsMode;
 import org.uchroot.engine.UchrootException;
 
-/** The verdicts of {@code uchroot doctor} on hosts described by a fake, and what they tell to fix. */
+/**
+ * The verdicts of {@code uchroot doctor} on hosts described by a fake, and what they tell to fix.
+ */
 class DoctorCommandTest {
 
   private static final Path CACHE = Path.of("/home/u/.cache/uchroot");
@@ -105,7 +107,8 @@ class DoctorCommandTest {
   }
 
   private static final ClassDataArchive ARCHIVE =
-      new ClassDataArchive(Optional.of("/opt/uchroot/lib/uchroot.jsa"), "made for this installation");
+      new ClassDataArchive(
+          Optional.of("/opt/uchroot/lib/uchroot.jsa"), "made for this installation");
 
   private static List<Finding> examine(FakeHost host) {
     return DoctorCommand.examine(host, config(RootfsMode.OVERLAY, false), ARCHIVE);
@@ -125,7 +128,8 @@ class DoctorCommandTest {
         "ok   subordinate ids: u maps uids 100000-165535, gids 200000-265535",
         find(findings, "subordinate ids").line());
     assertEquals(
-        List.of(List.of("unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "true")),
+        List.of(
+            List.of("unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "true")),
         host.ran);
   }
 
@@ -170,15 +174,24 @@ class DoctorCommandTest {
     host.files.put(Path.of("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"), "1\n");
     Finding finding = find(examine(host), "user namespaces");
     assertEquals(Verdict.FAIL, finding.verdict());
-    assertTrue(finding.detail().endsWith(
-        "failed: unshare: unshare failed: Operation not permitted"
-            + " (kernel.apparmor_restrict_unprivileged_userns = 1)"), finding.detail());
-    assertTrue(finding.fix().startsWith(
-        "as root, sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"), finding.fix());
+    assertTrue(
+        finding
+            .detail()
+            .endsWith(
+                "failed: unshare: unshare failed: Operation not permitted"
+                    + " (kernel.apparmor_restrict_unprivileged_userns = 1)"),
+        finding.detail());
+    assertTrue(
+        finding
+            .fix()
+            .startsWith("as root, sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
+        finding.fix());
 
     host.files.put(Path.of("/proc/sys/kernel/unprivileged_userns_clone"), "0\n");
-    assertTrue(find(examine(host), "user namespaces").fix()
-        .contains("kernel.unprivileged_userns_clone=1"));
+    assertTrue(
+        find(examine(host), "user namespaces")
+            .fix()
+            .contains("kernel.unprivileged_userns_clone=1"));
   }
 
   @Test
@@ -186,9 +199,12 @@ class DoctorCommandTest {
     FakeHost host = new FakeHost();
     host.root = true;
     host.unshare = new DoctorCommand.Ran(1, "refused");
-    assertEquals(Verdict.OK, find(
-        DoctorCommand.examine(host, config(RootfsMode.OVERLAY, true), ARCHIVE),
-        "user namespaces").verdict());
+    assertEquals(
+        Verdict.OK,
+        find(
+                DoctorCommand.examine(host, config(RootfsMode.OVERLAY, true), ARCHIVE),
+                "user namespaces")
+            .verdict());
     assertEquals(List.of(), host.ran);
   }
 
@@ -202,9 +218,10 @@ class DoctorCommandTest {
     host.root = true;
     assertEquals(Verdict.OK, find(examine(host), "overlayfs").verdict());
     host.root = false;
-    assertEquals(Verdict.OK, find(
-        DoctorCommand.examine(host, config(RootfsMode.UNPACK, false), ARCHIVE),
-        "overlayfs").verdict());
+    assertEquals(
+        Verdict.OK,
+        find(DoctorCommand.examine(host, config(RootfsMode.UNPACK, false), ARCHIVE), "overlayfs")
+            .verdict());
     host.files.put(Path.of("/proc/filesystems"), "nodev\tproc\n");
     host.release = "6.1.0";
     assertEquals(Verdict.WARN, find(examine(host), "overlayfs").verdict());
@@ -249,7 +266,10 @@ class DoctorCommandTest {
             new ClassDataArchive(Optional.empty(), "none yet: X is being made in the background"));
     Finding finding = find(findings, "class data archive");
     assertEquals(Verdict.WARN, finding.verdict());
-    assertTrue(finding.line().startsWith(
-        "warn class data archive: none yet: X is being made in the background"), finding.line());
+    assertTrue(
+        finding
+            .line()
+            .startsWith("warn class data archive: none yet: X is being made in the background"),
+        finding.line());
   }
 }

@@ -10,9 +10,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * What the command lines answer to bad input, before any testbed: {@code uchroot}'s commands exit
- * 2 for a command line that does not parse and 125 for bad input, with one line that says why;
- * the drop-in server keeps the reference's statuses and argparse's usage text.
+ * What the command lines answer to bad input, before any testbed: {@code uchroot}'s commands exit 2
+ * for a command line that does not parse and 125 for bad input, with one line that says why; the
+ * drop-in server keeps the reference's statuses and argparse's usage text.
  */
 class MainTest {
 
@@ -44,7 +44,6 @@ class MainTest {
     assertEquals(125, bind.status(), bind.stderr());
     assertEquals(1, bind.stderr().lines().count(), bind.stderr());
     assertEquals(true, bind.stderr().endsWith(dir + "/missing doesn't exist\n"), bind.stderr());
-
   }
 
   @Test
@@ -60,9 +59,18 @@ class MainTest {
   void everyCommandHasHelpAndTheProgramAVersion() {
     for (String[] args :
         new String[][] {
-          {"--help"}, {"help"}, {"help", "run"}, {"run", "--help"}, {"sessions", "--help"},
-          {"sessions", "cleanup", "--help"}, {"cache", "--help"}, {"cache", "prune", "--help"},
-          {"batch", "--help"}, {"virt-server", "--help"}, {"doctor", "--help"}, {"--version"}
+          {"--help"},
+          {"help"},
+          {"help", "run"},
+          {"run", "--help"},
+          {"sessions", "--help"},
+          {"sessions", "cleanup", "--help"},
+          {"cache", "--help"},
+          {"cache", "prune", "--help"},
+          {"batch", "--help"},
+          {"virt-server", "--help"},
+          {"doctor", "--help"},
+          {"--version"}
         }) {
       assertEquals(0, run(args).status(), String.join(" ", args));
     }
@@ -72,7 +80,9 @@ class MainTest {
     for (String dropIn : new String[] {"-V", "--version"}) {
       StringWriter server = new StringWriter();
       assertEquals(
-          0, Main.run(new PrintWriter(server, true), new PrintWriter(server, true), "virt-server", dropIn));
+          0,
+          Main.run(
+              new PrintWriter(server, true), new PrintWriter(server, true), "virt-server", dropIn));
       assertEquals(out.toString(), server.toString(), "virt-server " + dropIn);
     }
   }

@@ -140,8 +140,18 @@ class TestbedOptionsTest {
 
   @Test
   void takesTheReferencesOwnOptionsAbbreviatedAndOursInFull() {
-    TestbedOptions options = parse("--r", "sid", "--tar=/x.tar", "--unp", tmp.resolve("u").toString(),
-        "--deb", "--ar", "arm64", "--pre", "p.");
+    TestbedOptions options =
+        parse(
+            "--r",
+            "sid",
+            "--tar=/x.tar",
+            "--unp",
+            tmp.resolve("u").toString(),
+            "--deb",
+            "--ar",
+            "arm64",
+            "--pre",
+            "p.");
     assertEquals("sid", options.release, "--r is --release, though --rootfs-mode begins so too");
     assertEquals(Optional.of(Path.of("/x.tar")), options.tarball(NO_ENV));
     assertEquals(Optional.of(tmp.resolve("u")), options.unpackDir(NO_ENV));
@@ -156,7 +166,8 @@ class TestbedOptionsTest {
   @Test
   void expandsTildeAndVariablesInPathsAsTheReferencesShell() throws IOException {
     Map<String, String> env = Map.of("HOME", "/home/me", "SUITE", "sid", "XDG_CACHE_HOME", "/c");
-    assertTarball("/home/me/.cache/sbuild/sid-amd64.tar", "~/.cache/sbuild/${SUITE}-amd64.tar", env);
+    assertTarball(
+        "/home/me/.cache/sbuild/sid-amd64.tar", "~/.cache/sbuild/${SUITE}-amd64.tar", env);
     assertTarball("/home/me", "~", env);
     assertTarball("/c/sid.tar", "$XDG_CACHE_HOME/$SUITE.tar", env);
     assertTarball("/root/x.tar", "~root/x.tar", env);
@@ -184,18 +195,25 @@ class TestbedOptionsTest {
     Path sub = Files.createDirectories(tmp.resolve("t/sub"));
     Map<String, String> env = Map.of("TMPDIR", tmp.resolve("t").toString());
     assertEquals(Optional.of(tmp.resolve("t/uchroot.").toString()), parse().unpackPrefix(env));
-    assertEquals(Optional.of(tmp.resolve("t/unpack.").toString()), parse("-p", "unpack.").unpackPrefix(env));
+    assertEquals(
+        Optional.of(tmp.resolve("t/unpack.").toString()), parse("-p", "unpack.").unpackPrefix(env));
     assertEquals(Optional.of(sub + "/u."), parse("--prefix", "sub/u.").unpackPrefix(env));
-    assertEquals(Optional.of(sub + "/u."), parse("--prefix", sub + "/u.").unpackPrefix(Map.of()),
+    assertEquals(
+        Optional.of(sub + "/u."),
+        parse("--prefix", sub + "/u.").unpackPrefix(Map.of()),
         "an absolute prefix is used as it is");
     assertEquals(Optional.empty(), parse("-u", tmp.resolve("new").toString()).unpackPrefix(env));
-    Map<String, String> missing = Map.of("TMPDIR", tmp.resolve("nonexistent").toString(),
-        "TEMP", tmp.resolve("t").toString());
-    assertEquals(Optional.of(tmp.resolve("t/uchroot.").toString()), parse().unpackPrefix(missing),
+    Map<String, String> missing =
+        Map.of(
+            "TMPDIR", tmp.resolve("nonexistent").toString(), "TEMP", tmp.resolve("t").toString());
+    assertEquals(
+        Optional.of(tmp.resolve("t/uchroot.").toString()),
+        parse().unpackPrefix(missing),
         "a temporary directory that does not exist is passed over");
     assertEquals(Path.of("/tmp"), TestbedOptions.temporaryDirectory(Map.of()));
-    CliException e = assertThrows(CliException.class,
-        () -> parse("-p", "/nonexistent/dir/unpack.").unpackPrefix(env));
+    CliException e =
+        assertThrows(
+            CliException.class, () -> parse("-p", "/nonexistent/dir/unpack.").unpackPrefix(env));
     assertEquals(1, e.exitCode().code());
     assertTrue(e.getMessage().contains("/nonexistent/dir is not a directory"), e.getMessage());
   }

@@ -71,7 +71,8 @@ class ExecRelayIntegrationTest {
     assertFalse(Files.exists(relay.socket(), LinkOption.NOFOLLOW_LINKS), "the socket is removed");
     // The runtime directory, made private, stays for the user's other servers.
     assertEquals(
-        "rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("run"))));
+        "rwx------",
+        PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("run"))));
   }
 
   @Test
@@ -161,7 +162,9 @@ class ExecRelayIntegrationTest {
       try (Client c = connect()) {
         for (int f = random.nextInt(4); f >= 0; f--) {
           int declared =
-              random.nextInt(4) == 0 ? Integer.MAX_VALUE - random.nextInt(1000) : random.nextInt(300);
+              random.nextInt(4) == 0
+                  ? Integer.MAX_VALUE - random.nextInt(1000)
+                  : random.nextInt(300);
           byte[] payload = new byte[Math.min(declared, random.nextInt(300))];
           random.nextBytes(payload);
           try {

@@ -127,7 +127,8 @@ final class Conversation implements AutoCloseable {
         return null;
       }
     }
-    throw new AssertionError("no answer and no end within " + seconds + " s; stderr: " + messages());
+    throw new AssertionError(
+        "no answer and no end within " + seconds + " s; stderr: " + messages());
   }
 
   void expect(String answer) throws InterruptedException {

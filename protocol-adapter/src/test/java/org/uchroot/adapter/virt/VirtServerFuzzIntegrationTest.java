@@ -35,8 +35,8 @@ import org.uchroot.engine.LeakCheck;
  * Hostile protocol lines on open testbeds: random requests whose paths are traps (testbed symlinks
  * to the host, {@code ..} climbs, /proc's roots, a FIFO, names too long, broken quoting), and
  * random words. Whatever comes, the server answers only {@code ok} lines, fails with one line on
- * stderr and never a stack trace, never hangs, removes its testbed, and changes nothing on the
- * host but where a copyup was asked to write.
+ * stderr and never a stack trace, never hangs, removes its testbed, and changes nothing on the host
+ * but where a copyup was asked to write.
  */
 @Tag("integration")
 class VirtServerFuzzIntegrationTest {
@@ -166,8 +166,8 @@ class VirtServerFuzzIntegrationTest {
   private record Paths(List<String> files, List<String> directories) {}
 
   /**
-   * One request line: mostly a copy between trap paths, most of them alike in directoryness so
-   * that the copy is tried; else any verb, now and then with random words.
+   * One request line: mostly a copy between trap paths, most of them alike in directoryness so that
+   * the copy is tried; else any verb, now and then with random words.
    */
   private static String hostileLine(
       Random random, String[] verbs, Paths testbed, Paths hostSources, Paths hostDestinations) {
@@ -208,8 +208,8 @@ class VirtServerFuzzIntegrationTest {
   }
 
   /**
-   * Testbed symlinks to the host's sentinels, to its root and above the testbed; a FIFO; files,
-   * and the sentinels' own paths in the testbed.
+   * Testbed symlinks to the host's sentinels, to its root and above the testbed; a FIFO; files, and
+   * the sentinels' own paths in the testbed.
    */
   private void setTraps(Conversation c, Path sentinel) throws Exception {
     List<String> exec = new ArrayList<>(executeCommand(c));
@@ -217,7 +217,9 @@ class VirtServerFuzzIntegrationTest {
         List.of(
             "sh",
             "-c",
-            "ln -s " + sentinel + " /tmp/trap; ln -s / /tmp/root; ln -s ../../../../.. /tmp/up;"
+            "ln -s "
+                + sentinel
+                + " /tmp/trap; ln -s / /tmp/root; ln -s ../../../../.. /tmp/up;"
                 + " mkfifo /tmp/fifo; mkdir /tmp/dir; echo real > /tmp/real;"
                 + " echo inner > /tmp/dir/inner;"
                 // The same path in the testbed, where the links lead when resolved inside it.
@@ -247,7 +249,8 @@ class VirtServerFuzzIntegrationTest {
         String content =
             Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)
                 ? HexFormat.of()
-                    .formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(path)))
+                    .formatHex(
+                        MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(path)))
                 : Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS) ? "dir" : "other";
         state.put(root.relativize(path).toString(), mode + " " + content);
       }
