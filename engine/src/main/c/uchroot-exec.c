@@ -32,6 +32,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "frame.h"
+
 #define CHUNK 32768
 
 static int sig_pipe[2];
@@ -97,15 +99,6 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
-static void header(unsigned char *h, char type, uint32_t len)
-{
-    h[0] = (unsigned char)type;
-    h[1] = (unsigned char)(len >> 24);
-    h[2] = (unsigned char)(len >> 16);
-    h[3] = (unsigned char)(len >> 8);
-    h[4] = (unsigned char)len;
-}
-
 /* Queues a frame of at most 1 payload byte; false if there is no room. */
 static bool queue_small(char type, const unsigned char *payload, uint32_t len)
 {
@@ -116,7 +109,7 @@ static bool queue_small(char type, const unsigned char *payload, uint32_t len)
     }
     if (out_len + 5 + len > sizeof out)
         return false;
-    header(out + out_len, type, len);
+    frame_header(out + out_len, type, len);
     if (len)
         out[out_len + 5] = *payload;
     out_len += 5 + len;
@@ -132,7 +125,7 @@ static int exit_status;
 static char message[1024];
 static size_t message_len;
 
-static void frame_done(void)
+static void incoming_done(void)
 {
     hdr_got = 0;
     if (type == 'x')
@@ -155,12 +148,12 @@ static void parse(const unsigned char *p, size_t n)
             if (hdr_got < 5)
                 return;
             type = (char)hdr[0];
-            remain = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
+            remain = frame_length(hdr);
             if (!strchr("oexf", type) || type == '\0' || (type == 'x' && remain != 1))
                 fail("protocol error from the testbed", NULL);
             message_len = 0;
             if (remain == 0)
-                frame_done();
+                incoming_done();
             continue;
         }
         size_t take = remain < n ? remain : n;
@@ -180,7 +173,7 @@ static void parse(const unsigned char *p, size_t n)
         n -= take;
         remain -= (uint32_t)take;
         if (remain == 0)
-            frame_done();
+            incoming_done();
     }
 }
 
@@ -192,7 +185,7 @@ static void send_argv(int sock, int argc, char **argv)
     unsigned char *frame = len + 5 <= sizeof out ? out : malloc(len + 5);
     if (!frame)
         fail("out of memory", NULL);
-    header(frame, 'a', (uint32_t)len);
+    frame_header(frame, 'a', (uint32_t)len);
     unsigned char *p = frame + 5;
     for (int i = 0; i < argc; i++) {
         size_t l = strlen(argv[i]) + 1;
@@ -290,7 +283,7 @@ int main(int argc, char **argv)
             size_t room = sizeof out - out_len - 5;
             ssize_t n = read(0, frame + 5, room < CHUNK ? room : CHUNK);
             if (n > 0) {
-                header(frame, 'i', (uint32_t)n);
+                frame_header(frame, 'i', (uint32_t)n);
                 out_len += 5 + (size_t)n;
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                 in_open = false;

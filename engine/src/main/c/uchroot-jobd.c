@@ -104,6 +104,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "helper.h"
 #include "sandbox.h"
 #include "userns.h"
@@ -113,9 +114,6 @@
 #endif
 
 #define PATH_VALUE "/usr/sbin:/usr/bin:/sbin:/bin"
-/* As the exec relay (Frame.java): more than execve takes. */
-#define MAX_ARGV (16u << 20)
-#define MAX_ARGS (1u << 20)
 #define CHUNK 32768
 #define CONN_FD 3 /* where P keeps its connection */
 
@@ -125,20 +123,6 @@ static struct id_map ids;   /* count 0: the namespaces are made by the caller (u
 static uid_t engine_uid;    /* the engine's uid as this namespace sees it */
 static char *title;      /* jobd's own argv strings: what ps shows */
 static size_t title_len; /* 0 if they are not contiguous */
-
-static void header(unsigned char *h, char type, uint32_t len)
-{
-    h[0] = (unsigned char)type;
-    h[1] = (unsigned char)(len >> 24);
-    h[2] = (unsigned char)(len >> 16);
-    h[3] = (unsigned char)(len >> 8);
-    h[4] = (unsigned char)len;
-}
-
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* ------------------------------------------------------------------ C -- */
 
@@ -217,7 +201,7 @@ static void p_fail(const char *what, int err)
         n = 0;
     if ((size_t)n > sizeof frame - 6)
         n = (int)(sizeof frame - 6);
-    header(frame, 'f', (uint32_t)n);
+    frame_header(frame, 'f', (uint32_t)n);
     send_frame(frame, 5 + (size_t)n);
     _exit(125);
 }
@@ -262,7 +246,7 @@ static char **read_request(char **stdin_file, char **stdout_file, struct winsize
     for (;;) {
         if (recv_all(h, 5) < 0)
             _exit(137); /* the client left before asking for anything */
-        len = be32(h + 1);
+        len = frame_length(h);
         if (h[0] == 't') {
             static struct winsize ws;
             unsigned char rc[4];
@@ -283,31 +267,21 @@ static char **read_request(char **stdin_file, char **stdout_file, struct winsize
         free(*file);
         *file = read_string(len);
     }
-    if (h[0] != 'a' || len == 0)
-        p_fail("protocol error: the first frame must be a command", 0);
-    if (len > MAX_ARGV)
-        p_fail("protocol error: the command is longer than the limit of 16777216 bytes", 0);
+    const char *wrong = h[0] == 'a' ? frame_check_args(NULL, len)
+                                    : "protocol error: the first frame must be a command";
+    if (wrong)
+        p_fail(wrong, 0);
     char *args = malloc(len);
     if (!args)
         p_fail("reading the command", ENOMEM);
     if (recv_all(args, len) < 0)
         _exit(137);
-    if (args[len - 1] != '\0')
-        p_fail("protocol error: the command does not end with NUL", 0);
-    size_t argc = 0;
-    for (uint32_t i = 0; i < len; i++)
-        argc += args[i] == '\0';
-    if (argc > MAX_ARGS)
-        p_fail("protocol error: the command has more than 1048576 arguments", 0);
-    char **argv = malloc((argc + 1) * sizeof *argv);
+    if ((wrong = frame_check_args(args, len)))
+        p_fail(wrong, 0);
+    char **argv = malloc((frame_count_args(args, len) + 1) * sizeof *argv);
     if (!argv)
         p_fail("reading the command", ENOMEM);
-    char *s = args;
-    for (size_t i = 0; i < argc; i++) {
-        argv[i] = s;
-        s += strlen(s) + 1;
-    }
-    argv[argc] = NULL;
+    frame_split_args(args, len, argv);
     return argv;
 }
 
@@ -385,7 +359,7 @@ static bool handle_input(void)
                 return false;
             if (rb[r_off] == 'w') {
                 /* Taken whole: a size is of use only once all of it is here. */
-                if (be32(rb + r_off + 1) != 4)
+                if (frame_length(rb + r_off) != 4)
                     p_fail("protocol error: a terminal's size has 4 bytes", 0);
                 if (avail < 9)
                     return false;
@@ -394,7 +368,7 @@ static bool handle_input(void)
                 continue;
             }
             f_type = (char)rb[r_off];
-            remain = be32(rb + r_off + 1);
+            remain = frame_length(rb + r_off);
             r_off += 5;
             in_frame = true;
             if (f_type == 'k' && remain == 0)
@@ -584,7 +558,7 @@ static void run_p(int conn)
                 src[i] = -1; /* poll() skips negative fds */
                 continue;
             }
-            header(ob, i == 1 ? 'o' : 'e', (uint32_t)n);
+            frame_header(ob, i == 1 ? 'o' : 'e', (uint32_t)n);
             send_frame(ob, 5 + (size_t)n);
         }
         if (pf[3].revents & (POLLRDHUP | POLLHUP | POLLERR))
@@ -690,7 +664,7 @@ static void reap_jobs(int sfd)
             if (job->pid != pid)
                 continue;
             job->pid = 0;
-            header(job->x, 'x', 1);
+            frame_header(job->x, 'x', 1);
             job->x[5] = (unsigned char)exit_status(st);
             finish(job);
             break;
@@ -716,7 +690,7 @@ static void refuse(int conn, const char *what, int err)
     int n = snprintf((char *)frame + 5, sizeof frame - 5, "%s: %s", what, strerror(err));
     if (n < 0 || (size_t)n > sizeof frame - 6)
         n = n < 0 ? 0 : (int)(sizeof frame - 6);
-    header(frame, 'f', (uint32_t)n);
+    frame_header(frame, 'f', (uint32_t)n);
     (void)!send(conn, frame, 5 + (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     close(conn);
 }
