@@ -37,14 +37,14 @@ public final class Engine implements AutoCloseable {
 
   private final EngineConfig config;
   private final ActorSystem<SessionManager.Command> system;
+
   /** Where the stages of this API complete: callbacks may block there. */
   private final Executor blocking;
 
   private Engine(EngineConfig config, ActorSystem<SessionManager.Command> system) {
     this.config = config;
     this.system = system;
-    this.blocking =
-        system.dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
+    this.blocking = system.dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
   }
 
   /** Starts an engine; {@link #close()} ends every session it still has, then the engine. */
@@ -95,10 +95,14 @@ public final class Engine implements AutoCloseable {
    * engine dies or when it gets SIGTERM ({@link Process#destroy}); with the helpers' {@code PATH}
    * as its whole environment. For the host's side of a copy.
    */
-  public Process startOnHost(List<String> argv, ProcessBuilder.Redirect stdin)
+  public HostProcess startOnHost(List<String> argv, ProcessBuilder.Redirect stdin)
       throws IOException {
-    return HelperProcess.start(
-        HelperProcess.builder(config.libexecDir(), argv).redirectInput(stdin));
+    Process process =
+        HelperProcess.start(HelperProcess.builder(config.libexecDir(), argv).redirectInput(stdin));
+    return new HostProcess(
+        process,
+        CompletableFuture.supplyAsync(
+            () -> HelperProcess.drain(process.getErrorStream()), blocking));
   }
 
   /** Provisions a testbed; fails with {@link UchrootException} saying why it could not. */
@@ -132,19 +136,15 @@ public final class Engine implements AutoCloseable {
   /** Closes every session; completes with how many were closed. */
   public CompletionStage<Integer> closeAll() {
     return Asks.<SessionManager.Command, SessionManager.AllClosed>ask(
-            system,
-            SessionManager.CloseAll::new,
-            Duration.ofHours(6),
-            system.scheduler(),
-            blocking)
+            system, SessionManager.CloseAll::new, Duration.ofHours(6), system.scheduler(), blocking)
         .thenApply(SessionManager.AllClosed::sessions);
   }
 
   /**
-   * Closes every session, waiting until each testbed is taken down (its namespaces gone, its
-   * record forgotten), then stops the engine: no process of the engine outlives it. An open or a
-   * revert under way is aborted first: its helpers are killed, and what it made is removed as after
-   * any failed open.
+   * Closes every session, waiting until each testbed is taken down (its namespaces gone, its record
+   * forgotten), then stops the engine: no process of the engine outlives it. An open or a revert
+   * under way is aborted first: its helpers are killed, and what it made is removed as after any
+   * failed open.
    */
   @Override
   public void close() {

@@ -20,8 +20,8 @@ import org.uchroot.actors.OneLineMessage;
 /**
  * Starts the engine's helper programs (the session's namespaces, tar, useradd, rm), each under
  * {@code uchroot-jobd --helper}: in a session of its own, so that a Ctrl+C on the terminal, which
- * reaches the server's process group, leaves them alone; and ended, process group and all, when
- * the engine dies, so that a killed server leaves no tar running.
+ * reaches the server's process group, leaves them alone; and ended, process group and all, when the
+ * engine dies, so that a killed server leaves no tar running.
  */
 final class HelperProcess {
 
@@ -33,8 +33,8 @@ final class HelperProcess {
   private static final String PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
   /**
-   * The one thread that starts helpers, for as long as the JVM runs: a helper's parent-death
-   * signal follows the thread that started it, which must not be a pool thread that retires. The
+   * The one thread that starts helpers, for as long as the JVM runs: a helper's parent-death signal
+   * follows the thread that started it, which must not be a pool thread that retires. The
    * terminal's signals are blocked in it, so that a Ctrl+C cannot kill the JVM's spawn helper
    * before it becomes the helper; the helper drops them.
    */
@@ -48,7 +48,8 @@ final class HelperProcess {
                         TerminalSignals.blockInThisThread();
                       } catch (RuntimeException | LinkageError e) {
                         // Helpers still start, only a Ctrl+C during a spawn can then hurt one.
-                        LOG.warn("cannot block the terminal's signals while spawning: {}", e.toString());
+                        LOG.warn(
+                            "cannot block the terminal's signals while spawning: {}", e.toString());
                       }
                       task.run();
                     },
@@ -130,7 +131,8 @@ final class HelperProcess {
               .redirectInput(ProcessBuilder.Redirect.from(stdin.toFile()))
               .redirectOutput(ProcessBuilder.Redirect.DISCARD));
     } catch (IOException e) {
-      throw new UchrootException(what + ": cannot run " + argv.get(0) + ": " + UchrootException.reason(e), e);
+      throw new UchrootException(
+          what + ": cannot run " + argv.get(0) + ": " + UchrootException.reason(e), e);
     }
   }
 
@@ -139,7 +141,11 @@ final class HelperProcess {
     int status = waitFor(process);
     if (status != 0) {
       throw new UchrootException(
-          what + " failed (exit status " + status + ")" + (stderr.isBlank() ? "" : ": " + OneLineMessage.of(stderr)));
+          what
+              + " failed (exit status "
+              + status
+              + ")"
+              + (stderr.isBlank() ? "" : ": " + OneLineMessage.of(stderr)));
     }
   }
 
@@ -153,10 +159,20 @@ final class HelperProcess {
     }
   }
 
+  /** What a program says on stderr, at most: the start of it tells what went wrong. */
+  private static final int DRAINED_MAX = 64 * 1024;
+
+  /**
+   * Reads {@code in} to its end, keeping its first {@link #DRAINED_MAX} bytes, so that the writer
+   * never blocks on a full pipe however much it says.
+   */
   static String drain(InputStream in) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] buffer = new byte[8192];
     try (in) {
-      in.transferTo(out);
+      for (int n; (n = in.read(buffer)) >= 0; ) {
+        out.write(buffer, 0, Math.min(n, DRAINED_MAX - out.size()));
+      }
     } catch (IOException e) {
       // The helper went away; what it wrote so far is all there is.
     }

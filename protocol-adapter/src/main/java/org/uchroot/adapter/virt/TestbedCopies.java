@@ -25,6 +25,7 @@ import org.slf4j.LoggerFactory;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.HostProcess;
 import org.uchroot.engine.Job;
 import org.uchroot.engine.Session;
 import org.uchroot.engine.UchrootException;
@@ -34,10 +35,10 @@ import org.uchroot.engine.UchrootException;
  * directory ({@code downtmp-host}): a host path inside the scratch directory's host side names the
  * testbed file it is, so a copy from it to that same file copies nothing (autopkgtest writes its
  * packages there and then asks for them at the same place), and a copydown replaces its
- * destination. The testbed end is always a command run inside the testbed ({@code cp}, {@code
- * cat}, or {@code tar} in the directory), so a symlink planted in the testbed resolves inside the
- * testbed and never reaches a host file. The host end is the caller's own path, read or written by
- * this process or by the host's GNU tar.
+ * destination. The testbed end is always a command run inside the testbed ({@code cp}, {@code cat},
+ * or {@code tar} in the directory), so a symlink planted in the testbed resolves inside the testbed
+ * and never reaches a host file. The host end is the caller's own path, read or written by this
+ * process or by the host's GNU tar.
  *
  * <p>Blocking: each method returns when the copy has ended; call from one thread at a time.
  */
@@ -81,7 +82,9 @@ final class TestbedCopies {
   /**
    * @param timeout how long one copy may take, as {@code AUTOPKGTEST_VIRT_COPY_TIMEOUT}
    */
-  /** @param engine starts the host's tar, as it starts its own helpers */
+  /**
+   * @param engine starts the host's tar, as it starts its own helpers
+   */
   TestbedCopies(Duration timeout, CompletableFuture<Engine> engine) {
     this.timeout = timeout;
     this.engine = engine;
@@ -113,20 +116,19 @@ final class TestbedCopies {
     if (shared.hostInTestbed().isPresent()) {
       // Already in the testbed, seen through the scratch directory: copied there.
       new TestbedCommand(
-              what,
-              List.of("sh", "-ec", TESTBED_COPY, "sh", shared.hostInTestbed().get(), testbed))
+              what, List.of("sh", "-ec", TESTBED_COPY, "sh", shared.hostInTestbed().get(), testbed))
           .checkRun(session);
       return;
     }
     if (directory) {
-      Process tar =
+      HostProcess tar =
           startHostTar(
               what,
               List.of(
                   "tar", "--directory", source.toString(), "--warning=none", "-c", ".", "-f", "-"));
       TestbedCommand command =
           new TestbedCommand(what, List.of("sh", "-ec", TESTBED_EXTRACT, "sh", testbed));
-      command.stdin = tar.getInputStream();
+      command.stdin = tar.process().getInputStream();
       finishWithHostTar(session, command, tar);
       return;
     }
@@ -153,7 +155,7 @@ final class TestbedCopies {
       } catch (IOException e) {
         throw onHost(what, host, e);
       }
-      Process tar =
+      HostProcess tar =
           startHostTar(
               what,
               List.of(
@@ -168,7 +170,7 @@ final class TestbedCopies {
                   "-"));
       TestbedCommand command =
           new TestbedCommand(what, List.of("sh", "-ec", TESTBED_CREATE, "sh", testbed));
-      command.stdout = tar.getOutputStream();
+      command.stdout = tar.process().getOutputStream();
       finishWithHostTar(session, command, tar);
       return;
     }
@@ -196,22 +198,20 @@ final class TestbedCopies {
   }
 
   /** Runs {@code command} with the host tar at its other end; both must succeed. */
-  private void finishWithHostTar(Session session, TestbedCommand command, Process tar)
+  private void finishWithHostTar(Session session, TestbedCommand command, HostProcess tar)
       throws CopyFailure {
-    ByteArrayOutputStream tarErrors = new ByteArrayOutputStream();
-    Thread drain = drainStderr(tar, tarErrors);
     ExitStatus status;
     try {
       status = command.run(session);
     } catch (CopyFailure e) {
       // Its helper ends it, and whatever it started, on SIGTERM.
-      tar.destroy();
+      tar.process().destroy();
       throw e;
     } finally {
       // The host tar reading the testbed's archive needs its end of file.
-      closeQuietly(tar.getOutputStream());
+      closeQuietly(tar.process().getOutputStream());
     }
-    int tarStatus = waitFor(tar, drain);
+    int tarStatus = tar.process().onExit().join().exitValue();
     command.check(status);
     if (tarStatus != 0) {
       throw new CopyFailure.OnHost(
@@ -219,13 +219,13 @@ final class TestbedCopies {
               + ": host tar failed (exit status "
               + tarStatus
               + ", stderr "
-              + quoted(tarErrors)
+              + quoted(tar.stderr().join())
               + ")");
     }
   }
 
   /** Starts the host's tar; it reads stdin only when extracting. */
-  private Process startHostTar(String what, List<String> argv) throws CopyFailure {
+  private HostProcess startHostTar(String what, List<String> argv) throws CopyFailure {
     LOG.debug("{}: host {}", what, argv);
     try {
       return engine
@@ -237,41 +237,6 @@ final class TestbedCopies {
                   : ProcessBuilder.Redirect.from(new File("/dev/null")));
     } catch (IOException e) {
       throw new CopyFailure.OnHost(what + ": cannot run tar: " + UchrootException.reason(e));
-    }
-  }
-
-  private static Thread drainStderr(Process process, ByteArrayOutputStream into) {
-    Thread thread =
-        new Thread(
-            () -> {
-              try (InputStream err = process.getErrorStream()) {
-                err.transferTo(new Bounded(into));
-              } catch (IOException e) {
-                // The process is gone; what it said so far is kept.
-              }
-            },
-            "uchroot-copy-stderr");
-    thread.setDaemon(true);
-    thread.start();
-    return thread;
-  }
-
-  private static int waitFor(Process process, Thread drain) {
-    boolean interrupted = false;
-    try {
-      while (true) {
-        try {
-          int status = process.waitFor();
-          drain.join(1000);
-          return status;
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
     }
   }
 
@@ -298,7 +263,9 @@ final class TestbedCopies {
    */
   private record SharedPaths(Optional<String> hostInTestbed, boolean sameFile) {
 
-    /** @param hostPath the host end, normalised */
+    /**
+     * @param hostPath the host end, normalised
+     */
     static SharedPaths of(Session session, Path hostPath, String testbed) {
       Path scratchOnHost = session.scratchOnHost().normalize();
       Path scratch = Path.of(session.scratch()).normalize();
@@ -346,8 +313,8 @@ final class TestbedCopies {
     return new CopyFailure.OnHost(what + ": " + path + ": " + UchrootException.reason(e));
   }
 
-  private static String quoted(ByteArrayOutputStream bytes) {
-    String text = bytes.toString(StandardCharsets.UTF_8).strip();
+  private static String quoted(String stderr) {
+    String text = stderr.strip();
     return "'" + text.replace("\\", "\\\\").replace("\n", "\\n").replace("'", "\\'") + "'";
   }
 
@@ -408,7 +375,7 @@ final class TestbedCopies {
                 + ": failed in the testbed (exit status "
                 + status.shellStatus()
                 + ", stderr "
-                + quoted(stderr)
+                + quoted(stderr.toString(StandardCharsets.UTF_8))
                 + ")");
       }
     }
