@@ -25,14 +25,17 @@ public final class BusyboxRootfs {
       }
       out.toFile().setReadable(true, false);
       tarball = out;
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-        try {
-          Files.deleteIfExists(out);
-          Files.deleteIfExists(dir);
-        } catch (IOException e) {
-          // Best effort: a temporary file.
-        }
-      }));
+      Runtime.getRuntime()
+          .addShutdownHook(
+              new Thread(
+                  () -> {
+                    try {
+                      Files.deleteIfExists(out);
+                      Files.deleteIfExists(dir);
+                    } catch (IOException e) {
+                      // Best effort: a temporary file.
+                    }
+                  }));
     }
     return tarball;
   }
@@ -47,6 +50,9 @@ public final class BusyboxRootfs {
     if (Files.isDirectory(here)) {
       return here.toString();
     }
-    return Path.of(System.getProperty("maven.multiModuleProjectDirectory", ".."), "engine/src/test/resources/fixtures").toString();
+    return Path.of(
+            System.getProperty("maven.multiModuleProjectDirectory", ".."),
+            "engine/src/test/resources/fixtures")
+        .toString();
   }
 }

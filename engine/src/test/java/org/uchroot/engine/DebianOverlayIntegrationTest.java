@@ -51,17 +51,26 @@ class DebianOverlayIntegrationTest {
 
   @Test
   void packagesInstallUpgradeAndRemoveOnTheOverlay() throws Exception {
-    Session session = engine.open(SessionSpec.of(DebianTarball.path())).toCompletableFuture().join();
+    Session session =
+        engine.open(SessionSpec.of(DebianTarball.path())).toCompletableFuture().join();
     try {
       run(session, MAKE_PACKAGES);
       run(session, "dpkg -i /tmp/uchroot-demo_1.deb");
-      run(session, "dpkg -i /tmp/uchroot-demo_2.deb && grep -q 'version 2' /usr/share/uchroot-demo/VERSION");
+      run(
+          session,
+          "dpkg -i /tmp/uchroot-demo_2.deb && grep -q 'version 2' /usr/share/uchroot-demo/VERSION");
       run(session, "test -d /usr/share/doc/dpkg && test -d /etc/apt/apt.conf.d");
-      run(session, "apt-get remove -y -q uchroot-demo >/dev/null && ! dpkg -s uchroot-demo 2>/dev/null | grep -q '^Status: install'");
-      run(session, "apt-get install -y -q /tmp/uchroot-demo_1.deb >/dev/null && dpkg -s uchroot-demo | grep -q '^Version: 1'");
+      run(
+          session,
+          "apt-get remove -y -q uchroot-demo >/dev/null && ! dpkg -s uchroot-demo 2>/dev/null | grep -q '^Status: install'");
+      run(
+          session,
+          "apt-get install -y -q /tmp/uchroot-demo_1.deb >/dev/null && dpkg -s uchroot-demo | grep -q '^Version: 1'");
       // A base directory replaced outright, as dpkg does when a package turns a directory into a
       // symlink, then the whole tree of a base package removed.
-      run(session, "mv /usr/share/doc/base-files /usr/share/doc/base-files.old && ln -s base-files.old /usr/share/doc/base-files && rm -rf /usr/share/doc/base-files.old /usr/share/doc/base-files");
+      run(
+          session,
+          "mv /usr/share/doc/base-files /usr/share/doc/base-files.old && ln -s base-files.old /usr/share/doc/base-files && rm -rf /usr/share/doc/base-files.old /usr/share/doc/base-files");
       run(session, "dpkg --purge uchroot-demo && test ! -e /usr/share/uchroot-demo");
       session.revert().toCompletableFuture().join();
       run(session, "test -d /usr/share/doc/base-files && ! dpkg -s uchroot-demo >/dev/null 2>&1");
@@ -72,8 +81,10 @@ class DebianOverlayIntegrationTest {
 
   private static void run(Session session, String script) {
     CapturedStdio io = new CapturedStdio();
-    ExitStatus status =
-        session.run(List.of("sh", "-ec", script), io).toCompletableFuture().join();
-    assertEquals(new ExitStatus.Exited(0), status, script + "\nstdout: " + io.out() + "\nstderr: " + io.err());
+    ExitStatus status = session.run(List.of("sh", "-ec", script), io).toCompletableFuture().join();
+    assertEquals(
+        new ExitStatus.Exited(0),
+        status,
+        script + "\nstdout: " + io.out() + "\nstderr: " + io.err());
   }
 }

@@ -18,11 +18,13 @@ class EngineConfigTest {
 
   @Test
   void theUsersFileOverridesTheSystemsAndSystemPropertiesOverrideBoth() throws IOException {
-    Path system = Files.writeString(dir.resolve("system.conf"),
-        "uchroot.interrupt { grace-before-term = 7s, grace-before-kill = 8s }\n"
-            + "uchroot.normal-user = builder\n");
-    Path user = Files.writeString(dir.resolve("user.conf"),
-        "uchroot.interrupt.grace-before-term = 9s\n");
+    Path system =
+        Files.writeString(
+            dir.resolve("system.conf"),
+            "uchroot.interrupt { grace-before-term = 7s, grace-before-kill = 8s }\n"
+                + "uchroot.normal-user = builder\n");
+    Path user =
+        Files.writeString(dir.resolve("user.conf"), "uchroot.interrupt.grace-before-term = 9s\n");
     System.setProperty("uchroot.normal-user", "tester");
     // Typesafe Config keeps the system properties it read first.
     ConfigFactory.invalidateCaches();
@@ -41,7 +43,8 @@ class EngineConfigTest {
   @Test
   void theCacheSizeLimitIsAHoconSizeOrNone() throws IOException {
     Path limited = Files.writeString(dir.resolve("limited.conf"), "uchroot.cache-max-size = 20G\n");
-    Path quoted = Files.writeString(dir.resolve("quoted.conf"), "uchroot.cache-max-size = \"500M\"\n");
+    Path quoted =
+        Files.writeString(dir.resolve("quoted.conf"), "uchroot.cache-max-size = \"500M\"\n");
     assertEquals(
         OptionalLong.of(20L << 30),
         EngineConfig.from(EngineConfig.loadConfig(List.of(limited))).cacheMaxBytes());
@@ -49,7 +52,8 @@ class EngineConfigTest {
         OptionalLong.of(500L << 20),
         EngineConfig.from(EngineConfig.loadConfig(List.of(quoted))).cacheMaxBytes());
     assertEquals(
-        OptionalLong.empty(), EngineConfig.from(EngineConfig.loadConfig(List.of())).cacheMaxBytes());
+        OptionalLong.empty(),
+        EngineConfig.from(EngineConfig.loadConfig(List.of())).cacheMaxBytes());
   }
 
   @Test

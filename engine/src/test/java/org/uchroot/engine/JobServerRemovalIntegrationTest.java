@@ -80,9 +80,11 @@ class JobServerRemovalIntegrationTest {
     assertEquals(0, server.end(false));
 
     assertTrue(Files.isDirectory(testbed.top()));
-    assertTrue(Files.exists(testbed.files().resolve("made-inside")), "the testbed's files are gone");
+    assertTrue(
+        Files.exists(testbed.files().resolve("made-inside")), "the testbed's files are gone");
     assertEquals(List.of(), MountTable.mountsAtOrBelow(temp));
-    new SafeRemover(new IdMapping.Host(), EngineConfig.load().libexecDir()).removeNow(testbed.top());
+    new SafeRemover(new IdMapping.Host(), EngineConfig.load().libexecDir())
+        .removeNow(testbed.top());
   }
 
   /** A testbed: its directory, where files put there from the host land, how jobd mounts it. */
@@ -159,14 +161,24 @@ class JobServerRemovalIntegrationTest {
       }
       argv.addAll(
           List.of(
-              "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--",
+              "--mount",
+              "--propagation",
+              "private",
+              "--pid",
+              "--fork",
+              "--kill-child",
+              "--",
               EngineConfig.load().libexecDir().resolve("uchroot-jobd").toString(),
-              "--root", root.toString(),
-              "--socket", socket.toString(),
-              "--testbed", testbed.top().toString()));
+              "--root",
+              root.toString(),
+              "--socket",
+              socket.toString(),
+              "--testbed",
+              testbed.top().toString()));
       argv.addAll(testbed.overlayArgs());
       argv.addAll(List.of("--bind", outside.toString(), inside));
-      Process holder = new ProcessBuilder(argv).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+      Process holder =
+          new ProcessBuilder(argv).redirectError(ProcessBuilder.Redirect.INHERIT).start();
       String ready =
           new BufferedReader(new InputStreamReader(holder.getInputStream(), StandardCharsets.UTF_8))
               .readLine();
@@ -178,11 +190,11 @@ class JobServerRemovalIntegrationTest {
     void run(String script) throws Exception {
       try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
         channel.connect(UnixDomainSocketAddress.of(socket));
-        JobServerIntegrationTest.send(
-            channel, 'a', JobServerIntegrationTest.argv("/bin/sh", "-c", script));
-        JobServerIntegrationTest.send(channel, 'c', new byte[0]);
+        JobServerIntegrationCases.send(
+            channel, 'a', JobServerIntegrationCases.argv("/bin/sh", "-c", script));
+        JobServerIntegrationCases.send(channel, 'c', new byte[0]);
         InputStream in = Channels.newInputStream(channel);
-        for (;;) {
+        for (; ; ) {
           byte[] head = in.readNBytes(5);
           assertEquals(5, head.length, "the job server closed the connection early");
           byte[] payload = in.readNBytes(ByteBuffer.wrap(head, 1, 4).getInt());
@@ -196,8 +208,8 @@ class JobServerRemovalIntegrationTest {
     }
 
     /**
-     * Ends the job server, asking it to remove the testbed or not; its exit status. It says that
-     * it removed the testbed exactly when it exits with 0 after being asked.
+     * Ends the job server, asking it to remove the testbed or not; its exit status. It says that it
+     * removed the testbed exactly when it exits with 0 after being asked.
      */
     int end(boolean remove) throws Exception {
       try (OutputStream stdin = holder.getOutputStream()) {

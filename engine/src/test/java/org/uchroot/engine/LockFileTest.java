@@ -18,8 +18,7 @@ class LockFileTest {
   void aHeldLockKeepsOutOtherThreadsOfTheProcess(@TempDir Path tmp) throws Exception {
     Path path = tmp.resolve("k.lock");
     try (LockFile held = LockFile.acquire(path)) {
-      CompletableFuture<Boolean> free =
-          CompletableFuture.supplyAsync(() -> tryAcquire(path));
+      CompletableFuture<Boolean> free = CompletableFuture.supplyAsync(() -> tryAcquire(path));
       assertFalse(free.get(30, TimeUnit.SECONDS));
     }
     assertTrue(tryAcquire(path));
@@ -30,8 +29,7 @@ class LockFileTest {
    * lets go: the one that was waiting must not take the deleted file's lock for the path's.
    */
   @Test
-  void aWaiterWhoseFileWasDeletedAndMadeAgainWaitsForTheNewOne(@TempDir Path tmp)
-      throws Exception {
+  void aWaiterWhoseFileWasDeletedAndMadeAgainWaitsForTheNewOne(@TempDir Path tmp) throws Exception {
     Path path = tmp.resolve("k.lock");
     LockFile first = LockFile.acquire(path);
     long deleted = ProcLocks.inode(path);
@@ -65,10 +63,13 @@ class LockFileTest {
 
   private static boolean tryAcquire(Path path) {
     try {
-      return LockFile.tryAcquire(path).map(lock -> {
-        lock.close();
-        return true;
-      }).orElse(false);
+      return LockFile.tryAcquire(path)
+          .map(
+              lock -> {
+                lock.close();
+                return true;
+              })
+          .orElse(false);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

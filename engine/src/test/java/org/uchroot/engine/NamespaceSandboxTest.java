@@ -16,8 +16,7 @@ class NamespaceSandboxTest {
 
   @Test
   void aReportedRemovalLeavesTheSocketPathToTheNextJobServer(@TempDir Path tmp) throws Exception {
-    NamespaceSandbox sandbox =
-        standIn(tmp, "read r; echo uchroot-testbed-removed; sleep 0.2");
+    NamespaceSandbox sandbox = standIn(tmp, "read r; echo uchroot-testbed-removed; sleep 0.2");
     // The job server unlinked its socket; this path is its successor's after a revert.
     Path successors = Files.createFile(sandbox.jobSocket());
     sandbox.end();

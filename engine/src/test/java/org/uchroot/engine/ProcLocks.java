@@ -13,7 +13,7 @@ import java.util.regex.Pattern;
 /** What /proc/locks says: lets a test know that a thread is blocked on a lock, without guessing. */
 final class ProcLocks {
 
-  /** A blocked request: {@code 1: -> FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF}. */
+  /** A blocked request: {@code 1: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF}. */
   private static final Pattern WAITER =
       Pattern.compile("^\\d+: -> \\S+\\s+\\S+\\s+\\S+\\s+\\d+ [0-9a-f]+:[0-9a-f]+:(\\d+) ");
 

@@ -26,8 +26,7 @@ class RootIdsTest {
 
   @Test
   void rootsOwnRangesComeFirstWhateverLineComesFirst() throws Exception {
-    RootIds ids =
-        ids("builder:100000:65536\nroot:200000:65536\n", "0:300000:70000\n", "", "");
+    RootIds ids = ids("builder:100000:65536\nroot:200000:65536\n", "0:300000:70000\n", "", "");
     assertEquals(new IdMapping.Remapped(200000, 300000, 65536), ids.mapping());
     assertFalse(Files.exists(tmp.resolve("state").resolve(RootIds.RECORD)), "nothing to record");
   }

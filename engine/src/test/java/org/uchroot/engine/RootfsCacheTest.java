@@ -21,12 +21,12 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ExecutorService;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,7 +42,8 @@ class RootfsCacheTest {
     try {
       List<CompletableFuture<Path>> bases = new ArrayList<>();
       for (int i = 0; i < 8; i++) {
-        bases.add(CompletableFuture.supplyAsync(() -> cache.baseFor(tarball, "uchroot", NO_CLAIM), pool));
+        bases.add(
+            CompletableFuture.supplyAsync(() -> cache.baseFor(tarball, "uchroot", NO_CLAIM), pool));
       }
       Set<Path> distinct = Set.copyOf(bases.stream().map(CompletableFuture::join).toList());
       assertEquals(1, distinct.size());
@@ -69,7 +70,8 @@ class RootfsCacheTest {
     RootfsCache cache = newCache(tmp);
     Path base = cache.baseFor(tarball, "uchroot", NO_CLAIM);
     assertEquals(
-        "rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(base.getParent())));
+        "rwx------",
+        PosixFilePermissions.toString(Files.getPosixFilePermissions(base.getParent())));
     assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(base)));
   }
 
@@ -78,7 +80,8 @@ class RootfsCacheTest {
   void thePartialBaseOfAKilledUnpackGoesWithTheNextUnpack(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
     RootfsCache cache = newCache(tmp);
-    Path partial = tmp.resolve("cache/" + RootfsCache.keyOf(tarball, "uchroot", MAPPING) + ".partial-123");
+    Path partial =
+        tmp.resolve("cache/" + RootfsCache.keyOf(tarball, "uchroot", MAPPING) + ".partial-123");
     Files.createDirectories(partial.resolve("etc"));
     cache.baseFor(tarball, "uchroot", NO_CLAIM);
     assertFalse(Files.exists(partial));
@@ -251,7 +254,8 @@ class RootfsCacheTest {
     // Last uses in that order, whatever the clock's granularity.
     List<Path> made = List.of(inUse, older, newer);
     for (int i = 0; i < made.size(); i++) {
-      Files.setLastModifiedTime(Path.of(made.get(i) + ".meta"), FileTime.fromMillis(1000L * (i + 1)));
+      Files.setLastModifiedTime(
+          Path.of(made.get(i) + ".meta"), FileTime.fromMillis(1000L * (i + 1)));
     }
     long each = unlimited.list().stream().mapToLong(RootfsCache.Base::bytes).max().orElseThrow();
     // Room for three and a half: the fourth base pushes out exactly one.

@@ -17,8 +17,9 @@ class SessionRegistryTest {
 
   @Test
   void aSessionOfThisProcessIsLiveAndCannotBeCleanedUp(@TempDir Path tmp) throws Exception {
-    SessionRegistry registry = 
-        new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
+    SessionRegistry registry =
+        new SessionRegistry(
+            tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
     Path rootfs = Files.createDirectory(tmp.resolve("rootfs"));
     registry.record(new SessionId("s1"), rootfs);
     List<SessionRegistry.Entry> entries = registry.list();
@@ -32,14 +33,16 @@ class SessionRegistryTest {
 
   @Test
   void anOrphanIsRemovedWithItsSocketsAndRecord(@TempDir Path tmp) throws Exception {
-    SessionRegistry registry = 
-        new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
+    SessionRegistry registry =
+        new SessionRegistry(
+            tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
     Path rootfs = Files.createDirectories(tmp.resolve("rootfs/etc"));
     Files.writeString(rootfs.resolve("passwd"), "root:x:0:0::/root:/bin/sh\n");
     Path run = Files.createDirectories(tmp.resolve("run"));
     Path exec = Files.writeString(SessionRegistry.socketOf(run, new SessionId("s2"), "exec"), "");
     Path jobd = Files.writeString(SessionRegistry.socketOf(run, new SessionId("s2"), "jobd"), "");
-    Path another = Files.writeString(SessionRegistry.socketOf(run, new SessionId("s22"), "exec"), "");
+    Path another =
+        Files.writeString(SessionRegistry.socketOf(run, new SessionId("s22"), "exec"), "");
     registry.record(new SessionId("s2"), tmp.resolve("rootfs"));
     // A dead owner: rewrite the record with a pid that started at another time.
     Path record = tmp.resolve("state/s2.session");
@@ -51,7 +54,8 @@ class SessionRegistryTest {
     try (var out = Files.newBufferedWriter(record)) {
       p.store(out, null);
     }
-    assertEquals(List.of("s2"), registry.orphaned().stream().map(SessionRegistry.Entry::session).toList());
+    assertEquals(
+        List.of("s2"), registry.orphaned().stream().map(SessionRegistry.Entry::session).toList());
     registry.cleanup("s2");
     assertFalse(Files.exists(tmp.resolve("rootfs")));
     assertFalse(Files.exists(exec));
@@ -62,8 +66,9 @@ class SessionRegistryTest {
 
   @Test
   void unknownSessionsAreReported(@TempDir Path tmp) {
-    SessionRegistry registry = 
-        new SessionRegistry(tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
+    SessionRegistry registry =
+        new SessionRegistry(
+            tmp.resolve("state"), tmp.resolve("run"), EngineConfig.load().libexecDir());
     UchrootException e = assertThrows(UchrootException.class, () -> registry.cleanup("nope"));
     assertEquals("no such session: nope", e.getMessage());
   }

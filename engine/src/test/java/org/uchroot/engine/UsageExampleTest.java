@@ -20,9 +20,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The Java program of docs/usage.md, taken from the page as it is: it compiles against the
- * engine, and run as its own JVM on a real tarball it prints the command's output and exits with
- * its status.
+ * The Java program of docs/usage.md, taken from the page as it is: it compiles against the engine,
+ * and run as its own JVM on a real tarball it prints the command's output and exits with its
+ * status.
  */
 @Tag("integration")
 class UsageExampleTest {
@@ -58,7 +58,11 @@ class UsageExampleTest {
     java.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     // The helpers and configuration of this build, as the surefire run has them.
     for (String property :
-        List.of("uchroot.libexec.dir", "uchroot.conf.dir", "uchroot.cache-dir", "logback.configurationFile")) {
+        List.of(
+            "uchroot.libexec.dir",
+            "uchroot.conf.dir",
+            "uchroot.cache-dir",
+            "logback.configurationFile")) {
       if (System.getProperty(property) != null) {
         java.add("-D" + property + "=" + System.getProperty(property));
       }

@@ -49,17 +49,25 @@ class DoctorE2ETest {
         "uchroot.cache-dir = \"" + locked.resolve("cache") + "\"\n");
     E2e.chownTree(config, user);
 
-    E2e.Result result = doctor("unwritable-cache", user, Map.of("XDG_CONFIG_HOME", config.toString()));
+    E2e.Result result =
+        doctor("unwritable-cache", user, Map.of("XDG_CONFIG_HOME", config.toString()));
 
     assertEquals(125, result.exitCode, result.describe());
     String line =
         result.output.lines().filter(l -> l.contains("cache directory")).findFirst().orElse("");
     assertTrue(
-        line.startsWith("FAIL cache directory: " + locked.resolve("cache") + " ("), result.describe());
+        line.startsWith("FAIL cache directory: " + locked.resolve("cache") + " ("),
+        result.describe());
     assertTrue(
         line.endsWith(
-            locked + ", above it, is not writable by " + user + "; to fix: give " + user
-                + " write access to " + locked + ", or set uchroot.cache-dir in"
+            locked
+                + ", above it, is not writable by "
+                + user
+                + "; to fix: give "
+                + user
+                + " write access to "
+                + locked
+                + ", or set uchroot.cache-dir in"
                 + " ~/.config/uchroot/uchroot.conf elsewhere"),
         result.describe());
   }

@@ -20,65 +20,75 @@ import java.util.Map;
  */
 final class FaultHold {
 
-    private static final Duration LIMIT = Duration.ofSeconds(60);
+  private static final Duration LIMIT = Duration.ofSeconds(60);
 
-    private final String point;
-    private final Path dir;
+  private final String point;
+  private final Path dir;
 
-    private FaultHold(String point, Path dir) {
-        this.point = point;
-        this.dir = dir;
+  private FaultHold(String point, Path dir) {
+    this.point = point;
+    this.dir = dir;
+  }
+
+  /** A hold at {@code point}, in a directory under {@code work} that {@code user} can use. */
+  static FaultHold at(String point, Path work, String user) throws IOException {
+    Path dir = Files.createDirectories(work.resolve("hold"));
+    E2e.Result fifo =
+        E2e.run(
+            "mkfifo",
+            null,
+            work,
+            Map.of(),
+            LIMIT,
+            List.of("mkfifo", "-m", "666", dir.resolve(point + ".release").toString()));
+    assertEquals(0, fifo.exitCode, fifo.output);
+    if (user != null) {
+      E2e.chownTree(dir, user);
     }
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxrwxrwx"));
+    return new FaultHold(point, dir);
+  }
 
-    /** A hold at {@code point}, in a directory under {@code work} that {@code user} can use. */
-    static FaultHold at(String point, Path work, String user) throws IOException {
-        Path dir = Files.createDirectories(work.resolve("hold"));
-        E2e.Result fifo = E2e.run("mkfifo", null, work, Map.of(), LIMIT,
-                List.of("mkfifo", "-m", "666", dir.resolve(point + ".release").toString()));
-        assertEquals(0, fifo.exitCode, fifo.output);
-        if (user != null) {
-            E2e.chownTree(dir, user);
-        }
-        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxrwxrwx"));
-        return new FaultHold(point, dir);
-    }
+  /** The Java option that sets this hold in a server. */
+  String javaOption() {
+    return "-Duchroot.test.hold=" + point + ":" + dir;
+  }
 
-    /** The Java option that sets this hold in a server. */
-    String javaOption() {
-        return "-Duchroot.test.hold=" + point + ":" + dir;
-    }
+  boolean reached() {
+    return Files.exists(dir.resolve(point + ".reached"));
+  }
 
-    boolean reached() {
-        return Files.exists(dir.resolve(point + ".reached"));
-    }
+  /**
+   * Whether a helper waits at the hold now; if so, forgets it, so that the next helper to get there
+   * is seen too.
+   */
+  boolean takeReached() throws IOException {
+    return Files.deleteIfExists(dir.resolve(point + ".reached"));
+  }
 
-    /**
-     * Whether a helper waits at the hold now; if so, forgets it, so that the next helper to get
-     * there is seen too.
-     */
-    boolean takeReached() throws IOException {
-        return Files.deleteIfExists(dir.resolve(point + ".reached"));
+  /**
+   * Lets one waiting helper go on. The FIFO is opened for reading too, so that the write never
+   * waits: a helper that died at the hold leaves no reader, and the test fails on the server's
+   * answer instead of hanging.
+   */
+  void release() throws IOException {
+    try (FileChannel channel =
+        FileChannel.open(
+            dir.resolve(point + ".release"), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      channel.write(ByteBuffer.wrap(new byte[] {'\n'}));
     }
+  }
 
-    /**
-     * Lets one waiting helper go on. The FIFO is opened for reading too, so that the write never
-     * waits: a helper that died at the hold leaves no reader, and the test fails on the server's
-     * answer instead of hanging.
-     */
-    void release() throws IOException {
-        try (FileChannel channel = FileChannel.open(dir.resolve(point + ".release"),
-                StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            channel.write(ByteBuffer.wrap(new byte[] {'\n'}));
-        }
-    }
+  /** The live helpers that were told of this hold: the engine passes it in their environment. */
+  List<String> helpers() {
+    return SignalFixtures.processesWithEnvironment("UCHROOT_TEST_HOLD=" + point + ":" + dir);
+  }
 
-    /** The live helpers that were told of this hold: the engine passes it in their environment. */
-    List<String> helpers() {
-        return SignalFixtures.processesWithEnvironment("UCHROOT_TEST_HOLD=" + point + ":" + dir);
-    }
-
-    void awaitNoHelper() {
-        Await.until("every helper to end", LIMIT, () -> helpers().isEmpty(),
-                () -> "still running: " + helpers());
-    }
+  void awaitNoHelper() {
+    Await.until(
+        "every helper to end",
+        LIMIT,
+        () -> helpers().isEmpty(),
+        () -> "still running: " + helpers());
+  }
 }

@@ -19,7 +19,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
-
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -30,15 +29,15 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.uchroot.engine.LeakCheck;
 
 /**
- * Real Debian source packages (protocol-adapter/src/test/realpkg/packages.tsv), fetched with
- * {@code apt-get source}, tested by autopkgtest against the server under test on the buildd
- * tarball: as root and as the unprivileged test user in overlay mode, and the packages marked so
- * once more as root in unpack mode. Their test dependencies come from the archive (network).
+ * Real Debian source packages (protocol-adapter/src/test/realpkg/packages.tsv), fetched with {@code
+ * apt-get source}, tested by autopkgtest against the server under test on the buildd tarball: as
+ * root and as the unprivileged test user in overlay mode, and the packages marked so once more as
+ * root in unpack mode. Their test dependencies come from the archive (network).
  *
- * <p>Every test's verdict and autopkgtest's exit status must be those that
- * autopkgtest-virt-unshare gave on the same tarball, recorded by {@code realpkg/record-reference}
- * in {@code realpkg/reference/}: a failing test of the package is fine as long as it fails with
- * the reference too, and a skipped test counts as a skip, never as a pass.
+ * <p>Every test's verdict and autopkgtest's exit status must be those that autopkgtest-virt-unshare
+ * gave on the same tarball, recorded by {@code realpkg/record-reference} in {@code
+ * realpkg/reference/}: a failing test of the package is fine as long as it fails with the reference
+ * too, and a skipped test counts as a skip, never as a pass.
  *
  * <p>Needs deb-src entries for bookworm in the APT sources (and {@code apt-get update}).
  */
@@ -54,12 +53,10 @@ class RealPackageE2ETest {
   /** Wall times of this run, printed side by side with the reference's at the end. */
   private static final Map<String, String> TIMES = new LinkedHashMap<>();
 
-  @RegisterExtension
-  final LeakCheck leaks = new LeakCheck();
+  @RegisterExtension final LeakCheck leaks = new LeakCheck();
 
   /** Removed by JUnit only after LeakCheck has looked for leftovers in it. */
-  @TempDir
-  Path tempDir;
+  @TempDir Path tempDir;
 
   /** A line of packages.tsv. */
   record Package(String name, String version, Set<String> modes, String exercises) {
@@ -77,8 +74,13 @@ class RealPackageE2ETest {
   record Run(Package pkg, boolean unprivileged, String mode) {
     @Override
     public String toString() {
-      return pkg.name() + " " + pkg.version() + ", " + (unprivileged ? "unprivileged" : "root")
-          + ", " + mode;
+      return pkg.name()
+          + " "
+          + pkg.version()
+          + ", "
+          + (unprivileged ? "unprivileged" : "root")
+          + ", "
+          + mode;
     }
   }
 
@@ -162,32 +164,65 @@ class RealPackageE2ETest {
 
     // As record-reference runs it: "@" from the archive, and package lists, which the buildd
     // tarball lacks.
-    List<String> command = new ArrayList<>(List.of("autopkgtest", "--no-built-binaries",
-        "--apt-upgrade", "--summary-file=" + work.resolve("summary"), "--output-dir=" + out,
-        dsc.toString(), "--", server, "-t", tarball.toString()));
+    List<String> command =
+        new ArrayList<>(
+            List.of(
+                "autopkgtest",
+                "--no-built-binaries",
+                "--apt-upgrade",
+                "--summary-file=" + work.resolve("summary"),
+                "--output-dir=" + out,
+                dsc.toString(),
+                "--",
+                server,
+                "-t",
+                tarball.toString()));
     if (server.equals(E2e.DEFAULT_SERVER) && run.mode().equals("unpack")) {
       command.add("--rootfs-mode=unpack");
     }
-    String name = "realpkg-" + p.name() + "-" + server + "-" + (user == null ? "root" : user)
-        + "-" + run.mode();
+    String name =
+        "realpkg-"
+            + p.name()
+            + "-"
+            + server
+            + "-"
+            + (user == null ? "root" : user)
+            + "-"
+            + run.mode();
     E2e.Result r = E2e.run(name, user, work, env, LIMIT, command);
 
     String seconds = String.format(Locale.ROOT, "%.0f", r.elapsed.toMillis() / 1000.0);
     synchronized (TIMES) {
-      TIMES.put(run + " (" + server + ")", seconds + " s, reference " + reference.wallSeconds()
-          + " s");
+      TIMES.put(
+          run + " (" + server + ")", seconds + " s, reference " + reference.wallSeconds() + " s");
     }
-    System.out.printf(Locale.ROOT, "[e2e] realpkg %s with %s: %s s (reference, unshare as root:"
-        + " %s s)%n", run, server, seconds, reference.wallSeconds());
+    System.out.printf(
+        Locale.ROOT,
+        "[e2e] realpkg %s with %s: %s s (reference, unshare as root:" + " %s s)%n",
+        run,
+        server,
+        seconds,
+        reference.wallSeconds());
 
     Path summaryFile = work.resolve("summary");
-    String summary = Files.isRegularFile(summaryFile)
-        ? Files.readString(summaryFile, StandardCharsets.UTF_8) : "";
+    String summary =
+        Files.isRegularFile(summaryFile)
+            ? Files.readString(summaryFile, StandardCharsets.UTF_8)
+            : "";
     Map<String, String> verdicts = verdicts(summary);
-    assertEquals(reference.verdicts(), verdicts, "per-test verdicts differ from the reference's"
-        + " (realpkg/reference/" + p.key() + ".summary)\nsummary file:\n" + summary + "\n"
-        + r.describe());
-    assertEquals(reference.exitStatus(), r.exitCode,
+    assertEquals(
+        reference.verdicts(),
+        verdicts,
+        "per-test verdicts differ from the reference's"
+            + " (realpkg/reference/"
+            + p.key()
+            + ".summary)\nsummary file:\n"
+            + summary
+            + "\n"
+            + r.describe());
+    assertEquals(
+        reference.exitStatus(),
+        r.exitCode,
         "autopkgtest's exit status differs from the reference's\n" + r.describe());
     // Testbeds are made in TMPDIR; LeakCheck looks for directories left there.
     assertEquals(List.of(), sessionsUnder(tmp, user, env), "testbeds left recorded after the run");
@@ -196,8 +231,9 @@ class RealPackageE2ETest {
   @AfterAll
   static void printTimes() {
     synchronized (TIMES) {
-      TIMES.forEach((run, time) -> System.out.printf(Locale.ROOT,
-          "[e2e] realpkg wall time: %s: %s%n", run, time));
+      TIMES.forEach(
+          (run, time) ->
+              System.out.printf(Locale.ROOT, "[e2e] realpkg wall time: %s: %s%n", run, time));
     }
   }
 
@@ -216,8 +252,16 @@ class RealPackageE2ETest {
   static Reference reference(Package p) throws IOException {
     Path file = realpkgDir().resolve("reference").resolve(p.key() + ".summary");
     if (!Files.isRegularFile(file)) {
-      fail("no reference for " + p.name() + " " + p.version() + ": run "
-          + realpkgDir().resolve("record-reference") + " " + p.name() + " (as root)");
+      fail(
+          "no reference for "
+              + p.name()
+              + " "
+              + p.version()
+              + ": run "
+              + realpkgDir().resolve("record-reference")
+              + " "
+              + p.name()
+              + " (as root)");
     }
     Integer status = null;
     String wall = "?";
@@ -240,13 +284,16 @@ class RealPackageE2ETest {
   }
 
   /**
-   * The .dsc of the package, downloaded once into the sources cache that record-reference uses
-   * too; world-readable, since the unprivileged test user reads it as well.
+   * The .dsc of the package, downloaded once into the sources cache that record-reference uses too;
+   * world-readable, since the unprivileged test user reads it as well.
    */
   static synchronized Path fetchSource(Package p) throws IOException {
     String cacheVariable = System.getenv("UCHROOT_TEST_CACHE");
-    Path cache = Paths.get(cacheVariable == null || cacheVariable.isBlank()
-        ? "/var/cache/uchroot-test" : cacheVariable);
+    Path cache =
+        Paths.get(
+            cacheVariable == null || cacheVariable.isBlank()
+                ? "/var/cache/uchroot-test"
+                : cacheVariable);
     Path sources = cache.resolve("sources");
     Path dir = sources.resolve(p.key());
     Path dsc = dir.resolve(p.key() + ".dsc");
@@ -258,16 +305,33 @@ class RealPackageE2ETest {
     Files.setPosixFilePermissions(sources, PosixFilePermissions.fromString("rwxr-xr-x"));
     Path partial = Files.createTempDirectory(sources, ".fetch.");
     // --download-only: autopkgtest unpacks the .dsc itself, in the testbed.
-    E2e.Result r = E2e.run("realpkg-apt-get-source-" + p.name(), null, partial, Map.of(),
-        Duration.ofMinutes(10),
-        List.of("apt-get", "source", "-q", "--download-only", p.name() + "=" + p.version()));
+    E2e.Result r =
+        E2e.run(
+            "realpkg-apt-get-source-" + p.name(),
+            null,
+            partial,
+            Map.of(),
+            Duration.ofMinutes(10),
+            List.of("apt-get", "source", "-q", "--download-only", p.name() + "=" + p.version()));
     if (r.exitCode != 0) {
-      fail("apt-get source " + p.name() + "=" + p.version() + " failed; are deb-src entries for"
-          + " bookworm configured (and apt-get update run)? If the archive no longer has this"
-          + " version, choose another in packages.tsv and run record-reference.\n" + r.describe());
+      fail(
+          "apt-get source "
+              + p.name()
+              + "="
+              + p.version()
+              + " failed; are deb-src entries for"
+              + " bookworm configured (and apt-get update run)? If the archive no longer has this"
+              + " version, choose another in packages.tsv and run record-reference.\n"
+              + r.describe());
     }
-    E2e.Result chmod = E2e.run("realpkg-chmod-" + p.name(), null, partial, Map.of(),
-        Duration.ofMinutes(1), List.of("chmod", "-R", "a+rX", partial.toString()));
+    E2e.Result chmod =
+        E2e.run(
+            "realpkg-chmod-" + p.name(),
+            null,
+            partial,
+            Map.of(),
+            Duration.ofMinutes(1),
+            List.of("chmod", "-R", "a+rX", partial.toString()));
     assertEquals(0, chmod.exitCode, chmod.describe());
     Files.move(partial, dir, StandardCopyOption.ATOMIC_MOVE);
     assertTrue(Files.isRegularFile(dsc), "apt-get source did not leave " + dsc);
@@ -285,8 +349,14 @@ class RealPackageE2ETest {
       return List.of();
     }
     Path uchroot = E2e.distributionDir().resolve("bin/uchroot");
-    E2e.Result r = E2e.run("realpkg-sessions-list", user, Paths.get("/"), env,
-        Duration.ofMinutes(2), List.of(uchroot.toString(), "sessions", "list"));
+    E2e.Result r =
+        E2e.run(
+            "realpkg-sessions-list",
+            user,
+            Paths.get("/"),
+            env,
+            Duration.ofMinutes(2),
+            List.of(uchroot.toString(), "sessions", "list"));
     assertEquals(0, r.exitCode, "uchroot sessions list failed\n" + r.describe());
     return r.output.lines().filter(l -> l.contains(dir + "/")).toList();
   }

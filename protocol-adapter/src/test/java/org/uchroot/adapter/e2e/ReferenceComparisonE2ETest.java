@@ -31,8 +31,7 @@ class ReferenceComparisonE2ETest {
   private static Path hostDir;
 
   /** Capabilities that differ on purpose: our user name and our protocol extensions. */
-  private static final Set<String> OWN_CAPABILITIES =
-      Set.of("uchroot-status", "uchroot-interrupt");
+  private static final Set<String> OWN_CAPABILITIES = Set.of("uchroot-status", "uchroot-interrupt");
 
   @BeforeAll
   static void fixtures() throws Exception {
@@ -43,27 +42,37 @@ class ReferenceComparisonE2ETest {
     script.toFile().setExecutable(true);
     Files.createDirectories(hostDir.resolve("tree/sub"));
     Files.writeString(hostDir.resolve("tree/sub/leaf"), "leaf\n");
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      try {
-        new ProcessBuilder("rm", "-rf", "--one-file-system", hostDir.toString()).start().waitFor();
-      } catch (IOException | InterruptedException e) {
-        // A temporary directory of the test.
-      }
-    }));
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  try {
+                    new ProcessBuilder("rm", "-rf", "--one-file-system", hostDir.toString())
+                        .start()
+                        .waitFor();
+                  } catch (IOException | InterruptedException e) {
+                    // A temporary directory of the test.
+                  }
+                }));
   }
 
   static Stream<Arguments> sessions() {
     String h = "HOST";
     return Stream.of(
-        Arguments.of("lifecycle", List.of("capabilities", "open", "capabilities", "revert", "close", "quit")),
-        Arguments.of("copies", List.of(
-            "open",
-            "copydown " + h + "/file.txt DOWNTMP/file.txt",
-            "copydown " + h + "/run.sh DOWNTMP/run.sh",
-            "copydown " + h + "/tree/ DOWNTMP/tree/",
-            "copyup DOWNTMP/file.txt " + h + "/back.txt",
-            "copyup DOWNTMP/tree/ " + h + "/back-tree/",
-            "close", "quit")),
+        Arguments.of(
+            "lifecycle",
+            List.of("capabilities", "open", "capabilities", "revert", "close", "quit")),
+        Arguments.of(
+            "copies",
+            List.of(
+                "open",
+                "copydown " + h + "/file.txt DOWNTMP/file.txt",
+                "copydown " + h + "/run.sh DOWNTMP/run.sh",
+                "copydown " + h + "/tree/ DOWNTMP/tree/",
+                "copyup DOWNTMP/file.txt " + h + "/back.txt",
+                "copyup DOWNTMP/tree/ " + h + "/back-tree/",
+                "close",
+                "quit")),
         Arguments.of("close when not open", List.of("close")),
         Arguments.of("open twice", List.of("open", "open")),
         Arguments.of("unknown command", List.of("capabilities", "frobnicate")),
@@ -99,15 +108,19 @@ class ReferenceComparisonE2ETest {
         new ProcessBuilder(server, "-t", tarball.toString(), "-u", unpack.toString())
             .redirectErrorStream(false)
             .start();
-    var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    var out =
+        new java.io.BufferedReader(
+            new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
     var in = p.getOutputStream();
-    var err = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-      try {
-        return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
-      } catch (IOException e) {
-        return "";
-      }
-    });
+    var err =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+              } catch (IOException e) {
+                return "";
+              }
+            });
     List<String> answers = new ArrayList<>();
     answers.add(out.readLine());
     String downtmp = "DOWNTMP";
@@ -153,8 +166,10 @@ class ReferenceComparisonE2ETest {
       if (OWN_CAPABILITIES.contains(word) || word.equals("ok")) {
         continue;
       }
-      kept.add(word.startsWith("suggested-normal-user=") ? "suggested-normal-user=USER"
-          : word.startsWith("downtmp-host=") ? "downtmp-host=PATH" : word);
+      kept.add(
+          word.startsWith("suggested-normal-user=")
+              ? "suggested-normal-user=USER"
+              : word.startsWith("downtmp-host=") ? "downtmp-host=PATH" : word);
     }
     return "ok " + String.join(" ", kept);
   }

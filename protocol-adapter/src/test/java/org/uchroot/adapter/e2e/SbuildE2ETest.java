@@ -12,112 +12,136 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.uchroot.engine.LeakCheck;
 
 /**
- * Builds a small C package with the real sbuild in autopkgtest chroot mode,
- * driving the server under test (see {@link E2e#server()}) on the Debian
- * buildd tarball, without network access.
+ * Builds a small C package with the real sbuild in autopkgtest chroot mode, driving the server
+ * under test (see {@link E2e#server()}) on the Debian buildd tarball, without network access.
  */
 @Tag("e2e")
 class SbuildE2ETest {
 
-    private static final String PACKAGE = "uchroot-hello";
-    private static final String VERSION = "1.0";
+  private static final String PACKAGE = "uchroot-hello";
+  private static final String VERSION = "1.0";
 
-    @RegisterExtension
-    final LeakCheck leaks = new LeakCheck();
+  @RegisterExtension final LeakCheck leaks = new LeakCheck();
 
-    @TempDir
-    Path tempDir;
+  @TempDir Path tempDir;
 
-    @Test
-    void buildsPackageAsRoot() throws IOException {
-        build(null);
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void buildsPackage(E2e.Caller caller) throws IOException {
+    build(caller.user());
+  }
+
+  private void build(String user) throws IOException {
+    E2e.requireRoot();
+    E2e.requireCommands("sbuild", "dpkg-source", "dpkg-deb", "runuser");
+    String server = E2e.server();
+    Path tarball = E2e.debianTarball();
+    String arch = E2e.hostArchitecture();
+
+    Path work = tempDir.resolve("work");
+    Path tmp = work.resolve("tmp");
+    Path out = work.resolve("out");
+    Path config = work.resolve("sbuild.conf");
+    writeSourcePackage(work.resolve(PACKAGE));
+    // sbuild always adds fakeroot to the build dependencies, but a buildd
+    // tarball lacks it and without apt lists it cannot be installed.
+    // sbuild looks the server up in its own $path setting, not in the environment.
+    E2e.write(
+        config,
+        "$core_depends = ['build-essential:native'];\n"
+            + "$path = '"
+            + E2e.childPath()
+            + "';\n1;\n");
+    Files.createDirectories(tmp);
+    Files.createDirectories(out);
+    if (user != null) {
+      // @TempDir is private to root; the test user only needs to pass through it.
+      Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
+      E2e.chownTree(work, user);
     }
+    leaks.watch(tmp);
 
-    @Test
-    void buildsPackageAsUnprivilegedUser() throws IOException {
-        build(E2e.testUser());
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    env.put("SBUILD_CONFIG", config.toString());
+    String who = user == null ? "root" : user;
+
+    E2e.Result source =
+        E2e.run(
+            "dpkg-source-" + who,
+            user,
+            work,
+            env,
+            Duration.ofMinutes(2),
+            List.of("dpkg-source", "--build", PACKAGE));
+    assertEquals(0, source.exitCode, "dpkg-source failed\n" + source.describe());
+    Path dsc = work.resolve(PACKAGE + "_" + VERSION + ".dsc");
+    assertTrue(Files.isRegularFile(dsc), "no " + dsc + "\n" + source.describe());
+
+    E2e.Result r =
+        E2e.run(
+            "sbuild-" + server + "-" + who,
+            user,
+            work,
+            env,
+            Duration.ofMinutes(15),
+            List.of(
+                "sbuild",
+                "--chroot-mode=autopkgtest",
+                "--autopkgtest-virt-server=" + server,
+                "--autopkgtest-virt-server-opts=-t " + tarball,
+                "--no-run-lintian",
+                "--no-run-autopkgtest",
+                "--no-run-piuparts",
+                "--no-apt-update",
+                "--no-apt-upgrade",
+                "--no-apt-distupgrade",
+                "--dist=bookworm",
+                "--nolog",
+                "--build-dir=" + out,
+                dsc.toString()));
+
+    assertEquals(0, r.exitCode, "sbuild failed\n" + r.describe());
+    Path deb = out.resolve(PACKAGE + "_" + VERSION + "_" + arch + ".deb");
+    assertTrue(
+        Files.isRegularFile(deb),
+        "no " + deb.getFileName() + " in " + out + ", only " + list(out) + "\n" + r.describe());
+
+    E2e.Result contents =
+        E2e.run(
+            "dpkg-deb-contents-" + who,
+            null,
+            work,
+            Map.of(),
+            Duration.ofMinutes(1),
+            List.of("dpkg-deb", "--contents", deb.toString()));
+    assertEquals(0, contents.exitCode, contents.describe());
+    assertTrue(
+        contents.output.contains("./usr/bin/uchroot-hello"),
+        "the package lacks the program:\n" + contents.output);
+  }
+
+  private static List<String> list(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString()).sorted().collect(Collectors.toList());
     }
+  }
 
-    private void build(String user) throws IOException {
-        E2e.requireRoot();
-        E2e.requireCommands("sbuild", "dpkg-source", "dpkg-deb", "runuser");
-        String server = E2e.server();
-        Path tarball = E2e.debianTarball();
-        String arch = E2e.hostArchitecture();
-
-        Path work = tempDir.resolve("work");
-        Path tmp = work.resolve("tmp");
-        Path out = work.resolve("out");
-        Path config = work.resolve("sbuild.conf");
-        writeSourcePackage(work.resolve(PACKAGE));
-        // sbuild always adds fakeroot to the build dependencies, but a buildd
-        // tarball lacks it and without apt lists it cannot be installed.
-        // sbuild looks the server up in its own $path setting, not in the environment.
-        E2e.write(config, "$core_depends = ['build-essential:native'];\n"
-                + "$path = '" + E2e.childPath() + "';\n1;\n");
-        Files.createDirectories(tmp);
-        Files.createDirectories(out);
-        if (user != null) {
-            // @TempDir is private to root; the test user only needs to pass through it.
-            Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
-            E2e.chownTree(work, user);
-        }
-        leaks.watch(tmp);
-
-        Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
-        env.put("SBUILD_CONFIG", config.toString());
-        String who = user == null ? "root" : user;
-
-        E2e.Result source = E2e.run("dpkg-source-" + who, user, work, env, Duration.ofMinutes(2),
-                List.of("dpkg-source", "--build", PACKAGE));
-        assertEquals(0, source.exitCode, "dpkg-source failed\n" + source.describe());
-        Path dsc = work.resolve(PACKAGE + "_" + VERSION + ".dsc");
-        assertTrue(Files.isRegularFile(dsc), "no " + dsc + "\n" + source.describe());
-
-        E2e.Result r = E2e.run("sbuild-" + server + "-" + who, user, work, env, Duration.ofMinutes(15),
-                List.of("sbuild",
-                        "--chroot-mode=autopkgtest",
-                        "--autopkgtest-virt-server=" + server,
-                        "--autopkgtest-virt-server-opts=-t " + tarball,
-                        "--no-run-lintian", "--no-run-autopkgtest", "--no-run-piuparts",
-                        "--no-apt-update", "--no-apt-upgrade", "--no-apt-distupgrade",
-                        "--dist=bookworm",
-                        "--nolog",
-                        "--build-dir=" + out,
-                        dsc.toString()));
-
-        assertEquals(0, r.exitCode, "sbuild failed\n" + r.describe());
-        Path deb = out.resolve(PACKAGE + "_" + VERSION + "_" + arch + ".deb");
-        assertTrue(Files.isRegularFile(deb), "no " + deb.getFileName() + " in " + out + ", only "
-                + list(out) + "\n" + r.describe());
-
-        E2e.Result contents = E2e.run("dpkg-deb-contents-" + who, null, work, Map.of(), Duration.ofMinutes(1),
-                List.of("dpkg-deb", "--contents", deb.toString()));
-        assertEquals(0, contents.exitCode, contents.describe());
-        assertTrue(contents.output.contains("./usr/bin/uchroot-hello"),
-                "the package lacks the program:\n" + contents.output);
-    }
-
-    private static List<String> list(Path dir) throws IOException {
-        try (Stream<Path> s = Files.list(dir)) {
-            return s.map(p -> p.getFileName().toString()).sorted().collect(Collectors.toList());
-        }
-    }
-
-    /**
-     * A native package with a C program whose build needs only what a buildd
-     * chroot has: plain make and dpkg-dev, no debhelper.
-     */
-    static void writeSourcePackage(Path src) throws IOException {
-        E2e.write(src.resolve("hello.c"), """
+  /**
+   * A native package with a C program whose build needs only what a buildd chroot has: plain make
+   * and dpkg-dev, no debhelper.
+   */
+  static void writeSourcePackage(Path src) throws IOException {
+    E2e.write(
+        src.resolve("hello.c"),
+        """
                 #include <stdio.h>
 
                 int main(void)
@@ -126,7 +150,9 @@ class SbuildE2ETest {
                     return 0;
                 }
                 """);
-        E2e.write(src.resolve("Makefile"), """
+    E2e.write(
+        src.resolve("Makefile"),
+        """
                 CC ?= cc
                 hello: hello.c
                 \t$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
@@ -134,7 +160,9 @@ class SbuildE2ETest {
                 \trm -f hello
                 .PHONY: clean
                 """);
-        E2e.write(src.resolve("debian/control"), """
+    E2e.write(
+        src.resolve("debian/control"),
+        """
                 Source: uchroot-hello
                 Section: misc
                 Priority: optional
@@ -149,20 +177,26 @@ class SbuildE2ETest {
                 Description: tiny C program built by the uchroot end-to-end tests
                  Prints a greeting.
                 """);
-        E2e.write(src.resolve("debian/changelog"), """
+    E2e.write(
+        src.resolve("debian/changelog"),
+        """
                 uchroot-hello (1.0) bookworm; urgency=medium
 
                   * Test package.
 
                  -- uchroot tests <uchroot-tests@example.org>  Mon, 01 Jan 2024 00:00:00 +0000
                 """);
-        E2e.write(src.resolve("debian/source/format"), "3.0 (native)\n");
-        // For autopkgtest: the built program, installed as a test dependency, greets.
-        E2e.write(src.resolve("debian/tests/control"), """
+    E2e.write(src.resolve("debian/source/format"), "3.0 (native)\n");
+    // For autopkgtest: the built program, installed as a test dependency, greets.
+    E2e.write(
+        src.resolve("debian/tests/control"),
+        """
                 Test-Command: uchroot-hello | grep -qx 'hello from uchroot-hello'
                 Depends: @
                 """);
-        E2e.writeExecutable(src.resolve("debian/rules"), """
+    E2e.writeExecutable(
+        src.resolve("debian/rules"),
+        """
                 #!/usr/bin/make -f
                 PKG := uchroot-hello
                 DEST := debian/$(PKG)
@@ -186,5 +220,5 @@ class SbuildE2ETest {
                 \trm -rf $(DEST) debian/files debian/*.substvars
                 .PHONY: build build-arch build-indep binary binary-arch binary-indep clean
                 """);
-    }
+  }
 }

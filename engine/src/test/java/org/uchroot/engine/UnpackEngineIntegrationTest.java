@@ -1,8 +1,0 @@
-package org.uchroot.engine;
-
-class UnpackEngineIntegrationTest extends EngineIntegrationTest {
-  @Override
-  RootfsMode mode() {
-    return RootfsMode.UNPACK;
-  }
-}

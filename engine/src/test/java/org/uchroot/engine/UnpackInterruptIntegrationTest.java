@@ -1,8 +1,0 @@
-package org.uchroot.engine;
-
-class UnpackInterruptIntegrationTest extends InterruptIntegrationTest {
-  @Override
-  RootfsMode mode() {
-    return RootfsMode.UNPACK;
-  }
-}

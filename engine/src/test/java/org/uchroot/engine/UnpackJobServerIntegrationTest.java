@@ -1,8 +1,0 @@
-package org.uchroot.engine;
-
-class UnpackJobServerIntegrationTest extends JobServerIntegrationTest {
-  @Override
-  RootfsMode mode() {
-    return RootfsMode.UNPACK;
-  }
-}
