@@ -41,9 +41,16 @@ public final class Engine implements AutoCloseable {
   /** Where the stages of this API complete: callbacks may block there. */
   private final Executor blocking;
 
-  private Engine(EngineConfig config, ActorSystem<SessionManager.Command> system) {
+  /** Set as the guardian starts, so surely once a request to it has been answered. */
+  private final CompletableFuture<TestbedTeardown> teardown;
+
+  private Engine(
+      EngineConfig config,
+      ActorSystem<SessionManager.Command> system,
+      CompletableFuture<TestbedTeardown> teardown) {
     this.config = config;
     this.system = system;
+    this.teardown = teardown;
     this.blocking = system.dispatchers().lookup(DispatcherSelector.fromConfig(BLOCKING_DISPATCHER));
   }
 
@@ -52,6 +59,7 @@ public final class Engine implements AutoCloseable {
     LockFile.prepareInBackground();
     // Checked before any actor exists: without subordinate ids no testbed can be made.
     IdMapping mapping = Host.idMapping(config);
+    CompletableFuture<TestbedTeardown> teardown = new CompletableFuture<>();
     ActorSystem<SessionManager.Command> system =
         ActorSystem.create(
             Behaviors.setup(
@@ -68,21 +76,21 @@ public final class Engine implements AutoCloseable {
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   SessionRegistry registry = SessionRegistry.of(config);
                   SafeRemover remover = new SafeRemover(mapping, config.libexecDir());
-                  TestbedTeardown teardown =
+                  teardown.complete(
                       new TestbedTeardown(
-                          remover, registry, blocking, context.getSystem().scheduler());
+                          remover, registry, blocking, context.getSystem().scheduler()));
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
                           new LinuxProvisioner(
-                              config, mapping, registry, remover, teardown, blocking),
+                              config, mapping, registry, remover, teardown.join(), blocking),
                           new LinuxJobLauncher(io),
-                          teardown,
+                          teardown.join(),
                           config.grace());
                   return SessionManager.create(ports, Engine::newSessionId);
                 }),
             "uchroot",
             config.config());
-    return new Engine(config, system);
+    return new Engine(config, system, teardown);
   }
 
   public EngineConfig config() {
@@ -141,10 +149,9 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Closes every session, waiting until each testbed is taken down (its namespaces gone, its record
-   * forgotten), then stops the engine: no process of the engine outlives it. An open or a revert
-   * under way is aborted first: its helpers are killed, and what it made is removed as after any
-   * failed open.
+   * Closes every session, waiting until each testbed is taken down and its namespaces have ended,
+   * then stops the engine: no process of the engine outlives it. An open or a revert under way is
+   * aborted first: its helpers are killed, and what it made is removed as after any failed open.
    */
   @Override
   public void close() {
@@ -154,6 +161,10 @@ public final class Engine implements AutoCloseable {
     } catch (Exception e) {
       throw new UchrootException("could not close every session: " + e.getMessage(), e);
     } finally {
+      TestbedTeardown started = teardown.getNow(null);
+      if (started != null) {
+        started.awaitEnds();
+      }
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().join();
     }

@@ -4,18 +4,22 @@ import akka.actor.Cancellable;
 import akka.actor.typed.Scheduler;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import org.uchroot.actors.Testbed;
 import org.uchroot.actors.TestbedRemover;
 import scala.concurrent.ExecutionContext;
 
 /**
- * The one place that takes a testbed down: asks its job server to remove the testbed and end, waits
- * for the namespaces to go, deletes what the job server left, and forgets the testbed's record. Its
- * stage completes when all of that is done, so a revert's new testbed, or another session's at the
- * same unpack directory, never meets the old one's files or record.
+ * The one place that takes a testbed down: asks its job server to remove the testbed and end,
+ * deletes what the job server left once the namespaces are gone, and forgets the testbed's record.
+ * Its stage completes when the testbed's files and record are gone, so a revert's new testbed, or
+ * another session's at the same unpack directory, never meets the old one's. Where the job server
+ * removed the testbed itself, its namespaces then have nothing left to hold and take a millisecond
+ * or two more to end, after the answer: {@link #awaitEnds} waits for them.
  */
 final class TestbedTeardown implements TestbedRemover {
 
@@ -35,6 +39,9 @@ final class TestbedTeardown implements TestbedRemover {
 
   private final ExecutionContext timers;
 
+  /** Namespaces still ending after their testbed's answer. */
+  private final Set<NamespaceSandbox> ending = ConcurrentHashMap.newKeySet();
+
   TestbedTeardown(
       SafeRemover remover, SessionRegistry registry, Executor blocking, Scheduler scheduler) {
     this.remover = remover;
@@ -46,8 +53,16 @@ final class TestbedTeardown implements TestbedRemover {
 
   @Override
   public CompletionStage<Void> remove(Testbed testbed) {
-    return CompletableFuture.runAsync(
-        () -> takeDown(NamespaceSandbox.of(testbed), testbed.rootfs()), blocking);
+    CompletableFuture<Void> gone = new CompletableFuture<>();
+    blocking.execute(() -> takeDown(NamespaceSandbox.of(testbed), testbed.rootfs(), gone));
+    return gone;
+  }
+
+  /** Blocks until the namespaces of every testbed taken down so far have ended. */
+  void awaitEnds() {
+    for (NamespaceSandbox sandbox : ending) {
+      sandbox.awaitEnd();
+    }
   }
 
   /**
@@ -64,21 +79,29 @@ final class TestbedTeardown implements TestbedRemover {
    * killed, or the tree was too large for the wait) is the {@link SafeRemover}'s, once the
    * namespaces, and so every mount of the session, are gone.
    */
-  private void takeDown(NamespaceSandbox sandbox, Path rootfs) {
+  private void takeDown(NamespaceSandbox sandbox, Path rootfs, CompletableFuture<Void> gone) {
+    ending.add(sandbox);
     Cancellable overdue = scheduler.scheduleOnce(END_WAIT, sandbox.stopper(), timers);
     Cancellable longOverdue =
         scheduler.scheduleOnce(END_WAIT.multipliedBy(2), sandbox.stopper(), timers);
     try {
       sandbox.end();
-      boolean removed = sandbox.awaitRemoval();
-      sandbox.awaitEnd();
-      if (!removed) {
+      if (sandbox.awaitRemoval()) {
+        registry.forget(rootfs);
+        gone.complete(null);
+        sandbox.awaitEnd();
+      } else {
+        sandbox.awaitEnd();
         remover.removeNow(rootfs);
+        registry.forget(rootfs);
+        gone.complete(null);
       }
-      registry.forget(rootfs);
+    } catch (RuntimeException e) {
+      gone.completeExceptionally(e);
     } finally {
       overdue.cancel();
       longOverdue.cancel();
+      ending.remove(sandbox);
     }
   }
 }
