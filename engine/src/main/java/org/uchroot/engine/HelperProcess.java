@@ -1,6 +1,7 @@
 package org.uchroot.engine;
 
 import java.io.ByteArrayOutputStream;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -96,6 +97,27 @@ final class HelperProcess {
    */
   static void run(Path libexecDir, String what, List<String> argv) {
     finish(what, start(libexecDir, what, argv, null, Path.of("/dev/null")));
+  }
+
+  /**
+   * Runs {@code argv} with stdin from /dev/null and answers what it wrote on stdout, whatever its
+   * exit status: for programs that report what they could do. Blocks.
+   */
+  static String output(Path libexecDir, List<String> argv) {
+    Process process;
+    try {
+      process =
+          start(
+              builder(libexecDir, argv)
+                  .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                  .redirectError(ProcessBuilder.Redirect.DISCARD));
+    } catch (IOException e) {
+      throw new UchrootException(
+          "cannot run " + argv.get(0) + ": " + UchrootException.reason(e), e);
+    }
+    String out = drain(process.getInputStream());
+    waitFor(process);
+    return out;
   }
 
   /**

@@ -18,14 +18,12 @@ public final class Host {
 
   private Host() {}
 
-  /** Loaded at first use: jnr's set-up costs a third of a second of start-up. */
+  /**
+   * kill(2), which the JDK lacks; loaded at first use: jnr-posix's set-up costs a fifth of a
+   * second.
+   */
   private static final class Native {
     static final POSIX POSIX = POSIXFactory.getNativePOSIX();
-  }
-
-  /** The system calls the JDK lacks (kill, lstat's block count). */
-  static POSIX posix() {
-    return Native.POSIX;
   }
 
   public static int uid() {

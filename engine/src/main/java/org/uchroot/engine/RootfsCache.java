@@ -5,14 +5,11 @@ import java.io.Reader;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -20,7 +17,6 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
@@ -29,10 +25,9 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.function.Consumer;
 import java.util.function.Predicate;
-import jnr.posix.FileStat;
-import jnr.posix.POSIX;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.uchroot.actors.OneLineMessage;
 
 /**
  * Read-only base trees, one per tarball, shared by the overlay testbeds of every session and every
@@ -103,7 +98,8 @@ public final class RootfsCache {
   /**
    * A cached base.
    *
-   * @param bytes what it takes on disk, as far as the caller can read it (see {@link #sizeOf})
+   * @param bytes what it takes on disk, as far as the caller can read it (see {@link #sizeOf(Path,
+   *     Path)})
    * @param lastUsed when a testbed last got it
    */
   public record Base(
@@ -162,7 +158,7 @@ public final class RootfsCache {
       meta.setProperty("tarball", real.toString());
       meta.setProperty("tarball-id", tarballId(real));
       meta.setProperty("created", Instant.now().toString());
-      meta.setProperty("bytes", Long.toString(sizeOf(partial)));
+      meta.setProperty("bytes", Long.toString(sizeOf(libexecDir, partial)));
       writeMeta(key, meta);
       Files.move(partial, base, StandardCopyOption.ATOMIC_MOVE);
     } catch (RuntimeException | IOException e) {
@@ -226,7 +222,7 @@ public final class RootfsCache {
    * is busy; its last use is kept.
    */
   private long recordSize(String key, Properties meta, Instant lastUsed) throws IOException {
-    long bytes = sizeOf(dir.resolve(key));
+    long bytes = sizeOf(libexecDir, dir.resolve(key));
     Optional<LockFile> lock = LockFile.tryAcquire(lockOf(key));
     if (lock.isPresent()) {
       try (LockFile held = lock.get()) {
@@ -465,48 +461,25 @@ public final class RootfsCache {
   }
 
   /**
-   * What a tree takes on disk, as du(1) counts it: allocated blocks, a file with several links
-   * once, symbolic links not followed. What cannot be read is left out rather than failing: an
-   * unprivileged user's base has directories of subordinate ids that the user may not enter.
+   * What a tree takes on disk, as du(1) counts it, which measures it: allocated blocks, a file with
+   * several links once, symbolic links not followed, one filesystem. What cannot be read is left
+   * out rather than failing (du then says so, and exits 1): an unprivileged user's base has
+   * directories of subordinate ids that the user may not enter. 0 for a tree that is not there.
    */
-  static long sizeOf(Path root) {
-    POSIX posix = Host.posix();
-    Set<Object> seen = new HashSet<>();
-    long[] total = {0};
-    SimpleFileVisitor<Path> visitor =
-        new SimpleFileVisitor<>() {
-          @Override
-          public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) {
-            return visitFile(dir, attrs);
-          }
-
-          @Override
-          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) {
-            if (attrs.fileKey() == null || seen.add(attrs.fileKey())) {
-              // The JDK gives no st_blocks.
-              FileStat stat = posix.allocateStat();
-              boolean known = posix.lstat(file.toString(), stat) == 0;
-              total[0] += known ? 512 * stat.blocks() : attrs.size();
-            }
-            return FileVisitResult.CONTINUE;
-          }
-
-          @Override
-          public FileVisitResult visitFileFailed(Path file, IOException e) {
-            return FileVisitResult.CONTINUE;
-          }
-
-          @Override
-          public FileVisitResult postVisitDirectory(Path dir, IOException e) {
-            return FileVisitResult.CONTINUE;
-          }
-        };
-    try {
-      Files.walkFileTree(root, visitor);
-    } catch (IOException e) {
-      // The visitor goes on past every failure; what was counted stands.
+  static long sizeOf(Path libexecDir, Path root) {
+    if (!Files.exists(root, LinkOption.NOFOLLOW_LINKS)) {
+      return 0;
     }
-    return total[0];
+    String out =
+        HelperProcess.output(
+            libexecDir,
+            List.of("du", "--summarize", "--one-file-system", "-B1", "--", root.toString()));
+    try {
+      return Long.parseLong(out.split("\\s", 2)[0]);
+    } catch (NumberFormatException e) {
+      throw new UchrootException(
+          "cannot measure " + root + ": du said " + OneLineMessage.of(out), e);
+    }
   }
 
   private static Path realPath(Path tarball) {

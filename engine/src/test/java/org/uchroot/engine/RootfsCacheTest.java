@@ -34,6 +34,8 @@ import org.junit.jupiter.api.io.TempDir;
 @Tag("integration")
 class RootfsCacheTest {
 
+  private static final Path LIBEXEC = EngineConfig.load().libexecDir();
+
   @Test
   void concurrentUsersShareOneCompleteBase(@TempDir Path tmp) throws Exception {
     Path tarball = Files.copy(BusyboxRootfs.tarball(), tmp.resolve("rootfs.tar"));
@@ -150,7 +152,7 @@ class RootfsCacheTest {
       meta.load(in);
     }
     long recorded = Long.parseLong(meta.getProperty("bytes"));
-    assertEquals(RootfsCache.sizeOf(base), recorded);
+    assertEquals(RootfsCache.sizeOf(LIBEXEC, base), recorded);
     long busybox = Files.size(base.resolve("bin/busybox"));
     assertTrue(recorded > busybox && recorded < 4 * Files.size(tarball) + (1 << 20), "" + recorded);
     assertEquals(recorded, cache.list().get(0).bytes());
@@ -167,7 +169,7 @@ class RootfsCacheTest {
     Files.write(metaFile, lines.stream().filter(l -> !l.startsWith("bytes=")).toList());
     Files.setLastModifiedTime(metaFile, FileTime.fromMillis(1_000_000));
     RootfsCache.Base listed = cache.list().get(0);
-    assertEquals(RootfsCache.sizeOf(base), listed.bytes());
+    assertEquals(RootfsCache.sizeOf(LIBEXEC, base), listed.bytes());
     assertEquals(FileTime.fromMillis(1_000_000).toInstant(), listed.lastUsed());
     assertTrue(Files.readString(metaFile).contains("bytes=" + listed.bytes()));
     assertEquals(FileTime.fromMillis(1_000_000), Files.getLastModifiedTime(metaFile));
@@ -181,12 +183,12 @@ class RootfsCacheTest {
     Files.createSymbolicLink(tree.resolve("up"), tmp);
     Path sub = Files.createDirectories(tree.resolve("sub"));
     Files.write(sub.resolve("c"), new byte[100_000]);
-    long size = RootfsCache.sizeOf(tree);
-    long blocksOfA = RootfsCache.sizeOf(tree.resolve("a"));
+    long size = RootfsCache.sizeOf(LIBEXEC, tree);
+    long blocksOfA = RootfsCache.sizeOf(LIBEXEC, tree.resolve("a"));
     assertTrue(blocksOfA >= 100_000);
     // a and c; b is a's other name, and what "up" points to is not the tree's.
     assertTrue(size >= 2 * blocksOfA && size < 3 * blocksOfA, "" + size);
-    assertEquals(0, RootfsCache.sizeOf(tmp.resolve("none")));
+    assertEquals(0, RootfsCache.sizeOf(LIBEXEC, tmp.resolve("none")));
   }
 
   @Test
