@@ -8,6 +8,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -18,6 +19,9 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.AfterEachCallback;
@@ -68,6 +72,10 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
   private static final Pattern RUNTIME_DIR = Pattern.compile("uchroot-[0-9]+");
 
   private static final Pattern MOUNT_PATTERN = Pattern.compile("uchroot|autopkgtest");
+
+  /** How long a process of the test may take to end after it; see {@link #awaitNewProcesses}. */
+  private static final Duration PROCESS_GRACE = Duration.ofSeconds(5);
+
   private static final Path PROC = Paths.get("/proc");
 
   private final Pattern processPattern;
@@ -153,6 +161,7 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
 
   private void check(ExtensionContext context) {
     List<String> leaks = new ArrayList<>();
+    awaitNewProcesses();
 
     for (String line : mountLines()) {
       if (!mountsBefore.contains(line) && mountIsOurs(line)) {
@@ -193,6 +202,34 @@ public final class LeakCheck implements BeforeEachCallback, AfterEachCallback {
     if (!leaks.isEmpty()) {
       throw new AssertionError(
           "Left behind by " + context.getDisplayName() + ":\n  " + String.join("\n  ", leaks));
+    }
+  }
+
+  /**
+   * Waits, for {@link #PROCESS_GRACE} at most, until the processes that started during the test
+   * have ended: a testbed's namespaces end a millisecond or two after its close is answered, with
+   * nothing of the testbed left to hold.
+   */
+  private void awaitNewProcesses() {
+    long deadline = System.nanoTime() + PROCESS_GRACE.toNanos();
+    for (String key : processes().keySet()) {
+      if (processesBefore.contains(key)) {
+        continue;
+      }
+      long pid = Long.parseLong(key.substring(0, key.indexOf('/')));
+      ProcessHandle.of(pid)
+          .ifPresent(
+              process -> {
+                try {
+                  process
+                      .onExit()
+                      .get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                } catch (TimeoutException | ExecutionException e) {
+                  // Still running: the check names it.
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              });
     }
   }
 
