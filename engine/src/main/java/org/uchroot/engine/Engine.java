@@ -76,15 +76,16 @@ public final class Engine implements AutoCloseable {
                           .lookup(DispatcherSelector.fromConfig("uchroot-io-dispatcher"));
                   SessionRegistry registry = SessionRegistry.of(config);
                   SafeRemover remover = new SafeRemover(mapping, config.libexecDir());
-                  teardown.complete(
+                  TestbedTeardown takesDown =
                       new TestbedTeardown(
-                          remover, registry, blocking, context.getSystem().scheduler()));
+                          remover, registry, blocking, context.getSystem().scheduler());
+                  teardown.complete(takesDown);
                   SessionActor.Ports ports =
                       new SessionActor.Ports(
                           new LinuxProvisioner(
-                              config, mapping, registry, remover, teardown.join(), blocking),
+                              config, mapping, registry, remover, takesDown, blocking),
                           new LinuxJobLauncher(io),
-                          teardown.join(),
+                          takesDown,
                           config.grace());
                   return SessionManager.create(ports, Engine::newSessionId);
                 }),

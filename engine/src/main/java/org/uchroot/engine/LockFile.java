@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Objects;
 import java.util.Optional;
 import jnr.constants.platform.Errno;
 import jnr.constants.platform.OpenFlags;
@@ -45,7 +46,7 @@ final class LockFile implements AutoCloseable {
    * a testbed, which locks the rootfs cache, does not wait for jnr's set-up.
    */
   static void prepareInBackground() {
-    Thread thread = new Thread(() -> errno(), "uchroot-lock-setup");
+    Thread thread = new Thread(LockFile::loadNative, "uchroot-lock-setup");
     thread.setDaemon(true);
     thread.start();
   }
@@ -108,6 +109,11 @@ final class LockFile implements AutoCloseable {
         }
       }
     }
+  }
+
+  /** Initialises {@link Native}: jnr binds the functions then. */
+  private static void loadNative() {
+    Objects.requireNonNull(Native.LIBC);
   }
 
   private static int errno() {

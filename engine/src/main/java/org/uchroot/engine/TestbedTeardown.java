@@ -54,7 +54,7 @@ final class TestbedTeardown implements TestbedRemover {
   @Override
   public CompletionStage<Void> remove(Testbed testbed) {
     CompletableFuture<Void> gone = new CompletableFuture<>();
-    blocking.execute(() -> takeDown(NamespaceSandbox.of(testbed), testbed.rootfs(), gone));
+    blocking.execute(() -> takeDown(testbed, gone));
     return gone;
   }
 
@@ -79,7 +79,15 @@ final class TestbedTeardown implements TestbedRemover {
    * killed, or the tree was too large for the wait) is the {@link SafeRemover}'s, once the
    * namespaces, and so every mount of the session, are gone.
    */
-  private void takeDown(NamespaceSandbox sandbox, Path rootfs, CompletableFuture<Void> gone) {
+  private void takeDown(Testbed testbed, CompletableFuture<Void> gone) {
+    NamespaceSandbox sandbox;
+    try {
+      sandbox = NamespaceSandbox.of(testbed);
+    } catch (RuntimeException e) {
+      gone.completeExceptionally(e);
+      return;
+    }
+    Path rootfs = testbed.rootfs();
     ending.add(sandbox);
     Cancellable overdue = scheduler.scheduleOnce(END_WAIT, sandbox.stopper(), timers);
     Cancellable longOverdue =
