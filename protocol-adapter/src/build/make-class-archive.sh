@@ -42,10 +42,10 @@ tar -C "$work/tree" --owner=0 --group=0 --numeric-owner -cf "$work/rootfs.tar" .
 # keeps the launch script from using an archive, or starting to make one, for this server.
 for try in 1 2; do
     printf 'capabilities\nopen\nrevert\nclose\nopen\nclose\nquit\n' |
-        TMPDIR=$work UCHROOT_CLASS_ARCHIVE=none \
+        TMPDIR=$work UCHROOT_CLASS_ARCHIVE=none UCHROOT_RUNTIME_DIR=$work/run \
         UCHROOT_JAVA_OPTS="-XX:ArchiveClassesAtExit=$partial \
             -XX:ErrorFile=$work/hs_err_%p.log \
-            -Duchroot.state-dir=$work/state -Duchroot.runtime-dir=$work/run \
+            -Duchroot.state-dir=$work/state \
             -Duchroot.cache-dir=$work/cache -Djava.io.tmpdir=$work" \
         "$dist/bin/autopkgtest-virt-uchroot" -t "$work/rootfs.tar" > "$work/server.log" 2>&1
     status=$?

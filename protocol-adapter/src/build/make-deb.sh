@@ -24,7 +24,8 @@ cp -R "$dist/bin" "$dist/lib" "$dist/libexec" "$stage/usr/lib/uchroot/"
 rm -f "$stage/usr/lib/uchroot/lib/uchroot.jsa" "$stage/usr/lib/uchroot/lib/uchroot.jsa.home"
 # As dh_strip does.
 strip --remove-section=.comment --remove-section=.note --strip-unneeded \
-    "$stage/usr/lib/uchroot/libexec/uchroot-jobd" "$stage/usr/lib/uchroot/libexec/uchroot-exec"
+    "$stage/usr/lib/uchroot/libexec/uchroot-jobd" "$stage/usr/lib/uchroot/libexec/uchroot-exec" \
+    "$stage/usr/lib/uchroot/bin/autopkgtest-virt-uchroot"
 cp "$dist/conf/uchroot.conf" "$dist/conf/logback.xml" "$stage/etc/uchroot/"
 # The launch scripts read DIST/conf: here, the administrator's copy.
 ln -s /etc/uchroot "$stage/usr/lib/uchroot/conf"

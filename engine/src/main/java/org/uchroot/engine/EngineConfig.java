@@ -116,12 +116,11 @@ public record EngineConfig(
                               + "; install uchroot, or set uchroot.libexec-dir"))
               .toString();
     }
-    String runtime = c.getString("runtime-dir");
     String state = c.getString("state-dir");
     String cache = c.getString("cache-dir");
     return new EngineConfig(
         Path.of(libexec),
-        runtime.isEmpty() ? Host.defaultRuntimeDir() : Path.of(runtime),
+        Host.runtimeDir(),
         state.isEmpty() ? Host.defaultStateDir() : Path.of(state),
         cache.isEmpty() ? Host.defaultCacheDir() : Path.of(cache),
         cacheMaxBytes(c),

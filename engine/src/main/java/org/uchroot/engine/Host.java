@@ -4,6 +4,7 @@ import com.sun.security.auth.module.UnixSystem;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -123,12 +124,25 @@ public final class Host {
   }
 
   /**
-   * {@code $XDG_RUNTIME_DIR/uchroot}, {@code /run/uchroot} for root, else {@code /tmp/uchroot-UID}.
+   * The user's runtime directory for uchroot, the same however the user was reached (a login, su,
+   * sudo, a service): {@code $UCHROOT_RUNTIME_DIR}; else {@code /run/user/UID/uchroot} where the
+   * login manager made {@code /run/user/UID}; else {@code /run/uchroot} for root; else {@code
+   * /tmp/uchroot-UID}. {@code $XDG_RUNTIME_DIR} is not read: su and sudo pass on another user's.
+   * The native frontend (frontend.c) finds it by the same rule.
    */
-  static Path defaultRuntimeDir() {
-    String xdg = System.getenv("XDG_RUNTIME_DIR");
-    if (xdg != null && !xdg.isEmpty() && Files.isDirectory(Path.of(xdg))) {
-      return Path.of(xdg, "uchroot");
+  public static Path runtimeDir() {
+    String chosen = System.getenv("UCHROOT_RUNTIME_DIR");
+    if (chosen != null && chosen.startsWith("/")) {
+      return Path.of(chosen);
+    }
+    Path login = Path.of("/run/user", Integer.toString(uid()));
+    try {
+      if (Files.isDirectory(login, LinkOption.NOFOLLOW_LINKS)
+          && (int) Files.getAttribute(login, "unix:uid", LinkOption.NOFOLLOW_LINKS) == uid()) {
+        return login.resolve("uchroot");
+      }
+    } catch (IOException | UnsupportedOperationException e) {
+      // Not the user's: the next choice.
     }
     return isRoot() ? Path.of("/run/uchroot") : Path.of("/tmp", "uchroot-" + uid());
   }

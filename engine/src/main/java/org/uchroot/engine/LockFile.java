@@ -21,7 +21,7 @@ import jnr.ffi.Runtime;
  * file, so threads of one process exclude each other too. Not thread-safe: one holder uses an
  * instance and closes it.
  */
-final class LockFile implements AutoCloseable {
+public final class LockFile implements AutoCloseable {
 
   /**
    * open(2), flock(2) and close(2) alone, through jnr-ffi: the JDK's file locks are fcntl locks,
@@ -69,7 +69,7 @@ final class LockFile implements AutoCloseable {
   }
 
   /** Locks {@code path}, creating it if need be; blocks until no one else holds it. */
-  static LockFile acquire(Path path) throws IOException {
+  public static LockFile acquire(Path path) throws IOException {
     return lock(path, true).orElseThrow();
   }
 

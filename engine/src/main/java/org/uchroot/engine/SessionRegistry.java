@@ -226,11 +226,24 @@ public final class SessionRegistry {
     }
   }
 
-  /** The owner runs if its pid exists and started when recorded (pids are reused). */
+  /**
+   * The owner runs if its pid exists, started when recorded (pids are reused) and has not died: a
+   * killed owner that its parent has not reaped yet holds nothing any more.
+   */
   private static boolean isAlive(long pid, Instant recordedStart) {
     return ProcessHandle.of(pid)
-        .flatMap(h -> h.info().startInstant())
-        .map(start -> start.equals(recordedStart))
-        .orElse(false);
+            .flatMap(h -> h.info().startInstant())
+            .map(start -> start.equals(recordedStart))
+            .orElse(false)
+        && !isZombie(pid);
+  }
+
+  private static boolean isZombie(long pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      return stat.substring(stat.lastIndexOf(')') + 2).startsWith("Z");
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
   }
 }

@@ -129,9 +129,10 @@ final class DoctorCommand implements Callable<Integer> {
     findings.add(userNamespaces(host, config));
     findings.add(overlay(host, config));
     findings.add(tun(host));
-    findings.add(directory(host, "cache directory", "cache-dir", config.cacheDir(), true));
-    findings.add(directory(host, "state directory", "state-dir", config.stateDir(), false));
-    findings.add(directory(host, "runtime directory", "runtime-dir", config.runtimeDir(), false));
+    findings.add(directory(host, "cache directory", conf("cache-dir"), config.cacheDir(), true));
+    findings.add(directory(host, "state directory", conf("state-dir"), config.stateDir(), false));
+    findings.add(
+        directory(host, "runtime directory", "UCHROOT_RUNTIME_DIR", config.runtimeDir(), false));
     findings.add(classDataArchive(archive));
     return findings;
   }
@@ -270,10 +271,19 @@ final class DoctorCommand implements Callable<Integer> {
             "as root, modprobe tun");
   }
 
-  static Finding directory(HostFacts host, String check, String key, Path dir, boolean holdsTrees) {
+  /** Where a user sets a key of the configuration. */
+  private static String conf(String key) {
+    return "uchroot." + key + " in ~/.config/uchroot/uchroot.conf";
+  }
+
+  /**
+   * @param setting what chooses the directory, for the advice
+   */
+  static Finding directory(
+      HostFacts host, String check, String setting, Path dir, boolean holdsTrees) {
     Space space = host.space(dir);
     String where = dir + " (" + space.type() + ", " + gibibytes(space.free()) + " free)";
-    String elsewhere = "or set uchroot." + key + " in ~/.config/uchroot/uchroot.conf elsewhere";
+    String elsewhere = "or set " + setting + " elsewhere";
     if (!space.writable()) {
       String what =
           space.existing().equals(dir) ? dir.toString() : space.existing() + ", above it,";

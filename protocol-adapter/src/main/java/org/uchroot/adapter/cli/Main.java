@@ -3,12 +3,16 @@ package org.uchroot.adapter.cli;
 import com.typesafe.config.ConfigException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Properties;
 import org.uchroot.actors.OneLineMessage;
+import org.uchroot.adapter.service.EngineClient;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine;
@@ -45,6 +49,7 @@ import picocli.CommandLine.Command;
     },
     subcommands = {
       VirtServerCommand.class,
+      EngineCommand.class,
       RunCommand.class,
       BatchCommand.class,
       SessionsCommand.class,
@@ -53,6 +58,9 @@ import picocli.CommandLine.Command;
       CommandLine.HelpCommand.class
     })
 public final class Main {
+
+  /** The frontend's name, which its messages carry. */
+  static final String FRONTEND_PROGRAM = "autopkgtest-virt-uchroot";
 
   private static final DateTimeFormatter CLOCK = DateTimeFormatter.ofPattern("HH:mm:ss");
 
@@ -84,6 +92,24 @@ public final class Main {
       // The command's own words may look like options: they are not ours.
       commandLine.getSubcommands().get("run").setStopAtPositional(true);
     }
+    return execute(commandLine, out, err, args);
+  }
+
+  /**
+   * Runs {@code autopkgtest-virt-uchroot}'s command line for a frontend of the shared engine, with
+   * the same option rules, messages and statuses as a server of its own.
+   */
+  public static int runForFrontend(EngineClient frontend, List<String> args) {
+    CommandLine commandLine =
+        new CommandLine(new VirtServerCommand(frontend)).setCommandName(FRONTEND_PROGRAM);
+    PrintWriter out =
+        new PrintWriter(new OutputStreamWriter(frontend.answers(), StandardCharsets.UTF_8), true);
+    PrintWriter err = new PrintWriter(frontend.messages(), true);
+    return execute(commandLine, out, err, args.toArray(String[]::new));
+  }
+
+  private static int execute(
+      CommandLine commandLine, PrintWriter out, PrintWriter err, String[] args) {
     commandLine
         .setOut(out)
         .setErr(err)

@@ -1,12 +1,12 @@
 package org.uchroot.adapter.cli;
 
-import java.time.Duration;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.OneLineMessage;
 import org.uchroot.adapter.terminal.HostTerminal;
+import org.uchroot.adapter.virt.InterruptEscalation;
 import org.uchroot.engine.Host;
 import sun.misc.Signal;
 import sun.misc.SignalHandler;
@@ -41,33 +41,8 @@ final class Signals {
    * what it did, in the words its action returns.
    */
   static void onInterrupt(GracePeriods grace, Supplier<String> interrupt, Supplier<String> kill) {
-    Duration escalation = grace.beforeTerm().plus(grace.beforeKill());
-    long[] escalationEnds = {0};
-    boolean[] escalating = {false};
-    on(
-        "INT",
-        () -> {
-          // One handler runs at a time, on the JVM's signal thread.
-          long now = System.nanoTime();
-          if (escalating[0] && now - escalationEnds[0] < 0) {
-            escalating[0] = false;
-            LOG.info("SIGINT again: {}", kill.get());
-            return;
-          }
-          escalating[0] = true;
-          escalationEnds[0] = now + escalation.toNanos();
-          LOG.info(
-              "SIGINT: {}; SIGTERM in {}, kill in {}; Ctrl+C again to kill now",
-              interrupt.get(),
-              spoken(grace.beforeTerm()),
-              spoken(escalation));
-        });
-  }
-
-  /** {@code 5s}, {@code 500ms}. */
-  private static String spoken(Duration duration) {
-    long millis = duration.toMillis();
-    return millis % 1000 == 0 ? millis / 1000 + "s" : millis + "ms";
+    InterruptEscalation escalation = new InterruptEscalation(grace, interrupt, kill);
+    on("INT", () -> LOG.info("{}", escalation.interrupted()));
   }
 
   /**

@@ -108,6 +108,12 @@ public final class TestbedOptions {
   boolean privileged;
 
   /**
+   * What relative paths are relative to: this process's working directory, or a frontend's when a
+   * shared engine serves it.
+   */
+  Path workingDirectory = Path.of("").toAbsolutePath();
+
+  /**
    * What these options ask for, checked in the reference's order: the tarball (which may be
    * missing: the caller decides when that fails), the bind mounts, the unpack directory. Paths have
    * a leading {@code ~} and {@code $VAR} expanded, as the reference's shell expands them.
@@ -133,7 +139,7 @@ public final class TestbedOptions {
     String name = prefix == null ? DEFAULT_PREFIX : ShellExpansion.expand(prefix, env);
     // A stand-in for the random end, so that a prefix ending in "/" keeps its meaning through
     // Path's normalising.
-    Path prefixed = temporaryDirectory(env).resolve(name + "X").normalize();
+    Path prefixed = temporaryDirectory(env, workingDirectory).resolve(name + "X").normalize();
     Path parent = prefixed.getParent();
     if (!Files.isDirectory(parent)) {
       throw new CliException(
@@ -154,6 +160,10 @@ public final class TestbedOptions {
    * write to.
    */
   static Path temporaryDirectory(Map<String, String> env) {
+    return temporaryDirectory(env, Path.of("").toAbsolutePath());
+  }
+
+  private static Path temporaryDirectory(Map<String, String> env, Path workingDirectory) {
     List<String> candidates = new ArrayList<>();
     for (String variable : List.of("TMPDIR", "TEMP", "TMP")) {
       String value = env.get(variable);
@@ -163,12 +173,12 @@ public final class TestbedOptions {
     }
     candidates.addAll(List.of("/tmp", "/var/tmp", "/usr/tmp"));
     for (String candidate : candidates) {
-      Path dir = Path.of(candidate).toAbsolutePath().normalize();
+      Path dir = workingDirectory.resolve(candidate).normalize();
       if (Files.isDirectory(dir) && Files.isWritable(dir) && Files.isExecutable(dir)) {
         return dir;
       }
     }
-    return Path.of("").toAbsolutePath();
+    return workingDirectory;
   }
 
   /** A checked testbed request; {@link #spec} fails with the reference's words without tarball. */
@@ -195,7 +205,7 @@ public final class TestbedOptions {
     for (int i = 0; i + 1 < bind.size(); i += 2) {
       String outside = ShellExpansion.expand(bind.get(i), env);
       String inside = ShellExpansion.expand(bind.get(i + 1), env);
-      Path outsideDir = Path.of(outside);
+      Path outsideDir = workingDirectory.resolve(outside);
       if (!Files.isDirectory(outsideDir)) {
         throw new CliException(ExitCode.INVALID_ARGUMENT, BindMount.outsideMissing(outsideDir));
       }
@@ -217,10 +227,10 @@ public final class TestbedOptions {
       return Optional.empty();
     }
     Path dir = Path.of(ShellExpansion.expand(unpackDir, env));
-    if (Files.exists(dir)) {
+    if (Files.exists(workingDirectory.resolve(dir))) {
       throw new CliException(ExitCode.INVALID_ARGUMENT, dir + ": File exists");
     }
-    return Optional.of(dir.toAbsolutePath());
+    return Optional.of(workingDirectory.resolve(dir));
   }
 
   /**
@@ -229,7 +239,7 @@ public final class TestbedOptions {
    */
   Optional<Path> tarball(Map<String, String> env) {
     if (tarball != null) {
-      return Optional.of(Path.of(ShellExpansion.expand(tarball, env)));
+      return Optional.of(workingDirectory.resolve(ShellExpansion.expand(tarball, env)));
     }
     Pattern pattern = Globs.toRegex(release + "-" + arch + ".t*");
     List<Path> matches = new ArrayList<>();

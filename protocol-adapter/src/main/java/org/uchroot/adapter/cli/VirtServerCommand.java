@@ -5,11 +5,14 @@ import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.OutputStream;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.LoggerFactory;
+import org.uchroot.adapter.service.EngineClient;
 import org.uchroot.adapter.virt.VirtServer;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
@@ -39,6 +42,21 @@ final class VirtServerCommand implements Callable<Integer> {
 
   @Mixin TestbedOptions options;
 
+  // Read by the frontend, which runs this server in the shared engine or as a program of its own;
+  // here for its help and so that its values are checked.
+  @Option(
+      names = "--engine",
+      paramLabel = "MODE",
+      description =
+          "shared: serve the testbed in the user's shared engine (started if need be);"
+              + " standalone: in a server of its own (default: $UCHROOT_ENGINE, else standalone).")
+  EngineMode engine;
+
+  enum EngineMode {
+    shared,
+    standalone
+  }
+
   @Option(
       names = {"-h", "--help"},
       usageHelp = true,
@@ -53,8 +71,22 @@ final class VirtServerCommand implements Callable<Integer> {
       description = "Show uchroot's version and exit.")
   boolean version;
 
+  /** The frontend this server runs for in the shared engine; null for a server of its own. */
+  private final EngineClient frontend;
+
+  VirtServerCommand() {
+    this(null);
+  }
+
+  VirtServerCommand(EngineClient frontend) {
+    this.frontend = frontend;
+  }
+
   @Override
   public Integer call() {
+    if (frontend != null) {
+      return serveFrontend();
+    }
     Logging.start(options.debug);
     Map<String, String> env = System.getenv();
     // A missing tarball is only reported now: open fails, which is when the reference fails too.
@@ -88,6 +120,71 @@ final class VirtServerCommand implements Callable<Integer> {
     Signals.onTermination(server::terminate);
     Signals.onInterrupt(config.grace(), server::interruptCommands, server::killCommands);
     return server.serve();
+  }
+
+  /**
+   * The server of a frontend, in the shared engine: its options, environment and working directory
+   * are the frontend's, its testbed one session of the engine. Options that change the engine's own
+   * settings send the frontend to a server of its own.
+   */
+  private int serveFrontend() {
+    if (options.debug) {
+      frontend.enableDebug();
+    }
+    if (engine == EngineMode.standalone) {
+      frontend.runStandalone("--engine=standalone");
+      return 0;
+    }
+    Engine shared = frontend.engine();
+    EngineConfig config = shared.config();
+    String differs = differences(config, options.configure(config));
+    if (differs != null) {
+      frontend.runStandalone("the shared engine's " + differs);
+      return 0;
+    }
+    Map<String, String> env = frontend.environment();
+    options.workingDirectory = frontend.workingDirectory();
+    TestbedOptions.Choice choice = options.choose(env);
+    if (choice.tarball().isEmpty()) {
+      LoggerFactory.getLogger(VirtServerCommand.class).error(choice.missingTarball());
+    }
+    VirtServer server =
+        VirtServer.inSharedEngine(
+            new VirtServer.Settings(
+                () -> choice.spec(config.normalUser()),
+                config.normalUser(),
+                config.runtimeDir(),
+                execProgram(config),
+                copyTimeout(env)),
+            shared,
+            frontend.requests(),
+            frontend.answers(),
+            frontend.messages());
+    frontend.serving(server);
+    return server.serve();
+  }
+
+  /**
+   * What the options ask for that the shared engine does not do, or null: its rootfs mode, ids and
+   * grace periods are the same for all its testbeds.
+   */
+  static String differences(EngineConfig shared, EngineConfig asked) {
+    List<String> differences = new ArrayList<>();
+    if (asked.rootfsMode() != shared.rootfsMode()) {
+      differences.add("rootfs mode is " + shared.rootfsMode().name().toLowerCase(Locale.ROOT));
+    }
+    if (asked.privileged() != shared.privileged()) {
+      differences.add(shared.privileged() ? "ids are the host's" : "ids are not the host's");
+    }
+    if (!asked.grace().equals(shared.grace())) {
+      differences.add(
+          "grace periods are "
+              + shared.grace().beforeTerm().toMillis()
+              + " ms before SIGTERM and "
+              + shared.grace().beforeKill().toMillis()
+              + " ms before the kill");
+    }
+    return differences.isEmpty() ? null : String.join(", ", differences);
   }
 
   /** Testbeds that killed servers left behind take space until someone removes them. */

@@ -11,11 +11,11 @@ import java.nio.channels.ByteChannel;
  * {@code Channels.newInputStream} and {@code newOutputStream} take the same lock for both on a
  * selectable channel, so a blocked read would hold back every write.
  */
-final class ChannelStreams {
+public final class ChannelStreams {
 
   private ChannelStreams() {}
 
-  static InputStream input(ByteChannel channel) {
+  public static InputStream input(ByteChannel channel) {
     return new InputStream() {
       @Override
       public int read() throws IOException {
@@ -37,7 +37,7 @@ final class ChannelStreams {
     };
   }
 
-  static OutputStream output(ByteChannel channel) {
+  public static OutputStream output(ByteChannel channel) {
     return new OutputStream() {
       @Override
       public void write(int b) throws IOException {

@@ -1,10 +1,8 @@
 package org.uchroot.adapter.exec;
 
 import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
@@ -293,61 +291,6 @@ public final class ExecRelay implements AutoCloseable {
       channel.close();
     } catch (IOException e) {
       // Nothing more can be said to this client.
-    }
-  }
-
-  /**
-   * Writes whole frames to one connection from any thread. Once the client has gone, or after the
-   * last frame, output is dropped: the engine must be able to drain a command whose reader left.
-   */
-  private static final class FrameWriter {
-    private final OutputStream out;
-    private boolean closed;
-
-    FrameWriter(SocketChannel channel) {
-      this.out = new BufferedOutputStream(ChannelStreams.output(channel), Frame.MAX_DATA + 5);
-    }
-
-    synchronized void send(byte type, byte[] data, int offset, int length) {
-      if (closed) {
-        return;
-      }
-      try {
-        int done = 0;
-        do {
-          int n = Math.min(Frame.MAX_DATA, length - done);
-          Frame.write(out, type, data, offset + done, n);
-          done += n;
-        } while (done < length);
-        out.flush();
-      } catch (IOException e) {
-        closed = true;
-      }
-    }
-
-    synchronized void finish(Frame frame) {
-      send(frame.type(), frame.payload(), 0, frame.payload().length);
-      closed = true;
-    }
-
-    synchronized void discard() {
-      closed = true;
-    }
-
-    OutputStream stream(byte type) {
-      return new OutputStream() {
-        @Override
-        public void write(int b) {
-          send(type, new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] data, int offset, int length) {
-          if (length > 0) {
-            send(type, data, offset, length);
-          }
-        }
-      };
     }
   }
 }

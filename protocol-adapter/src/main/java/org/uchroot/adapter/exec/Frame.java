@@ -34,6 +34,18 @@ public record Frame(byte type, byte[] payload) {
   /** Client to server: the client received a signal (1 byte: its number). */
   public static final byte SIGNAL = 's';
 
+  /** Engine socket, client to engine: the client's working directory; before {@link #ARGV}. */
+  public static final byte WORKING_DIRECTORY = 'w';
+
+  /** Engine socket, client to engine: the client's environment, each NAME=VALUE NUL-terminated. */
+  public static final byte ENVIRONMENT = 'v';
+
+  /**
+   * Engine socket, engine to client: this session needs a server of its own, for the reason given
+   * (one UTF-8 line); the last frame.
+   */
+  public static final byte STANDALONE = 'l';
+
   /** Server to client: data the command wrote to stdout. */
   public static final byte STDOUT = 'o';
 

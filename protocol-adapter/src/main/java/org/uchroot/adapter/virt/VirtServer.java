@@ -118,6 +118,9 @@ public final class VirtServer {
 
   private boolean engineShutDown;
 
+  /** False in a shared engine, which outlives this server: only the server's testbed is closed. */
+  private final boolean ownsEngine;
+
   /**
    * @param engine the engine, perhaps still starting; the server closes it when it ends
    * @param in the caller's commands
@@ -130,6 +133,31 @@ public final class VirtServer {
       InputStream in,
       OutputStream answers,
       PrintStream messages) {
+    this(settings, engine, in, answers, messages, true);
+  }
+
+  /**
+   * A server for one caller of an engine that serves others too: at its end, and on {@link
+   * #terminate}, it closes its own testbed and leaves the engine running.
+   */
+  public static VirtServer inSharedEngine(
+      Settings settings,
+      Engine engine,
+      InputStream in,
+      OutputStream answers,
+      PrintStream messages) {
+    return new VirtServer(
+        settings, CompletableFuture.completedFuture(engine), in, answers, messages, false);
+  }
+
+  private VirtServer(
+      Settings settings,
+      CompletableFuture<Engine> engine,
+      InputStream in,
+      OutputStream answers,
+      PrintStream messages,
+      boolean ownsEngine) {
+    this.ownsEngine = ownsEngine;
     this.settings = settings;
     this.engine = engine;
     this.input = new LineReader(in);
@@ -144,6 +172,11 @@ public final class VirtServer {
    */
   public int serve() {
     int status = conversation();
+    if (!ownsEngine) {
+      // An open that a terminate overtook, or a conversation that ended without its cleanup.
+      closeLeftover();
+      return status;
+    }
     shutDownEngine();
     if (terminating) {
       // A signal handler is closing everything and will end the process by that signal.
@@ -207,6 +240,10 @@ public final class VirtServer {
     OpenTestbed closing = testbed;
     if (closing != null) {
       closing.relay().stopAccepting();
+    }
+    if (!ownsEngine) {
+      closeLeftover();
+      return;
     }
     shutDownEngine();
     if (closing != null) {
@@ -465,6 +502,26 @@ public final class VirtServer {
     if (endedRelay != null) {
       endedRelay.close();
       endedRelay = null;
+    }
+  }
+
+  /** In a shared engine: closes the testbed still open, from whichever thread gets here first. */
+  private void closeLeftover() {
+    OpenTestbed open;
+    synchronized (this) {
+      open = testbed;
+      forgetTestbed();
+    }
+    if (open == null) {
+      return;
+    }
+    open.relay().stopAccepting();
+    try {
+      open.session().closeAndWait();
+    } catch (UchrootException e) {
+      LOG.error("cannot close testbed {}: {}", open.session().id(), OneLineMessage.of(e));
+    } finally {
+      open.relay().close(Duration.ZERO);
     }
   }
 

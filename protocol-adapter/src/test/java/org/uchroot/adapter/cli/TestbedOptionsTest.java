@@ -133,7 +133,7 @@ class TestbedOptionsTest {
     assertEquals(List.of(new BindMount(Path.of("/tmp"), "/mnt")), options.binds(NO_ENV));
     assertEquals("a=b", parse("--arch=a=b").arch);
     assertEquals(
-        Optional.of(Path.of("--tarball=/y")),
+        Optional.of(Path.of("").toAbsolutePath().resolve("--tarball=/y")),
         parse("-t", "--tarball=/y").tarball(NO_ENV),
         "an option's value is never read as an option");
   }
@@ -186,8 +186,28 @@ class TestbedOptionsTest {
         parse("-p", "~/sub/$D.").unpackPrefix(here));
   }
 
+  /** Relative paths are relative to the working directory, as for the reference's tar. */
   private static void assertTarball(String expected, String given, Map<String, String> env) {
-    assertEquals(Optional.of(Path.of(expected)), parse("-t", given).tarball(env), given);
+    assertEquals(
+        Optional.of(Path.of("").toAbsolutePath().resolve(expected)),
+        parse("-t", given).tarball(env),
+        given);
+  }
+
+  @Test
+  void resolvesRelativePathsAgainstTheCallersWorkingDirectoryNotTheServers() throws IOException {
+    Files.createDirectories(tmp.resolve("outside"));
+    TestbedOptions options = parse("-t", "b.tar", "-b", "outside", "/mnt", "-u", "unpack");
+    options.workingDirectory = tmp;
+    assertEquals(Optional.of(tmp.resolve("b.tar")), options.tarball(NO_ENV));
+    assertEquals(List.of(new BindMount(tmp.resolve("outside"), "/mnt")), options.binds(NO_ENV));
+    assertEquals(Optional.of(tmp.resolve("unpack")), options.unpackDir(NO_ENV));
+    Files.createDirectories(tmp.resolve("sub"));
+    TestbedOptions prefixed = parse("-p", "sub/u.");
+    prefixed.workingDirectory = tmp;
+    assertEquals(
+        Optional.of(tmp.resolve("sub/u.").toString()),
+        prefixed.unpackPrefix(Map.of("TMPDIR", ".")));
   }
 
   @Test

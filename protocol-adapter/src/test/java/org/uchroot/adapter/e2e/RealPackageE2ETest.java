@@ -156,7 +156,7 @@ class RealPackageE2ETest {
       env.put("HOME", home.toString());
       env.put("USER", user);
       env.put("LOGNAME", user);
-      env.put("XDG_RUNTIME_DIR", runtimeDir.toString());
+      env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
       env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
       env.put("XDG_STATE_HOME", home.resolve(".local/state").toString());
       env.put("XDG_CONFIG_HOME", home.resolve(".config").toString());

@@ -128,7 +128,7 @@ final class SignalFixtures {
         "UCHROOT_JAVA_OPTS", (javaOpts + " -Duchroot.state-dir=" + work.resolve("state")).strip());
     if (user != null) {
       env.put("HOME", "/home/" + user);
-      env.put("XDG_RUNTIME_DIR", work.resolve("run").toString());
+      env.put("UCHROOT_RUNTIME_DIR", work.resolve("run").toString());
     }
     return leaks.tag(env);
   }

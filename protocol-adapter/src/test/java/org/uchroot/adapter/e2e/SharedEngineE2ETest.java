@@ -1,0 +1,358 @@
+package org.uchroot.adapter.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.uchroot.adapter.e2e.VirtServerProcess.exec;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.uchroot.engine.Host;
+import org.uchroot.engine.LeakCheck;
+
+/**
+ * The shared engine through the native frontend, as autopkgtest and sbuild run it with {@code
+ * --engine=shared}: one engine per user serves every frontend, each frontend's signals reach its
+ * own session only, a frontend or an engine that dies leaves nothing behind, and no other user gets
+ * in.
+ */
+@Tag("e2e")
+class SharedEngineE2ETest {
+
+  private static final Duration LIMIT = Duration.ofSeconds(60);
+  private static final Pattern PID = Pattern.compile("(?m)^pid: (\\d+)$");
+
+  @RegisterExtension final LeakCheck leaks = SignalFixtures.leakCheck();
+
+  @TempDir Path tempDir;
+
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void oneEngineServesFrontendsEachWithItsOwnTestbed(E2e.Caller caller) throws IOException {
+    String user = caller.user();
+    Fixture fixture = new Fixture(user);
+    try (VirtServerProcess first = fixture.frontend("first");
+        VirtServerProcess second = fixture.frontend("second")) {
+      String firstScratch = first.ok("open");
+      String secondScratch = second.ok("open");
+      assertNotEquals(firstScratch, secondScratch);
+      VirtServerProcess.Job job =
+          first.launch("id", exec(first.execProgram(), "id -u; echo from-the-testbed"));
+      job.awaitLine("from-the-testbed", LIMIT);
+      assertEquals("exit 0", job.awaitStatus(LIMIT), job.describe());
+      String status = fixture.uchroot("status", "engine", "status").output;
+      assertTrue(status.contains("frontends: 2"), status);
+      long engine = enginePid(status);
+      assertNotEquals(first.serverPid(), engine, "the frontend is not the engine");
+
+      first.ok("close");
+      first.send("quit");
+      assertEquals("exit 0", first.awaitServerExit(LIMIT), first.describe());
+      second.send("quit");
+      assertEquals("exit 0", second.awaitServerExit(LIMIT), second.describe());
+      // The idle time of the fixture's engines is two seconds.
+      Await.until(
+          "the idle engine to end",
+          LIMIT,
+          () -> ProcessHandle.of(engine).map(p -> !p.isAlive()).orElse(true),
+          () -> fixture.uchroot("status-after", "engine", "status").output);
+      assertFalse(Files.exists(fixture.socket(), LinkOption.NOFOLLOW_LINKS));
+    }
+  }
+
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void ctrlCInOneFrontendInterruptsThatSessionsCommandsOnly(E2e.Caller caller) throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    String script = "trap 'echo interrupted; exit 7' INT; echo armed; sleep 30 & wait; echo slept";
+    try (VirtServerProcess hit = fixture.frontend("hit");
+        VirtServerProcess spared = fixture.frontend("spared")) {
+      hit.ok("open");
+      spared.ok("open");
+      VirtServerProcess.Job hitJob = hit.launch("hit", exec(hit.execProgram(), script));
+      VirtServerProcess.Job sparedJob = spared.launch("spared", exec(spared.execProgram(), script));
+      hitJob.awaitLine("armed", LIMIT);
+      sparedJob.awaitLine("armed", LIMIT);
+
+      // The terminal's Ctrl+C reaches the frontend alone: its job server is in its own session.
+      hit.signalServer(VirtServerProcess.SIGINT);
+      hitJob.awaitLine("interrupted", LIMIT);
+      assertEquals("exit 7", hitJob.awaitStatus(LIMIT), hitJob.describe());
+      assertEquals("state=interrupted jobs=0 interrupts=1", hit.ok("status"));
+      assertEquals("state=open jobs=1 interrupts=0", spared.ok("status"));
+
+      // The interrupted testbed stays open and serves the next command.
+      VirtServerProcess.Job next = hit.launch("next", exec(hit.execProgram(), "echo again"));
+      next.awaitLine("again", LIMIT);
+      assertEquals("exit 0", next.awaitStatus(LIMIT), next.describe());
+
+      spared.ok("close");
+      assertNotEquals("exit 0", sparedJob.awaitStatus(LIMIT), "close ends the spared command");
+      hit.send("quit");
+      spared.send("quit");
+      assertEquals("exit 0", hit.awaitServerExit(LIMIT), hit.describe());
+      assertEquals("exit 0", spared.awaitServerExit(LIMIT), spared.describe());
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void sigtermClosesTheTestbedThenTheFrontendDiesOfIt(E2e.Caller caller) throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    try (VirtServerProcess frontend = fixture.frontend("terminated")) {
+      String scratch = frontend.ok("open");
+      VirtServerProcess.Job job =
+          frontend.launch("sleeper", exec(frontend.execProgram(), "echo armed; sleep 60"));
+      job.awaitLine("armed", LIMIT);
+      frontend.signalServer(VirtServerProcess.SIGTERM);
+      assertEquals("signal 15", frontend.awaitServerExit(LIMIT), frontend.describe());
+      assertFalse(Files.exists(Path.of(VirtServerProcess.unquote(scratch))), scratch);
+      assertEquals(List.of(), fixture.testbeds(), "testbeds left after SIGTERM");
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void aKilledFrontendsTestbedIsClosedAsAtEndOfInput(E2e.Caller caller) throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    try (VirtServerProcess survivor = fixture.frontend("survivor")) {
+      survivor.ok("open");
+      try (VirtServerProcess killed = fixture.frontend("killed")) {
+        killed.ok("open");
+        VirtServerProcess.Job job =
+            killed.launch("sleeper", exec(killed.execProgram(), "echo armed; sleep 60"));
+        job.awaitLine("armed", LIMIT);
+        assertEquals(2, fixture.testbeds().size(), fixture.testbeds().toString());
+        killed.signalServer(VirtServerProcess.SIGKILL);
+        assertEquals("signal 9", killed.awaitServerExit(LIMIT), killed.describe());
+        assertNotEquals("exit 0", job.awaitStatus(LIMIT), job.describe());
+        Await.until(
+            "the killed frontend's testbed to go",
+            LIMIT,
+            () -> fixture.testbeds().size() == 1,
+            () -> fixture.testbeds().toString());
+      }
+      // The other frontend's testbed is untouched.
+      VirtServerProcess.Job job = survivor.launch("alive", exec(survivor.execProgram(), "echo up"));
+      job.awaitLine("up", LIMIT);
+      survivor.send("quit");
+      assertEquals("exit 0", survivor.awaitServerExit(LIMIT), survivor.describe());
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
+  @Test
+  void aKilledEngineFailsItsFrontendsAndCleanupRemovesWhatItLeft() throws IOException {
+    Fixture fixture = new Fixture(null);
+    try (VirtServerProcess frontend = fixture.frontend("orphaned")) {
+      frontend.ok("open");
+      VirtServerProcess.Job job =
+          frontend.launch("builder", exec(frontend.execProgram(), "echo armed; sleep 60"));
+      job.awaitLine("armed", LIMIT);
+      long engine = enginePid(fixture.uchroot("status", "engine", "status").output);
+
+      assertTrue(Host.kill(engine, VirtServerProcess.SIGKILL));
+      assertEquals(
+          "exit 12", frontend.awaitServerExit(Duration.ofSeconds(10)), frontend.describe());
+      assertTrue(
+          frontend.stderr().contains("the engine ended without an answer"), frontend.describe());
+      assertNotEquals("exit 0", job.awaitStatus(LIMIT), job.describe());
+
+      // Its testbed is recorded, and orphaned as soon as the engine has died.
+      Await.until(
+          "the killed engine's testbed to be orphaned",
+          LIMIT,
+          () -> fixture.testbeds().stream().anyMatch(line -> line.contains("\torphaned\t")),
+          () -> fixture.testbeds().toString());
+      E2e.Result cleanup = fixture.uchroot("cleanup", "sessions", "cleanup", "--orphaned");
+      assertEquals(0, cleanup.exitCode, cleanup.tail(20));
+      assertEquals(List.of(), fixture.testbeds(), cleanup.tail(20));
+    }
+  }
+
+  @Test
+  void anotherUserIsRefusedAndGetsAnEngineOfItsOwn() throws IOException {
+    Fixture root = new Fixture(null);
+    String other = E2e.testUser();
+    try (VirtServerProcess frontend = root.frontend("roots")) {
+      frontend.ok("capabilities");
+      // Opened up on purpose, so that only the engine's check stands in the other user's way.
+      Files.setPosixFilePermissions(
+          root.runtimeDir(), PosixFilePermissions.fromString("rwx--x--x"));
+      Files.setPosixFilePermissions(root.socket(), PosixFilePermissions.fromString("rw-rw-rw-"));
+      Map<String, String> env = new LinkedHashMap<>(root.environment);
+      E2e.Result refused =
+          E2e.run(
+              "shared-engine-refused",
+              other,
+              tempDir,
+              env,
+              LIMIT,
+              List.of(
+                  E2e.distributionDir().resolve("bin/autopkgtest-virt-uchroot").toString(),
+                  "--engine=shared"));
+      assertEquals(12, refused.exitCode, refused.tail(20));
+      assertTrue(refused.output.contains("refusing a client of user " + other), refused.tail(20));
+
+      Fixture own = new Fixture(other);
+      try (VirtServerProcess theirs = own.frontend("theirs")) {
+        theirs.ok("capabilities");
+        long theirEngine = enginePid(own.uchroot("status", "engine", "status").output);
+        long rootsEngine = enginePid(root.uchroot("status", "engine", "status").output);
+        assertNotEquals(rootsEngine, theirEngine);
+        theirs.send("quit");
+        assertEquals("exit 0", theirs.awaitServerExit(LIMIT), theirs.describe());
+      } finally {
+        own.stopEngine();
+      }
+      frontend.send("quit");
+      assertEquals("exit 0", frontend.awaitServerExit(LIMIT), frontend.describe());
+    } finally {
+      root.stopEngine();
+    }
+  }
+
+  @Test
+  void frontendsStartingAtOnceMakeOneEngine() throws IOException {
+    Fixture fixture = new Fixture(null);
+    List<VirtServerProcess> frontends = new ArrayList<>();
+    try {
+      List<Thread> starts = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        int n = i;
+        Thread start =
+            new Thread(
+                () -> {
+                  try {
+                    VirtServerProcess started = fixture.frontend("at-once-" + n);
+                    synchronized (frontends) {
+                      frontends.add(started);
+                    }
+                  } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                  }
+                });
+        start.start();
+        starts.add(start);
+      }
+      for (Thread start : starts) {
+        start.join();
+      }
+      assertEquals(4, frontends.size());
+      String status = fixture.uchroot("status", "engine", "status").output;
+      assertTrue(status.contains("frontends: 4"), status);
+      List<String> engines =
+          SignalFixtures.processesWithEnvironment(fixture.runtimeDir().toString()).stream()
+              .filter(line -> line.contains("engine --detached"))
+              .toList();
+      assertEquals(1, engines.size(), engines.toString());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      for (VirtServerProcess frontend : frontends) {
+        frontend.close();
+      }
+      fixture.stopEngine();
+    }
+  }
+
+  private static long enginePid(String status) {
+    Matcher m = PID.matcher(status);
+    assertTrue(m.find(), "no pid in:\n" + status);
+    return Long.parseLong(m.group(1));
+  }
+
+  /** A user's own runtime and state directories, and frontends started there. */
+  private final class Fixture {
+    final String user;
+    final Path work;
+    final Map<String, String> environment;
+
+    Fixture(String user) throws IOException {
+      E2e.requireRoot();
+      E2e.requireCommands("perl", "runuser", "mkfifo");
+      this.user = user;
+      Path base = Files.createDirectories(tempDir.resolve(SignalFixtures.who(user)));
+      this.work = SignalFixtures.workDir(base, user);
+      Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
+      Map<String, String> env = new LinkedHashMap<>(SignalFixtures.environment(work, user, leaks));
+      // Every engine of these tests is its own, and ends two seconds after its last frontend.
+      env.put("UCHROOT_RUNTIME_DIR", runtimeDir().toString());
+      env.put(
+          "UCHROOT_JAVA_OPTS",
+          env.getOrDefault("UCHROOT_JAVA_OPTS", "") + " -Duchroot.engine.idle-timeout=2s");
+      this.environment = env;
+      leaks.watch(work.resolve("tmp"));
+    }
+
+    Path runtimeDir() {
+      return work.resolve("run");
+    }
+
+    Path socket() {
+      return runtimeDir().resolve("engine.sock");
+    }
+
+    VirtServerProcess frontend(String name) throws IOException {
+      return VirtServerProcess.start(
+          "shared-" + name + "-" + SignalFixtures.who(user),
+          user,
+          work.resolve("frontend-" + name),
+          environment,
+          List.of("--engine=shared", "-t", SignalFixtures.busyboxTarball().toString()));
+    }
+
+    E2e.Result uchroot(String name, String... args) {
+      List<String> argv = new ArrayList<>();
+      argv.add(E2e.distributionDir().resolve("bin/uchroot").toString());
+      argv.addAll(List.of(args));
+      try {
+        return E2e.run(
+            "shared-" + name + "-" + SignalFixtures.who(user),
+            user,
+            work,
+            environment,
+            LIMIT,
+            argv);
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+
+    /** The testbeds recorded in this fixture's state directory. */
+    List<String> testbeds() {
+      return uchroot("sessions", "sessions", "list")
+          .output
+          .lines()
+          .filter(line -> line.matches("s[0-9a-f]+\t.*"))
+          .toList();
+    }
+
+    void stopEngine() {
+      E2e.Result stopped = uchroot("stop", "engine", "stop");
+      assertEquals(0, stopped.exitCode, stopped.tail(20));
+    }
+  }
+}
