@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Side-by-side benchmark of autopkgtest-virt-uchroot and autopkgtest-virt-unshare.
 
-Drives both virtualisation servers through the same protocol session on the same tarball and
-prints a table with absolute figures and the ratio reference/uchroot for each row (above 1 means
-uchroot is faster or smaller).
+Drives the virtualisation servers through the same protocol session on the same tarball: uchroot
+as a server of its own (--engine=standalone) and through the shared engine (--engine=shared), and
+the reference. Prints a table with absolute figures and the ratio reference/uchroot for each row
+(above 1 means uchroot is faster or smaller).
 
     python3 protocol-adapter/src/bench/benchmark.py [--tarball T] [--commands 200]
 
@@ -85,22 +86,27 @@ def exec_latencies(server, count):
     return statistics.median(times)
 
 
-def measure(name, argv, tarball, commands, scratch, cold_env, rounds=5):
-    """cold_env(i): the environment of the i-th cold open, whose cache (if any) is empty."""
+def measure(name, argv, tarball, commands, scratch, cold_env, rounds=5, engine_rss_kib=None):
+    """cold_env(i): the environment of the i-th cold open, whose cache (if any) is empty.
+    engine_rss_kib(env): the peak RSS of the engine that serves env's servers, if any."""
     figures = {}
     big = os.path.join(scratch, 'big.bin')
     # Cold: the first open of this tarball (uchroot unpacks it into its cache here). Written
     # pages of earlier rounds are flushed first, so that no open pays for another's writeback.
     cold = []
+    first_start_ups = []
     for i in range(1, COLD_ROUNDS):
         os.sync()
         server = Server(argv + ['-t', tarball], cold_env(i))
+        first_start_ups.append(server.start_up)
         cold.append(server.ask('open')[1])
         server.ask('close')
         server.quit()
     env = cold_env(0)
     os.sync()
     server = Server(argv + ['-t', tarball], env)
+    first_start_ups.append(server.start_up)
+    figures[FIRST_START_UP] = statistics.median(first_start_ups)
     (downtmp,), first = server.ask('open')
     figures['cold open'] = statistics.median(cold + [first])
     figures['command (true), median'] = exec_latencies(server, commands)
@@ -139,7 +145,9 @@ def measure(name, argv, tarball, commands, scratch, cold_env, rounds=5):
     servers = [Server(argv + ['-t', tarball], env) for _ in range(20)]
     for s in servers:
         s.ask('open')
-    figures['peak RSS, 20 servers (MiB, sum)'] = sum(s.peak_rss_kib() for s in servers) / 1024
+    engine = engine_rss_kib(env) if engine_rss_kib else 0
+    figures['peak RSS, 20 servers (MiB, sum)'] = (
+        sum(s.peak_rss_kib() for s in servers) + engine) / 1024
     for s in servers:
         s.ask('close')
         s.quit()
@@ -147,10 +155,11 @@ def measure(name, argv, tarball, commands, scratch, cold_env, rounds=5):
 
 
 COLD_ROUNDS = 3
+FIRST_START_UP = 'start-up, no engine running'
 CLOSE_AFTER_REVERT = 'close after a revert'
 CLOSE_FIRST = 'close after a command, no revert'
 
-ROWS = ['server start-up', 'cold open', 'warm open', 'revert', CLOSE_AFTER_REVERT, CLOSE_FIRST,
+ROWS = [FIRST_START_UP, 'server start-up', 'cold open', 'warm open', 'revert', CLOSE_AFTER_REVERT, CLOSE_FIRST,
         'command (true), median',
         'copydown 100 MB', 'copyup 100 MB', 'peak RSS, 1 session (MiB)',
         'peak RSS, 20 servers (MiB, sum)', 'peak RSS, 20 sessions in one process (MiB)']
@@ -178,6 +187,22 @@ def batch_peak_rss_mib(uchroot, tarball, scratch, env):
     return peak / 1024
 
 
+def memory_growth(frontend, tarball, env, engine_rss_kib, counts=(1, 20, 50, 100)):
+    """RSS of the shared engine plus its frontends, each with an open testbed, as they grow."""
+    servers, growth = [], []
+    for count in counts:
+        while len(servers) < count:
+            server = Server([frontend, '--engine=shared', '-t', tarball], env)
+            server.ask('open')
+            servers.append(server)
+        frontends = sum(s.peak_rss_kib() for s in servers) / 1024
+        growth.append((count, engine_rss_kib(env) / 1024, frontends))
+    for s in servers:
+        s.ask('close')
+        s.quit()
+    return growth
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--tarball', help='rootfs tarball (default: a cached bookworm apt tarball)')
@@ -199,11 +224,34 @@ def main():
             env['UCHROOT_JAVA_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(scratch, 'cache%d' % i)
             return env
 
-        ours = measure('uchroot', [args.uchroot], tarball, args.commands, scratch, private_cache,
-                       args.rounds)
+        uchroot = os.path.join(os.path.dirname(args.uchroot), 'uchroot')
+        ours = measure('uchroot', [args.uchroot, '--engine=standalone'], tarball, args.commands,
+                       scratch, private_cache, args.rounds)
         env = private_cache(0)
         ours['peak RSS, 20 sessions in one process (MiB)'] = batch_peak_rss_mib(
-            os.path.join(os.path.dirname(args.uchroot), 'uchroot'), tarball, scratch, env)
+            uchroot, tarball, scratch, env)
+
+        def shared_engine(i):
+            """As private_cache(i), each with an engine of its own, started by its first server."""
+            env = private_cache(i)
+            env['UCHROOT_RUNTIME_DIR'] = os.path.join(scratch, 'run%d' % i)
+            return env
+
+        def engine_rss_kib(env):
+            status = subprocess.run([uchroot, 'engine', 'status'], env=env, check=True,
+                                    capture_output=True, text=True).stdout
+            pid = int(status.split('pid: ')[1].split()[0])
+            with open('/proc/%d/status' % pid) as lines:
+                return next(int(line.split()[1]) for line in lines if line.startswith('VmHWM:'))
+
+        shared = measure('shared', [args.uchroot, '--engine=shared'], tarball, args.commands,
+                         scratch, shared_engine, args.rounds, engine_rss_kib)
+        shared['peak RSS, 20 sessions in one process (MiB)'] = shared[
+            'peak RSS, 20 servers (MiB, sum)']
+        growth = memory_growth(args.uchroot, tarball, shared_engine(0), engine_rss_kib)
+        for i in range(COLD_ROUNDS):
+            subprocess.run([uchroot, 'engine', 'stop'], env=shared_engine(i),
+                           stdout=subprocess.DEVNULL, check=True)
         reference = measure('unshare', ['autopkgtest-virt-unshare'], tarball, args.commands, scratch,
                             lambda i: None, args.rounds)
         # The reference has one process per testbed: its twenty servers are its whole cost.
@@ -216,14 +264,23 @@ def main():
     print('tarball: %s (%.0f MB); %d commands for the median; %d rounds; %s' % (
         tarball, size, args.commands, args.rounds, os.uname().release))
     print()
-    print('| %-42s | %14s | %14s | %9s |' % ('row', 'uchroot', 'unshare', 'ratio'))
-    print('|%s|%s|%s|%s|' % ('-' * 44, '-' * 16, '-' * 16, '-' * 11))
+    print('| %-42s | %14s | %14s | %14s | %9s | %9s |' % (
+        'row', 'standalone', 'shared', 'unshare', 'ratio', 'ratio'))
+    print('| %-42s | %14s | %14s | %14s | %9s | %9s |' % (
+        '', '', '', '', 'standalone', 'shared'))
+    print('|%s|%s|%s|%s|%s|%s|' % ('-' * 44, '-' * 16, '-' * 16, '-' * 16, '-' * 11, '-' * 11))
     for row in ROWS:
-        value, ref = ours[row], reference[row]
+        value, engine, ref = ours[row], shared[row], reference[row]
         unit = 'MiB' if 'RSS' in row else 'ms'
         scale = 1 if unit == 'MiB' else 1000
-        print('| %-42s | %11.1f %-3s | %11.1f %-3s | %8.1fx |' % (
-            row, value * scale, unit, ref * scale, unit, ref / value if value else float('inf')))
+        print('| %-42s | %11.1f %-3s | %11.1f %-3s | %11.1f %-3s | %8.1fx | %8.1fx |' % (
+            row, value * scale, unit, engine * scale, unit, ref * scale, unit,
+            ref / value if value else float('inf'), ref / engine if engine else float('inf')))
+    print()
+    print('shared engine, frontends each with an open testbed (peak RSS):')
+    for count, engine, frontends in growth:
+        print('  %3d frontends: engine %.1f MiB + frontends %.1f MiB = %.1f MiB' % (
+            count, engine, frontends, engine + frontends))
 
 
 if __name__ == '__main__':

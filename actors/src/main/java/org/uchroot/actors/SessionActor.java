@@ -230,7 +230,7 @@ public final class SessionActor {
                 testbed,
                 msg.spec(),
                 ports.launcher(),
-                ports.grace(),
+                spec.grace().orElse(ports.grace()),
                 context.getSelf(),
                 msg.replyTo()),
             "job-" + job.sequence());

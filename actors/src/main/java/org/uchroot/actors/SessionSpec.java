@@ -14,13 +14,16 @@ import java.util.Optional;
  * @param unpackPrefix the path of that temporary directory but for its random end, such as {@code
  *     /tmp/uchroot.}. Empty: {@code uchroot.} in the JVM's temporary directory
  * @param normalUser the unprivileged account created in the testbed
+ * @param grace how long this session's interrupted commands get before SIGTERM, then before the
+ *     kill. Empty: the engine's
  */
 public record SessionSpec(
     Path tarball,
     List<BindMount> binds,
     Optional<Path> unpackDir,
     Optional<String> unpackPrefix,
-    String normalUser) {
+    String normalUser,
+    Optional<GracePeriods> grace) {
 
   public SessionSpec {
     Objects.requireNonNull(tarball, "tarball");
@@ -28,6 +31,17 @@ public record SessionSpec(
     Objects.requireNonNull(unpackDir, "unpackDir");
     Objects.requireNonNull(unpackPrefix, "unpackPrefix");
     Objects.requireNonNull(normalUser, "normalUser");
+    Objects.requireNonNull(grace, "grace");
+  }
+
+  /** A session with the engine's grace periods. */
+  public SessionSpec(
+      Path tarball,
+      List<BindMount> binds,
+      Optional<Path> unpackDir,
+      Optional<String> unpackPrefix,
+      String normalUser) {
+    this(tarball, binds, unpackDir, unpackPrefix, normalUser, Optional.empty());
   }
 
   public static SessionSpec of(Path tarball) {

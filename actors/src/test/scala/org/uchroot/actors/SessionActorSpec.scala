@@ -16,12 +16,12 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
   private val grace = new GracePeriods(java.time.Duration.ofHours(1), java.time.Duration.ofHours(1))
   private val sessions = new AtomicInteger
 
-  private final class Fixture {
+  private final class Fixture(spec: SessionSpec = Fixtures.spec) {
     val fakes = new FakePorts(grace)
     val id = new SessionId(s"s${sessions.incrementAndGet()}")
     val openReplies = createTestProbe[OpenReply]()
     val session: ActorRef[Command] =
-      spawn(SessionActor.create(id, Fixtures.spec, fakes.ports, openReplies.ref))
+      spawn(SessionActor.create(id, spec, fakes.ports, openReplies.ref))
     val testbed = Fixtures.testbed(id.value)
 
     def provisioner: FakeProvisioner = fakes.provisioner
@@ -30,7 +30,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
     def open(): Testbed = {
       val call = provisioner.provisions.next()
-      call shouldBe ProvisionCall(id, Fixtures.spec, Optional.empty[Testbed]())
+      call shouldBe ProvisionCall(id, spec, Optional.empty[Testbed]())
       call.result.complete(testbed)
       openReplies.expectMessage(new Opened(id, testbed, session))
       testbed
@@ -140,6 +140,27 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
         f.end(job, replies, new ExitStatus.Exited(130))
         f.awaitRunningJobs(0)
         f.status().state shouldBe State.INTERRUPTED
+      }
+
+      "escalate by the session's own grace periods, where it has them, not the engine's" in {
+        val own = new GracePeriods(java.time.Duration.ofMillis(50), java.time.Duration.ofMillis(50))
+        val spec = Fixtures.spec
+        val f = new Fixture(
+          new SessionSpec(
+            spec.tarball,
+            spec.binds,
+            spec.unpackDir,
+            spec.unpackPrefix,
+            spec.normalUser,
+            Optional.of(own)))
+        f.open()
+        val (replies, job) = f.startJob()
+        f.interruptJobs() shouldBe new JobsInterrupted(1)
+        job.signals.next() shouldBe Signal.INT
+        // The engine's grace is an hour: these come from the session's.
+        job.signals.next() shouldBe Signal.TERM
+        job.signals.next() shouldBe Signal.KILL
+        f.end(job, replies, new ExitStatus.Signalled(9))
       }
 
       "leave a command sent after an interrupt alone" in {

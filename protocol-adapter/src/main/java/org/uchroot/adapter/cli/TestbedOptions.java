@@ -190,12 +190,18 @@ public final class TestbedOptions {
       String missingTarball) {
 
     SessionSpec spec(String normalUser) {
+      return spec(normalUser, Optional.empty());
+    }
+
+    /** With the session's own grace periods; empty: the engine's. */
+    SessionSpec spec(String normalUser, Optional<GracePeriods> grace) {
       return new SessionSpec(
           tarball.orElseThrow(() -> new UchrootException(missingTarball)),
           binds,
           unpackDir,
           prefix,
-          normalUser);
+          normalUser,
+          grace);
     }
   }
 

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.LoggerFactory;
@@ -137,7 +138,8 @@ final class VirtServerCommand implements Callable<Integer> {
     }
     Engine shared = frontend.engine();
     EngineConfig config = shared.config();
-    String differs = differences(config, options.configure(config));
+    EngineConfig asked = options.configure(config);
+    String differs = differences(config, asked);
     if (differs != null) {
       frontend.runStandalone("the shared engine's " + differs);
       return 0;
@@ -151,7 +153,7 @@ final class VirtServerCommand implements Callable<Integer> {
     VirtServer server =
         VirtServer.inSharedEngine(
             new VirtServer.Settings(
-                () -> choice.spec(config.normalUser()),
+                () -> choice.spec(config.normalUser(), Optional.of(asked.grace())),
                 config.normalUser(),
                 config.runtimeDir(),
                 execProgram(config),
@@ -160,13 +162,13 @@ final class VirtServerCommand implements Callable<Integer> {
             frontend.requests(),
             frontend.answers(),
             frontend.messages());
-    frontend.serving(server);
+    frontend.serving(server, asked.grace());
     return server.serve();
   }
 
   /**
-   * What the options ask for that the shared engine does not do, or null: its rootfs mode, ids and
-   * grace periods are the same for all its testbeds.
+   * What the options ask for that the shared engine does not do, or null: its rootfs mode and ids
+   * are the same for all its testbeds.
    */
   static String differences(EngineConfig shared, EngineConfig asked) {
     List<String> differences = new ArrayList<>();
@@ -175,14 +177,6 @@ final class VirtServerCommand implements Callable<Integer> {
     }
     if (asked.privileged() != shared.privileged()) {
       differences.add(shared.privileged() ? "ids are the host's" : "ids are not the host's");
-    }
-    if (!asked.grace().equals(shared.grace())) {
-      differences.add(
-          "grace periods are "
-              + shared.grace().beforeTerm().toMillis()
-              + " ms before SIGTERM and "
-              + shared.grace().beforeKill().toMillis()
-              + " ms before the kill");
     }
     return differences.isEmpty() ? null : String.join(", ", differences);
   }

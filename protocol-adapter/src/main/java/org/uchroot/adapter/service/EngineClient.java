@@ -5,6 +5,7 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Map;
+import org.uchroot.actors.GracePeriods;
 import org.uchroot.adapter.virt.VirtServer;
 import org.uchroot.engine.Engine;
 
@@ -35,8 +36,11 @@ public interface EngineClient {
   /** {@code -d}: this frontend's server logs at debug level, to the frontend's stderr. */
   void enableDebug();
 
-  /** The server the frontend's signals go to, once it exists. */
-  void serving(VirtServer server);
+  /**
+   * The server the frontend's signals go to, once it exists, and the grace periods its Ctrl+C
+   * escalates by.
+   */
+  void serving(VirtServer server, GracePeriods grace);
 
   /** This frontend needs a server of its own, for {@code reason}: it then starts one itself. */
   void runStandalone(String reason);

@@ -15,6 +15,7 @@ import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
+import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.OneLineMessage;
 import org.uchroot.adapter.exec.ChannelStreams;
 import org.uchroot.adapter.exec.Frame;
@@ -258,10 +259,9 @@ final class FrontendConnection implements EngineClient {
   }
 
   @Override
-  public void serving(VirtServer server) {
+  public void serving(VirtServer server, GracePeriods grace) {
     this.escalation =
-        new InterruptEscalation(
-            engine().config().grace(), server::interruptCommands, server::killCommands);
+        new InterruptEscalation(grace, server::interruptCommands, server::killCommands);
     this.server = server;
     if (endedBy != null) {
       server.terminate();

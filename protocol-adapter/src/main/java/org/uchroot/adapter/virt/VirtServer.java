@@ -465,6 +465,12 @@ public final class VirtServer {
    * control, and the keys its own until it exits.
    */
   private void shell(Session session, List<String> args) {
+    if (!ownsEngine) {
+      LOG.error(
+          "Cannot run shell: a shared engine has no terminal to give it; run the server with"
+              + " --engine=standalone for shell");
+      return;
+    }
     // The directory and variables as arguments, never as script text: a quote in them stays theirs.
     List<String> argv = new ArrayList<>(List.of("sh", "-c", SHELL_SCRIPT, "sh"));
     argv.addAll(args);

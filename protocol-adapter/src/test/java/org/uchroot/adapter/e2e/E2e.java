@@ -333,7 +333,22 @@ final class E2e {
     if (!javaOpts.isBlank()) {
       env.put("UCHROOT_JAVA_OPTS", javaOpts);
     }
+    // Beside TMPDIR, not in it: the engine's directory outlives the testbeds there, by design.
+    throughEngine(env, tmpDir.resolveSibling(tmpDir.getFileName() + "-run"));
     return env;
+  }
+
+  /**
+   * With {@code -Duchroot.e2e.engine=shared}, the tests' frontends use the shared engine: one per
+   * test, in {@code runtimeDir} (which its frontend makes), ending two seconds after its last
+   * frontend, so that every test still leaves nothing behind.
+   */
+  static void throughEngine(Map<String, String> env, Path runtimeDir) {
+    String engine = System.getProperty("uchroot.e2e.engine", "");
+    if (!engine.isBlank()) {
+      env.put("UCHROOT_ENGINE", engine);
+      env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
+    }
   }
 
   static void write(Path file, String content) throws IOException {

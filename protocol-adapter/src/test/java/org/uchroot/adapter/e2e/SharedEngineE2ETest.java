@@ -278,6 +278,36 @@ class SharedEngineE2ETest {
     }
   }
 
+  @Test
+  void theDocumentedPythonClientRunsACommandInATestbed() throws IOException {
+    Fixture fixture = new Fixture(null);
+    String protocol = Files.readString(E2e.projectRoot().resolve("docs/protocol.md"));
+    Matcher block =
+        Pattern.compile("from Python, with the exec relay[^`]*```sh\n([^`]*)```").matcher(protocol);
+    assertTrue(block.find(), "docs/protocol.md has no command for engine-client.py");
+    String command =
+        block
+            .group(1)
+            .strip()
+            .replace("/tmp/bookworm.tar", SignalFixtures.busyboxTarball().toString())
+            .replace("cat /etc/debian_version", "id -u");
+    try {
+      E2e.Result ran =
+          E2e.run(
+              "shared-python-client",
+              null,
+              E2e.projectRoot(),
+              fixture.environment,
+              LIMIT,
+              List.of("sh", "-c", command));
+      assertEquals(0, ran.exitCode, ran.tail(30));
+      assertTrue(ran.output.contains("0\nexit status 0"), ran.tail(30));
+      assertEquals(List.of(), fixture.testbeds(), "the client's testbed stays");
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
   private static long enginePid(String status) {
     Matcher m = PID.matcher(status);
     assertTrue(m.find(), "no pid in:\n" + status);

@@ -48,7 +48,8 @@ class ShellTerminalE2ETest {
     Path requests = fifo(work.resolve("requests"), user);
     Path answers = fifo(work.resolve("answers"), user);
     String server =
-        "stty rows 30 cols 90; before=$(stty -g); autopkgtest-virt-uchroot -t "
+        // The shell takes the server's controlling terminal, which a shared engine has not.
+        "stty rows 30 cols 90; before=$(stty -g); autopkgtest-virt-uchroot --engine=standalone -t "
             + E2e.debianTarball()
             + " <"
             + requests

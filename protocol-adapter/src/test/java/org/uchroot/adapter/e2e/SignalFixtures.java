@@ -130,6 +130,7 @@ final class SignalFixtures {
       env.put("HOME", "/home/" + user);
       env.put("UCHROOT_RUNTIME_DIR", work.resolve("run").toString());
     }
+    E2e.throughEngine(env, work.resolve("run"));
     return leaks.tag(env);
   }
 
