@@ -139,6 +139,8 @@ __attribute__((noreturn)) static void run_standalone(int argc, char **argv, cons
     for (int i = 1; i < argc; i++)
         args[i + 1] = argv[i];
     setenv("UCHROOT_PROGRAM", PROGRAM, 1);
+    /* Caught signals are reset by execv; an ignored one would stay ignored. */
+    signal(SIGPIPE, SIG_DFL);
     execv(launcher, args);
     say("cannot run %s: %s", launcher, strerror(errno));
     exit(EXIT_FAILURE_PROTOCOL);
@@ -350,7 +352,13 @@ __attribute__((noreturn)) static void die_by(int sig)
     _exit(128 + sig);
 }
 
-/* Relays until the engine's last frame; returns the status to exit with. */
+/* relay()'s answer when the engine closed the connection before its first frame. */
+#define RELAY_AGAIN (-1)
+
+/*
+ * Relays until the engine's last frame; returns the status to exit with, or RELAY_AGAIN if the
+ * engine ended the connection before it served it (it was stopping: the next one starts anew).
+ */
 static int relay(int sock, int argc, char **argv)
 {
     static unsigned char buf[CHUNK];
@@ -393,6 +401,8 @@ static int relay(int sock, int argc, char **argv)
         if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
             unsigned char header[FRAME_HEADER];
             if (!read_all(sock, header, sizeof header)) {
+                if (!serving)
+                    return RELAY_AGAIN;
                 say("the engine ended without an answer; `uchroot sessions cleanup --orphaned`"
                     " removes the testbeds it left");
                 return EXIT_FAILURE_PROTOCOL;
@@ -467,16 +477,6 @@ int main(int argc, char **argv)
     snprintf(socket_path, sizeof socket_path, "%s/engine.sock", dir);
     if (debug)
         say("engine socket: %s", socket_path);
-    const char *why = NULL;
-    int sock = connect_to(socket_path);
-    if (sock < 0)
-        sock = start_engine(dir, socket_path, &why);
-    if (sock < 0)
-        run_standalone(argc, argv, why);
-    if (!same_files(sock, &why)) {
-        close(sock);
-        run_standalone(argc, argv, why);
-    }
 
     if (pipe2(sig_pipe, O_CLOEXEC) < 0) {
         say("pipe: %s", strerror(errno));
@@ -488,20 +488,45 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (!send_preamble(sock, argc, argv)) {
-        /* An engine that refuses says why before it closes. */
-        int saved = errno;
-        unsigned char header[FRAME_HEADER];
-        static char reason[4096];
-        uint32_t len;
-        if (read_all(sock, header, sizeof header) && header[0] == 'f'
-            && (len = frame_length(header)) < sizeof reason && read_all(sock, reason, len)) {
-            reason[len] = '\0';
-            say("%s", reason);
-        } else {
-            say("cannot reach the engine: %s", strerror(saved));
+    for (int attempt = 1;; attempt++) {
+        const char *why = NULL;
+        int sock = connect_to(socket_path);
+        if (sock < 0)
+            sock = start_engine(dir, socket_path, &why);
+        if (sock < 0)
+            run_standalone(argc, argv, why);
+        if (!same_files(sock, &why)) {
+            close(sock);
+            run_standalone(argc, argv, why);
         }
-        return EXIT_FAILURE_PROTOCOL;
+        if (!send_preamble(sock, argc, argv)) {
+            /* An engine that refuses says why before it closes. */
+            int saved = errno;
+            unsigned char header[FRAME_HEADER];
+            static char reason[4096];
+            uint32_t len;
+            if (read_all(sock, header, sizeof header) && header[0] == 'f'
+                && (len = frame_length(header)) < sizeof reason && read_all(sock, reason, len)) {
+                reason[len] = '\0';
+                say("%s", reason);
+                return EXIT_FAILURE_PROTOCOL;
+            }
+            if (attempt == 3) {
+                say("cannot reach the engine: %s", strerror(saved));
+                return EXIT_FAILURE_PROTOCOL;
+            }
+            close(sock);
+            continue;
+        }
+        int status = relay(sock, argc, argv);
+        if (status != RELAY_AGAIN)
+            return status;
+        close(sock);
+        if (attempt == 3) {
+            say("the engine closed every connection before it answered");
+            return EXIT_FAILURE_PROTOCOL;
+        }
+        if (debug)
+            say("the engine was stopping; connecting again");
     }
-    return relay(sock, argc, argv);
 }

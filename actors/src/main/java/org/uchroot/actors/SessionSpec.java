@@ -16,6 +16,7 @@ import java.util.Optional;
  * @param normalUser the unprivileged account created in the testbed
  * @param grace how long this session's interrupted commands get before SIGTERM, then before the
  *     kill. Empty: the engine's
+ * @param rootfsMode how this session's testbed is made. Empty: as the engine makes them
  */
 public record SessionSpec(
     Path tarball,
@@ -23,7 +24,8 @@ public record SessionSpec(
     Optional<Path> unpackDir,
     Optional<String> unpackPrefix,
     String normalUser,
-    Optional<GracePeriods> grace) {
+    Optional<GracePeriods> grace,
+    Optional<RootfsMode> rootfsMode) {
 
   public SessionSpec {
     Objects.requireNonNull(tarball, "tarball");
@@ -32,16 +34,29 @@ public record SessionSpec(
     Objects.requireNonNull(unpackPrefix, "unpackPrefix");
     Objects.requireNonNull(normalUser, "normalUser");
     Objects.requireNonNull(grace, "grace");
+    Objects.requireNonNull(rootfsMode, "rootfsMode");
   }
 
-  /** A session with the engine's grace periods. */
+  /** A session with the engine's grace periods and rootfs mode. */
   public SessionSpec(
       Path tarball,
       List<BindMount> binds,
       Optional<Path> unpackDir,
       Optional<String> unpackPrefix,
       String normalUser) {
-    this(tarball, binds, unpackDir, unpackPrefix, normalUser, Optional.empty());
+    this(tarball, binds, unpackDir, unpackPrefix, normalUser, Optional.empty(), Optional.empty());
+  }
+
+  /** This spec with grace periods of its own. */
+  public SessionSpec withGrace(GracePeriods own) {
+    return new SessionSpec(
+        tarball, binds, unpackDir, unpackPrefix, normalUser, Optional.of(own), rootfsMode);
+  }
+
+  /** This spec with a rootfs mode of its own. */
+  public SessionSpec withRootfsMode(RootfsMode own) {
+    return new SessionSpec(
+        tarball, binds, unpackDir, unpackPrefix, normalUser, grace, Optional.of(own));
   }
 
   public static SessionSpec of(Path tarball) {

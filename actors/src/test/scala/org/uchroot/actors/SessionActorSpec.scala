@@ -144,15 +144,7 @@ class SessionActorSpec extends ScalaTestWithActorTestKit with AnyWordSpecLike {
 
       "escalate by the session's own grace periods, where it has them, not the engine's" in {
         val own = new GracePeriods(java.time.Duration.ofMillis(50), java.time.Duration.ofMillis(50))
-        val spec = Fixtures.spec
-        val f = new Fixture(
-          new SessionSpec(
-            spec.tarball,
-            spec.binds,
-            spec.unpackDir,
-            spec.unpackPrefix,
-            spec.normalUser,
-            Optional.of(own)))
+        val f = new Fixture(Fixtures.spec.withGrace(own))
         f.open()
         val (replies, job) = f.startJob()
         f.interruptJobs() shouldBe new JobsInterrupted(1)

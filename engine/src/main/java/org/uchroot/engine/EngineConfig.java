@@ -11,6 +11,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalLong;
 import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.RootfsMode;
 
 /**
  * Settings of an {@link Engine}, read from {@code uchroot.conf} (HOCON): the defaults in the
@@ -124,7 +125,7 @@ public record EngineConfig(
         state.isEmpty() ? Host.defaultStateDir() : Path.of(state),
         cache.isEmpty() ? Host.defaultCacheDir() : Path.of(cache),
         cacheMaxBytes(c),
-        RootfsMode.parse(c.getString("rootfs-mode")),
+        rootfsMode(c),
         new GracePeriods(
             c.getDuration("interrupt.grace-before-term"),
             c.getDuration("interrupt.grace-before-kill")),
@@ -167,6 +168,14 @@ public record EngineConfig(
     return candidates.stream()
         .filter(dir -> Files.isExecutable(dir.resolve(IdMapping.JOB_SERVER)))
         .findFirst();
+  }
+
+  private static RootfsMode rootfsMode(Config c) {
+    try {
+      return RootfsMode.parse(c.getString("rootfs-mode"));
+    } catch (IllegalArgumentException e) {
+      throw new IllegalStateException("uchroot.rootfs-mode: " + e.getMessage(), e);
+    }
   }
 
   public EngineConfig withGrace(GracePeriods grace) {

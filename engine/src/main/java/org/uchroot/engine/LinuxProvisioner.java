@@ -23,6 +23,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.OneLineMessage;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionId;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.actors.Testbed;
@@ -106,7 +107,7 @@ final class LinuxProvisioner implements TestbedProvisioner {
     try {
       long started = System.nanoTime();
       NamespaceSandbox sandbox = null;
-      if (config.rootfsMode() == RootfsMode.OVERLAY && overlayUsable) {
+      if (spec.rootfsMode().orElse(config.rootfsMode()) == RootfsMode.OVERLAY && overlayUsable) {
         sandbox = startOverlay(session, spec, top, scratch);
       }
       if (sandbox == null) {

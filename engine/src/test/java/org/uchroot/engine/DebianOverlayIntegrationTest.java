@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
 
 /**

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.ExitStatus;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
 
 /** Real namespaces on a real (busybox) rootfs, through the embedding API, in each rootfs mode. */

@@ -2,6 +2,7 @@ package org.uchroot.engine;
 
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Tag;
+import org.uchroot.actors.RootfsMode;
 
 /**
  * The embedding API on real namespaces and a busybox rootfs, in each rootfs mode: the cases are

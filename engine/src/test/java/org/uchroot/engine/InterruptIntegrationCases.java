@@ -23,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
 
 /** Interrupts keep the testbed usable; closing ends every process and deletes only the rootfs. */

@@ -47,6 +47,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.JobStdio;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
 
 /**

@@ -2,6 +2,7 @@ package org.uchroot.engine;
 
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Tag;
+import org.uchroot.actors.RootfsMode;
 
 /**
  * The session's job server, in each rootfs mode: the cases are {@link JobServerIntegrationCases}.

@@ -12,11 +12,11 @@ import java.util.Optional;
 import java.util.regex.Pattern;
 import org.uchroot.actors.BindMount;
 import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Host;
-import org.uchroot.engine.RootfsMode;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
@@ -190,18 +190,12 @@ public final class TestbedOptions {
       String missingTarball) {
 
     SessionSpec spec(String normalUser) {
-      return spec(normalUser, Optional.empty());
-    }
-
-    /** With the session's own grace periods; empty: the engine's. */
-    SessionSpec spec(String normalUser, Optional<GracePeriods> grace) {
       return new SessionSpec(
           tarball.orElseThrow(() -> new UchrootException(missingTarball)),
           binds,
           unpackDir,
           prefix,
-          normalUser,
-          grace);
+          normalUser);
     }
   }
 
@@ -322,7 +316,7 @@ public final class TestbedOptions {
     if (rootfsMode != null) {
       try {
         config = config.withRootfsMode(RootfsMode.parse(rootfsMode));
-      } catch (UchrootException e) {
+      } catch (IllegalArgumentException e) {
         throw new CliException(ExitCode.INVALID_ARGUMENT, e.getMessage());
       }
     }

@@ -5,11 +5,8 @@ import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.OutputStream;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.LoggerFactory;
@@ -153,7 +150,11 @@ final class VirtServerCommand implements Callable<Integer> {
     VirtServer server =
         VirtServer.inSharedEngine(
             new VirtServer.Settings(
-                () -> choice.spec(config.normalUser(), Optional.of(asked.grace())),
+                () ->
+                    choice
+                        .spec(config.normalUser())
+                        .withGrace(asked.grace())
+                        .withRootfsMode(asked.rootfsMode()),
                 config.normalUser(),
                 config.runtimeDir(),
                 execProgram(config),
@@ -167,18 +168,14 @@ final class VirtServerCommand implements Callable<Integer> {
   }
 
   /**
-   * What the options ask for that the shared engine does not do, or null: its rootfs mode and ids
-   * are the same for all its testbeds.
+   * What the options ask for that the shared engine does not do, or null: its ids are the same for
+   * all its testbeds.
    */
   static String differences(EngineConfig shared, EngineConfig asked) {
-    List<String> differences = new ArrayList<>();
-    if (asked.rootfsMode() != shared.rootfsMode()) {
-      differences.add("rootfs mode is " + shared.rootfsMode().name().toLowerCase(Locale.ROOT));
+    if (asked.privileged() == shared.privileged()) {
+      return null;
     }
-    if (asked.privileged() != shared.privileged()) {
-      differences.add(shared.privileged() ? "ids are the host's" : "ids are not the host's");
-    }
-    return differences.isEmpty() ? null : String.join(", ", differences);
+    return shared.privileged() ? "ids are the host's" : "ids are not the host's";
   }
 
   /** Testbeds that killed servers left behind take space until someone removes them. */

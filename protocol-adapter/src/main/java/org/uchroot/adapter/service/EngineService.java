@@ -212,15 +212,26 @@ public final class EngineService {
               try {
                 connection.serve();
               } finally {
-                connections.remove(connection);
-                if (connections.isEmpty()) {
-                  idleSince = Instant.now();
-                }
+                ended(connection);
               }
             },
             "uchroot-frontend-" + connection.id());
-    connections.put(connection, thread);
+    synchronized (this) {
+      if (stopping) {
+        // Accepted as the engine stopped idle: the frontend, which got no frame, tries again.
+        closeQuietly(channel);
+        return;
+      }
+      connections.put(connection, thread);
+    }
     thread.start();
+  }
+
+  private synchronized void ended(FrontendConnection connection) {
+    connections.remove(connection);
+    if (connections.isEmpty()) {
+      idleSince = Instant.now();
+    }
   }
 
   /** Why the peer may not use this engine, or null: only the engine's own user may. */
@@ -279,13 +290,28 @@ public final class EngineService {
    * is left to answer. Blocks until done; idempotent.
    */
   void stop(String reason, FrontendConnection asking) {
-    synchronized (this) {
-      if (stopping) {
-        return;
-      }
-      stopping = true;
-      stopReason = reason;
+    if (markStopping(reason, false)) {
+      finishStop(reason, asking);
     }
+  }
+
+  /**
+   * Whether this call is the one that stops the engine; with {@code onlyIfIdle}, only when no
+   * frontend has been connected for the idle time, decided against {@link #accept} at once.
+   */
+  private synchronized boolean markStopping(String reason, boolean onlyIfIdle) {
+    if (stopping
+        || onlyIfIdle
+            && (!connections.isEmpty()
+                || Duration.between(idleSince, Instant.now()).compareTo(idleTimeout) < 0)) {
+      return false;
+    }
+    stopping = true;
+    stopReason = reason;
+    return true;
+  }
+
+  private void finishStop(String reason, FrontendConnection asking) {
     LOG.info("engine stopping: {}", reason);
     closeQuietly(server);
     List<Thread> ends = new ArrayList<>();
@@ -327,9 +353,11 @@ public final class EngineService {
       }
       if (!socketKey.equals(identityOrNull(socket))) {
         stop("its socket " + socket + " was removed or replaced", null);
-      } else if (connections.isEmpty()
-          && Duration.between(idleSince, Instant.now()).compareTo(idleTimeout) >= 0) {
-        stop("no frontend for " + spoken(idleTimeout), null);
+      } else {
+        String idle = "no frontend for " + spoken(idleTimeout);
+        if (markStopping(idle, true)) {
+          finishStop(idle, null);
+        }
       }
     }
   }

@@ -172,7 +172,11 @@ final class FrontendConnection implements EngineClient {
           break;
         }
         switch (frame.type()) {
-          case Frame.STDIN -> requestsFeed.write(frame.payload());
+          case Frame.STDIN -> {
+            requestsFeed.write(frame.payload());
+            // Wakes the conversation now: a pipe's reader otherwise polls once a second.
+            requestsFeed.flush();
+          }
           case Frame.STDIN_END -> requestsFeed.close();
           case Frame.SIGNAL -> signalled(frame.payload().length == 1 ? frame.payload()[0] : 0);
           default -> LOG.warn("frontend {}: unexpected frame {} ignored", id, frame);

@@ -14,11 +14,11 @@ import java.util.Optional;
 import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 import org.uchroot.actors.GracePeriods;
+import org.uchroot.actors.RootfsMode;
 import org.uchroot.adapter.cli.DoctorCommand.Finding;
 import org.uchroot.adapter.cli.DoctorCommand.Verdict;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.IdMapping;
-import org.uchroot.engine.RootfsMode;
 import org.uchroot.engine.UchrootException;
 
 /**

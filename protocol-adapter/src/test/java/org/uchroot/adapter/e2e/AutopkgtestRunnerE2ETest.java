@@ -34,10 +34,15 @@ class AutopkgtestRunnerE2ETest {
   @ParameterizedTest(name = "as {0}")
   @EnumSource(E2e.Caller.class)
   void runsTests(E2e.Caller caller) throws IOException {
-    runAutopkgtest(caller.user());
+    runAutopkgtest(tempDir, caller.user(), leaks, Map.of());
   }
 
-  private void runAutopkgtest(String user) throws IOException {
+  /**
+   * Runs the smoke package's tests with autopkgtest in {@code tempDir} as {@code user} (null:
+   * root), with {@code extra} in autopkgtest's environment, and checks the verdicts.
+   */
+  static void runAutopkgtest(Path tempDir, String user, LeakCheck leaks, Map<String, String> extra)
+      throws IOException {
     E2e.requireRoot();
     E2e.requireCommands("autopkgtest", "runuser");
     String server = E2e.server();
@@ -57,6 +62,7 @@ class AutopkgtestRunnerE2ETest {
     leaks.watch(tmp);
 
     Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    env.putAll(extra);
     String who = user == null ? "root" : user;
     E2e.Result r =
         E2e.run(

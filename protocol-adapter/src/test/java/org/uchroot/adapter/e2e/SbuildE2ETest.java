@@ -36,10 +36,15 @@ class SbuildE2ETest {
   @ParameterizedTest(name = "as {0}")
   @EnumSource(E2e.Caller.class)
   void buildsPackage(E2e.Caller caller) throws IOException {
-    build(caller.user());
+    build(tempDir, caller.user(), leaks, Map.of());
   }
 
-  private void build(String user) throws IOException {
+  /**
+   * Builds the package with sbuild in {@code tempDir} as {@code user} (null: root), with {@code
+   * extra} in sbuild's environment, and checks the result.
+   */
+  static void build(Path tempDir, String user, LeakCheck leaks, Map<String, String> extra)
+      throws IOException {
     E2e.requireRoot();
     E2e.requireCommands("sbuild", "dpkg-source", "dpkg-deb", "runuser");
     String server = E2e.server();
@@ -70,6 +75,7 @@ class SbuildE2ETest {
     leaks.watch(tmp);
 
     Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    env.putAll(extra);
     env.put("SBUILD_CONFIG", config.toString());
     String who = user == null ? "root" : user;
 

@@ -48,7 +48,7 @@ class SharedEngineE2ETest {
   void oneEngineServesFrontendsEachWithItsOwnTestbed(E2e.Caller caller) throws IOException {
     String user = caller.user();
     Fixture fixture = new Fixture(user);
-    try (VirtServerProcess first = fixture.frontend("first");
+    try (VirtServerProcess first = fixture.frontend("first", "-d");
         VirtServerProcess second = fixture.frontend("second")) {
       String firstScratch = first.ok("open");
       String secondScratch = second.ok("open");
@@ -61,6 +61,9 @@ class SharedEngineE2ETest {
       assertTrue(status.contains("frontends: 2"), status);
       long engine = enginePid(status);
       assertNotEquals(first.serverPid(), engine, "the frontend is not the engine");
+      // -d is the first frontend's alone, and its debug lines come to its own stderr.
+      first.awaitStderr(Pattern.compile("DEBUG .*executing open"), LIMIT);
+      assertFalse(second.stderr().contains("DEBUG"), second.describe());
 
       first.ok("close");
       first.send("quit");
@@ -95,6 +98,9 @@ class SharedEngineE2ETest {
       hit.signalServer(VirtServerProcess.SIGINT);
       hitJob.awaitLine("interrupted", LIMIT);
       assertEquals("exit 7", hitJob.awaitStatus(LIMIT), hitJob.describe());
+      // Its frontend's stderr says so, as a server of its own would; the other's does not.
+      hit.awaitStderr(Pattern.compile("SIGINT: interrupted 1 running command"), LIMIT);
+      assertFalse(spared.stderr().contains("SIGINT"), spared.describe());
       assertEquals("state=interrupted jobs=0 interrupts=1", hit.ok("status"));
       assertEquals("state=open jobs=1 interrupts=0", spared.ok("status"));
 
@@ -112,6 +118,43 @@ class SharedEngineE2ETest {
     } finally {
       fixture.stopEngine();
     }
+  }
+
+  @Test
+  void eachFrontendsRootfsModeAndGracePeriodsAreItsSessionsOwn() throws IOException {
+    Fixture fixture = new Fixture(null);
+    try (VirtServerProcess unpacked =
+            fixture.frontend("unpacked", "--rootfs-mode=unpack", "--grace-before-term=300ms");
+        VirtServerProcess overlaid = fixture.frontend("overlaid", "--rootfs-mode=overlay")) {
+      unpacked.ok("open");
+      overlaid.ok("open");
+      String status = fixture.uchroot("status", "engine", "status").output;
+      assertTrue(status.contains("frontends: 2"), "both in the engine:\n" + status);
+      assertFalse(rootMount(unpacked).contains("overlay"), rootMount(unpacked));
+      assertTrue(rootMount(overlaid).contains("overlay"), rootMount(overlaid));
+
+      VirtServerProcess.Job job =
+          unpacked.launch(
+              "deaf", exec(unpacked.execProgram(), "trap '' INT; echo armed; sleep 60"));
+      job.awaitLine("armed", LIMIT);
+      unpacked.signalServer(VirtServerProcess.SIGINT);
+      unpacked.awaitStderr(Pattern.compile("SIGINT: .*; SIGTERM in 300ms"), LIMIT);
+      assertNotEquals("exit 0", job.awaitStatus(LIMIT), job.describe());
+      unpacked.send("quit");
+      overlaid.send("quit");
+      assertEquals("exit 0", unpacked.awaitServerExit(LIMIT), unpacked.describe());
+      assertEquals("exit 0", overlaid.awaitServerExit(LIMIT), overlaid.describe());
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
+  /** The testbed's mount of its root, as its /proc/mounts gives it. */
+  private static String rootMount(VirtServerProcess frontend) throws IOException {
+    VirtServerProcess.Job job =
+        frontend.launch("mounts", exec(frontend.execProgram(), "grep ' / ' /proc/mounts"));
+    assertEquals("exit 0", job.awaitStatus(LIMIT), job.describe());
+    return job.stdout();
   }
 
   @ParameterizedTest(name = "as {0}")
@@ -345,13 +388,15 @@ class SharedEngineE2ETest {
       return runtimeDir().resolve("engine.sock");
     }
 
-    VirtServerProcess frontend(String name) throws IOException {
+    VirtServerProcess frontend(String name, String... options) throws IOException {
+      List<String> args = new ArrayList<>(List.of(options));
+      args.addAll(List.of("--engine=shared", "-t", SignalFixtures.busyboxTarball().toString()));
       return VirtServerProcess.start(
           "shared-" + name + "-" + SignalFixtures.who(user),
           user,
           work.resolve("frontend-" + name),
           environment,
-          List.of("--engine=shared", "-t", SignalFixtures.busyboxTarball().toString()));
+          args);
     }
 
     E2e.Result uchroot(String name, String... args) {

@@ -1,4 +1,4 @@
-package org.uchroot.engine;
+package org.uchroot.actors;
 
 import java.util.Locale;
 
@@ -9,11 +9,16 @@ public enum RootfsMode {
   /** The whole tarball unpacked for every testbed, as autopkgtest-virt-unshare does. */
   UNPACK;
 
+  /**
+   * {@code overlay} or {@code unpack}, in any case.
+   *
+   * @throws IllegalArgumentException saying which are known
+   */
   public static RootfsMode parse(String text) {
     try {
       return valueOf(text.trim().toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
-      throw new UchrootException("unknown rootfs mode " + text + " (overlay or unpack)");
+      throw new IllegalArgumentException("unknown rootfs mode " + text + " (overlay or unpack)", e);
     }
   }
 }
