@@ -142,22 +142,27 @@ final class LinuxJobLauncher implements JobLauncher {
     ByteArrayOutputStream frames = new ByteArrayOutputStream();
     spec.stdio()
         .terminal()
-        .ifPresent(terminal -> frames.writeBytes(sizeFrame('t', terminal.size()).array()));
-    spec.stdio().stdinFile().ifPresent(file -> frames.writeBytes(fileFrame('<', file)));
-    spec.stdio().stdoutFile().ifPresent(file -> frames.writeBytes(fileFrame('>', file)));
+        .ifPresent(
+            terminal -> frames.writeBytes(sizeFrame(Frame.JOB_TERMINAL, terminal.size()).array()));
+    spec.stdio()
+        .stdinFile()
+        .ifPresent(file -> frames.writeBytes(fileFrame(Frame.JOB_STDIN_FILE, file)));
+    spec.stdio()
+        .stdoutFile()
+        .ifPresent(file -> frames.writeBytes(fileFrame(Frame.JOB_STDOUT_FILE, file)));
     frames.writeBytes(argvFrame(spec));
     return frames.toByteArray();
   }
 
   /** A host file for the job server to open, named as {@link #OUR_ROOT} says. */
-  private static byte[] fileFrame(char type, Path file) {
+  private static byte[] fileFrame(byte type, Path file) {
     byte[] path = (OUR_ROOT + file.toAbsolutePath()).getBytes(StandardCharsets.UTF_8);
-    return header(type, path.length, path.length).put(path).array();
+    return Frame.buffer(type, path.length).put(path).array();
   }
 
-  /** A 't' or 'w' frame: rows and columns, 16 bits each. */
-  private static ByteBuffer sizeFrame(char type, JobStdio.TerminalSize size) {
-    return header(type, 4, 4).putShort((short) size.rows()).putShort((short) size.columns());
+  /** A terminal's size: rows and columns, 16 bits each. */
+  private static ByteBuffer sizeFrame(byte type, JobStdio.TerminalSize size) {
+    return Frame.buffer(type, 4).putShort((short) size.rows()).putShort((short) size.columns());
   }
 
   /** The 'a' frame: every argument NUL-terminated. */
@@ -172,15 +177,11 @@ final class LinuxJobLauncher implements JobLauncher {
       args[i] = arg.getBytes(StandardCharsets.UTF_8);
       length += args[i].length + 1;
     }
-    ByteBuffer frame = header('a', length, length);
+    ByteBuffer frame = Frame.buffer(Frame.ARGV, length);
     for (byte[] arg : args) {
       frame.put(arg).put((byte) 0);
     }
     return frame.array();
-  }
-
-  private static ByteBuffer header(char type, int length, int capacity) {
-    return ByteBuffer.allocate(5 + capacity).put((byte) type).putInt(length);
   }
 
   private static final class LinuxJob implements RunningJob {
@@ -295,7 +296,7 @@ final class LinuxJobLauncher implements JobLauncher {
         ready.thenRun(this::shutdownOutput);
         return;
       }
-      ByteBuffer frame = header('s', 1, 1).put((byte) signal.number()).flip();
+      ByteBuffer frame = Frame.buffer(Frame.SIGNAL, 1).put((byte) signal.number()).flip();
       ready.thenRunAsync(
           () -> {
             try {
@@ -309,7 +310,7 @@ final class LinuxJobLauncher implements JobLauncher {
 
     /** The caller's terminal changed size: so does the command's, which gets SIGWINCH. */
     void resize(JobStdio.TerminalSize size) {
-      ByteBuffer frame = sizeFrame('w', size).flip();
+      ByteBuffer frame = sizeFrame(Frame.JOB_TERMINAL_SIZE, size).flip();
       io.execute(
           () -> {
             try {
@@ -341,16 +342,22 @@ final class LinuxJobLauncher implements JobLauncher {
       if (stdio.stdinFile().isPresent()) {
         return; // the command reads the file itself
       }
-      ByteBuffer frame = ByteBuffer.allocate(5 + STDIN_CHUNK);
+      ByteBuffer frame = ByteBuffer.allocate(Frame.HEADER_LENGTH + STDIN_CHUNK);
       byte[] data = frame.array();
       try (InputStream in = stdio.stdin()) {
         int n;
         while ((n = readStdin(in, data)) >= 0) {
           if (n > 0) {
-            send(frame.clear().put((byte) 'i').putInt(n).position(0).limit(5 + n));
+            send(
+                frame
+                    .clear()
+                    .put(Frame.STDIN)
+                    .putInt(n)
+                    .position(0)
+                    .limit(Frame.HEADER_LENGTH + n));
           }
         }
-        send(header('c', 0, 0).flip());
+        send(Frame.buffer(Frame.STDIN_END, 0).flip());
       } catch (IOException e) {
         // The job has ended, so its stdin has no reader left.
       }
@@ -359,7 +366,7 @@ final class LinuxJobLauncher implements JobLauncher {
     /** Reads past the frame header; an unreadable stdin reads as its end. */
     private static int readStdin(InputStream in, byte[] data) {
       try {
-        return in.read(data, 5, STDIN_CHUNK);
+        return in.read(data, Frame.HEADER_LENGTH, STDIN_CHUNK);
       } catch (IOException e) {
         return -1;
       }
@@ -367,7 +374,7 @@ final class LinuxJobLauncher implements JobLauncher {
 
     /** Delivers output frames until the exit status; completes {@link #finished}. */
     private void relayOutput() {
-      ByteBuffer head = ByteBuffer.allocate(5);
+      ByteBuffer head = ByteBuffer.allocate(Frame.HEADER_LENGTH);
       boolean[] sinkOpen = {true, true};
       String failure = null;
       try {
@@ -375,9 +382,9 @@ final class LinuxJobLauncher implements JobLauncher {
           if (!readFully(head.clear())) {
             break;
           }
-          char type = (char) head.get(0);
-          int length = head.getInt(1);
-          if (length < 0 || length > MAX_FRAME || (type == 'x' && length != 1)) {
+          byte type = head.get(0);
+          int length = Frame.length(head);
+          if (length < 0 || length > MAX_FRAME || (type == Frame.EXIT && length != 1)) {
             throw new IOException("bad frame from the job server");
           }
           ByteBuffer payload = ByteBuffer.allocate(length);
@@ -385,16 +392,16 @@ final class LinuxJobLauncher implements JobLauncher {
             break;
           }
           switch (type) {
-            case 'o' -> deliver(stdio.stdout(), payload.array(), sinkOpen, 0);
-            case 'e' -> deliver(stdio.stderr(), payload.array(), sinkOpen, 1);
-            case 'f' -> {
+            case Frame.STDOUT -> deliver(stdio.stdout(), payload.array(), sinkOpen, 0);
+            case Frame.STDERR -> deliver(stdio.stderr(), payload.array(), sinkOpen, 1);
+            case Frame.FAILURE -> {
               // The server's own failure: said where the command's errors go, as before.
               failure = new String(payload.array(), StandardCharsets.UTF_8);
               LOG.warn("job {}: {}", id, failure);
               byte[] line = ("uchroot-jobd: " + failure + "\n").getBytes(StandardCharsets.UTF_8);
               deliver(stdio.stderr(), line, sinkOpen, 1);
             }
-            case 'x' -> {
+            case Frame.EXIT -> {
               finished.complete(ExitStatus.fromShellStatus(payload.get(0) & 0xff));
               return;
             }

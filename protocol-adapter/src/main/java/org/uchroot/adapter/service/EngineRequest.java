@@ -9,9 +9,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.OptionalInt;
-import org.uchroot.adapter.exec.ChannelStreams;
-import org.uchroot.adapter.exec.Frame;
-import org.uchroot.adapter.exec.FrameWriter;
+import org.uchroot.engine.ChannelStreams;
+import org.uchroot.engine.Frame;
+import org.uchroot.engine.FrameWriter;
 
 /** A request of {@code uchroot engine} to a running engine: {@code status} or {@code stop}. */
 public final class EngineRequest {

@@ -26,10 +26,10 @@ import jdk.net.UnixDomainPrincipal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.uchroot.actors.OneLineMessage;
-import org.uchroot.adapter.exec.Frame;
-import org.uchroot.adapter.exec.FrameWriter;
 import org.uchroot.adapter.virt.VirtServer;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.Frame;
+import org.uchroot.engine.FrameWriter;
 import org.uchroot.engine.SessionRegistry;
 import org.uchroot.engine.UchrootException;
 

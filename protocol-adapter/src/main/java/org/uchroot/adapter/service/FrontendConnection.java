@@ -17,12 +17,12 @@ import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.OneLineMessage;
-import org.uchroot.adapter.exec.ChannelStreams;
-import org.uchroot.adapter.exec.Frame;
-import org.uchroot.adapter.exec.FrameWriter;
 import org.uchroot.adapter.virt.InterruptEscalation;
 import org.uchroot.adapter.virt.VirtServer;
+import org.uchroot.engine.ChannelStreams;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.Frame;
+import org.uchroot.engine.FrameWriter;
 
 /**
  * One connection to the shared engine: a frontend's virtualisation server, or a request of {@code

@@ -35,7 +35,9 @@ import org.junit.jupiter.api.io.TempDir;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.adapter.Fixtures;
 import org.uchroot.engine.BusyboxRootfs;
+import org.uchroot.engine.ChannelStreams;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.Frame;
 import org.uchroot.engine.Session;
 
 /** The exec socket spoken to frame by frame, on a real session. */

@@ -1,4 +1,4 @@
-package org.uchroot.adapter.exec;
+package org.uchroot.engine;
 
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
@@ -6,6 +6,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -13,9 +14,9 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * One frame of the exec relay: a type byte, a 4-byte big-endian payload length, the payload. The
- * same framing as {@code engine/src/main/c/uchroot-exec.c}; {@code docs/protocol.md} lists the
- * types.
+ * One frame of uchroot's sockets (the exec relay, the engine socket, the job server): a type byte,
+ * a 4-byte big-endian payload length, the payload. The Java side of {@code
+ * engine/src/main/c/frame.h}; {@code docs/protocol.md} lists the types.
  *
  * @param type one of the type constants below
  * @param payload the bytes after the header (never shared with the caller's buffers)
@@ -58,7 +59,19 @@ public record Frame(byte type, byte[] payload) {
   /** Server to client: why the command could not run (one UTF-8 line); the last frame. */
   public static final byte FAILURE = 'f';
 
-  static final int HEADER_LENGTH = 5;
+  /** Job server, engine to server: the host file that is the command's stdin. */
+  public static final byte JOB_STDIN_FILE = '<';
+
+  /** Job server, engine to server: the host file that is the command's stdout. */
+  public static final byte JOB_STDOUT_FILE = '>';
+
+  /** Job server, engine to server: a pseudo-terminal of this size (rows, columns: 16 bits each). */
+  public static final byte JOB_TERMINAL = 't';
+
+  /** Job server, engine to server: the command's terminal has this new size (as above). */
+  public static final byte JOB_TERMINAL_SIZE = 'w';
+
+  public static final int HEADER_LENGTH = 5;
 
   /** Payloads are cut at this size so that the native client never needs a bigger buffer. */
   public static final int MAX_DATA = 32768;
@@ -123,6 +136,19 @@ public record Frame(byte type, byte[] payload) {
 
   public String text() {
     return new String(payload, StandardCharsets.UTF_8);
+  }
+
+  /**
+   * A buffer with a frame's header and room for its payload, positioned after the header: for the
+   * writers that build frames in NIO buffers.
+   */
+  public static ByteBuffer buffer(byte type, int length) {
+    return ByteBuffer.allocate(HEADER_LENGTH + length).put(type).putInt(length);
+  }
+
+  /** The payload length of the header at the start of {@code header}. */
+  public static int length(ByteBuffer header) {
+    return header.getInt(1);
   }
 
   /** Writes one frame; the caller flushes and serialises writers. */

@@ -1,4 +1,4 @@
-package org.uchroot.adapter.exec;
+package org.uchroot.engine;
 
 import java.io.IOException;
 import java.io.InputStream;

@@ -1,4 +1,4 @@
-package org.uchroot.adapter.exec;
+package org.uchroot.engine;
 
 import java.io.BufferedOutputStream;
 import java.io.IOException;

@@ -1,4 +1,4 @@
-package org.uchroot.adapter.exec;
+package org.uchroot.engine;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
