@@ -4,6 +4,9 @@ import java.io.IOException;
 import java.io.Reader;
 import java.io.UncheckedIOException;
 import java.io.Writer;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -88,6 +91,24 @@ public final class SessionRegistry {
     if (!Files.getPosixFilePermissions(runtimeDir, LinkOption.NOFOLLOW_LINKS).equals(owner)) {
       Files.setPosixFilePermissions(runtimeDir, owner);
     }
+  }
+
+  /**
+   * Binds a Unix socket at {@code socket}, in the user's private runtime directory (made as {@link
+   * #requirePrivateRuntimeDir} makes it), with mode 0600: only the user may connect. Whatever was
+   * at that path is the caller's to remove first.
+   */
+  public static ServerSocketChannel bindPrivateSocket(Path socket) throws IOException {
+    requirePrivateRuntimeDir(socket.getParent());
+    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    try {
+      server.bind(UnixDomainSocketAddress.of(socket));
+      Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+    } catch (IOException e) {
+      server.close();
+      throw e;
+    }
+    return server;
   }
 
   void record(SessionId session, Path rootfs) {

@@ -180,6 +180,13 @@ final class EngineCommand implements Callable<Integer> {
     }
   }
 
+  /** Sends {@code request} to the engine, its answer to the command's streams. */
+  private static OptionalInt request(CommandSpec spec, Path socket, String request)
+      throws IOException {
+    return EngineRequest.send(
+        socket, request, spec.commandLine().getOut(), spec.commandLine().getErr());
+  }
+
   @Command(
       name = "status",
       mixinStandardHelpOptions = true,
@@ -192,9 +199,7 @@ final class EngineCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
       Path socket = EngineService.socketIn(Main.loadConfig().runtimeDir());
-      OptionalInt answered =
-          EngineRequest.send(
-              socket, "status", spec.commandLine().getOut(), spec.commandLine().getErr());
+      OptionalInt answered = request(spec, socket, "status");
       if (answered.isEmpty()) {
         spec.commandLine()
             .getOut()
@@ -219,10 +224,8 @@ final class EngineCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-      Path socket = EngineService.socketIn(Main.loadConfig().runtimeDir());
       OptionalInt answered =
-          EngineRequest.send(
-              socket, "stop", spec.commandLine().getOut(), spec.commandLine().getErr());
+          request(spec, EngineService.socketIn(Main.loadConfig().runtimeDir()), "stop");
       if (answered.isEmpty()) {
         spec.commandLine().getOut().println("no engine is running for " + Host.userName());
         return 0;

@@ -3,14 +3,11 @@ package org.uchroot.adapter.exec;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
@@ -78,16 +75,8 @@ public final class ExecRelay implements AutoCloseable {
    * starts accepting.
    */
   public static ExecRelay start(Path socket, Session session) throws IOException {
-    SessionRegistry.requirePrivateRuntimeDir(socket.getParent());
     Files.deleteIfExists(socket);
-    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-    try {
-      server.bind(UnixDomainSocketAddress.of(socket));
-      Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
-    } catch (IOException e) {
-      server.close();
-      throw e;
-    }
+    ServerSocketChannel server = SessionRegistry.bindPrivateSocket(socket);
     ExecRelay relay = new ExecRelay(socket, session, server);
     Thread acceptor = new Thread(relay::acceptLoop, "uchroot-exec-accept-" + session.id());
     acceptor.setDaemon(true);

@@ -2,7 +2,6 @@ package org.uchroot.adapter.service;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -10,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
 import java.time.Duration;
 import java.time.Instant;
@@ -115,15 +113,7 @@ public final class EngineService {
       }
       Files.delete(socket);
     }
-    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-    try {
-      server.bind(UnixDomainSocketAddress.of(socket));
-      Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
-    } catch (IOException e) {
-      server.close();
-      throw e;
-    }
-    return server;
+    return SessionRegistry.bindPrivateSocket(socket);
   }
 
   /** Whether an engine accepts connections on {@code socket}. */
