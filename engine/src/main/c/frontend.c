@@ -10,9 +10,10 @@
  * namespace, an engine that cannot start), it runs `uchroot virt-server` in its place instead.
  *
  * Signals: SIGINT is passed on (the engine interrupts this session's commands, never tears the
- * testbed down); SIGTERM and SIGHUP are passed on, the engine closes the testbed, then this
- * program dies of the signal, as the reference does. If this program dies, the engine sees its
- * connection end and closes the testbed as at end of input.
+ * testbed down); so is SIGWINCH, for the terminal lent to `shell`; SIGTERM and SIGHUP are passed
+ * on, the engine closes the testbed, then this program dies of the signal, as the reference does.
+ * If this program dies, the engine sees its connection end and closes the testbed as at end of
+ * input.
  *
  * Frames: see frame.h and docs/protocol.md, "The engine socket".
  */
@@ -30,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -51,6 +53,11 @@ extern char **environ;
 
 static bool debug;
 static int sig_pipe[2];
+/* What the engine runs for this program: the virt server, or `uchroot run` (UCHROOT_FRONTEND_COMMAND
+ * from the launcher). */
+static const char *command = "virt-server";
+/* run: the command gets this program's terminal, which the engine opens; stdin stays unread here. */
+static bool lends_terminal;
 
 __attribute__((format(printf, 1, 2))) static void say(const char *format, ...)
 {
@@ -120,7 +127,7 @@ static const char *bin_dir(void)
     return dir;
 }
 
-/* Runs the JVM's server in this process's place: `uchroot virt-server ARGS`. */
+/* Runs the JVM's server in this process's place: `uchroot virt-server ARGS`, or `uchroot run ARGS`. */
 __attribute__((noreturn)) static void run_standalone(int argc, char **argv, const char *why)
 {
     if (debug)
@@ -135,10 +142,13 @@ __attribute__((noreturn)) static void run_standalone(int argc, char **argv, cons
     if (args == NULL)
         exit(EXIT_FAILURE_PROTOCOL);
     args[0] = "uchroot";
-    args[1] = "virt-server";
+    args[1] = (char *)command;
     for (int i = 1; i < argc; i++)
         args[i + 1] = argv[i];
-    setenv("UCHROOT_PROGRAM", PROGRAM, 1);
+    if (strcmp(command, "run") == 0)
+        setenv("UCHROOT_NO_FRONTEND", "1", 1);
+    else
+        setenv("UCHROOT_PROGRAM", PROGRAM, 1);
     /* Caught signals are reset by execv; an ignored one would stay ignored. */
     signal(SIGPIPE, SIG_DFL);
     execv(launcher, args);
@@ -299,7 +309,42 @@ static bool same_files(int sock, const char **why)
     return false;
 }
 
-/* The 'w', 'v' and 'a' frames that open a session. */
+/*
+ * The device of this program's controlling terminal, which the engine opens to lend it to `shell`
+ * as the reference lends /dev/tty: "" if there is none, or none that has a name here.
+ */
+static void controlling_terminal(char *path, size_t size)
+{
+    path[0] = '\0';
+    char stat_line[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, stat_line, sizeof stat_line - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    stat_line[n] = '\0';
+    /* After the command's name, which may hold anything: state ppid pgrp session tty_nr. */
+    char *fields = strrchr(stat_line, ')');
+    char state;
+    int ppid, pgrp, session;
+    unsigned tty_nr;
+    if (fields == NULL || sscanf(fields + 1, " %c %d %d %d %u", &state, &ppid, &pgrp, &session, &tty_nr) != 5
+        || tty_nr == 0)
+        return;
+    dev_t dev = (dev_t)tty_nr;
+    unsigned maj = major(dev), min = minor(dev);
+    if (maj >= 136 && maj <= 143)
+        snprintf(path, size, "/dev/pts/%u", (maj - 136) * 256 + min);
+    else if (maj == 4 && min < 64)
+        snprintf(path, size, "/dev/tty%u", min);
+    struct stat st;
+    if (path[0] != '\0' && (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != dev))
+        path[0] = '\0';
+}
+
+/* The 'w', 'y', 'v' and 'a' frames that open a session. */
 static bool send_preamble(int sock, int argc, char **argv)
 {
     char cwd[PATH_MAX];
@@ -307,10 +352,19 @@ static bool send_preamble(int sock, int argc, char **argv)
         strcpy(cwd, "/");
     if (!send_frame(sock, 'w', cwd, strlen(cwd)))
         return false;
+    char tty[64] = "";
+    if (strcmp(command, "run") != 0) {
+        controlling_terminal(tty, sizeof tty);
+    } else if (isatty(0) && isatty(1) && ttyname_r(0, tty, sizeof tty) == 0) {
+        /* As `uchroot run` of its own: a terminal where stdin and stdout are one. */
+        lends_terminal = true;
+    }
+    if (tty[0] != '\0' && !send_frame(sock, 'y', tty, strlen(tty)))
+        return false;
     size_t env_len = 0;
     for (char **e = environ; *e; e++)
         env_len += strlen(*e) + 1;
-    size_t args_len = sizeof "virt-server";
+    size_t args_len = strlen(command) + 1;
     for (int i = 1; i < argc; i++)
         args_len += strlen(argv[i]) + 1;
     if (args_len > FRAME_MAX_ARGV || env_len > FRAME_MAX_ARGV) {
@@ -325,7 +379,7 @@ static bool send_preamble(int sock, int argc, char **argv)
         if (!write_all(sock, *e, strlen(*e) + 1))
             return false;
     frame_header(header, 'a', (uint32_t)args_len);
-    if (!write_all(sock, header, sizeof header) || !write_all(sock, "virt-server", sizeof "virt-server"))
+    if (!write_all(sock, header, sizeof header) || !write_all(sock, command, strlen(command) + 1))
         return false;
     for (int i = 1; i < argc; i++)
         if (!write_all(sock, argv[i], strlen(argv[i]) + 1))
@@ -367,9 +421,10 @@ static int relay(int sock, int argc, char **argv)
         { .fd = sock, .events = POLLIN },
         { .fd = sig_pipe[0], .events = POLLIN },
     };
-    /* Input waits for the server's first answer: a frontend sent to run standalone must leave
-     * all of it to the server it runs instead. */
-    bool serving = false, stdin_open = true, stdout_gone = false;
+    /* Input waits for the engine's first 'o' (an empty one once it serves the session): a frontend
+     * sent to run standalone must leave all of it to the process it runs instead. A terminal lent
+     * is read by the engine. */
+    bool serving = false, stdin_open = !lends_terminal, stdout_gone = false;
     int terminated_by = 0;
     for (;;) {
         fds[0].fd = serving && stdin_open ? 0 : -1;
@@ -456,7 +511,12 @@ static bool abbreviates(const char *arg, const char *name, size_t min)
 int main(int argc, char **argv)
 {
     const char *engine = getenv("UCHROOT_ENGINE");
-    for (int i = 1; i < argc; i++) {
+    const char *asked = getenv("UCHROOT_FRONTEND_COMMAND");
+    if (asked != NULL && strcmp(asked, "run") == 0)
+        command = "run";
+    unsetenv("UCHROOT_FRONTEND_COMMAND");
+    /* run's own options end at its command, and include no --engine. */
+    for (int i = 1; i < argc && strcmp(command, "run") != 0; i++) {
         if (strcmp(argv[i], "--") == 0)
             break;
         if (strcmp(argv[i], "-d") == 0 || abbreviates(argv[i], "--debug", 3))
@@ -487,6 +547,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* For the terminal the engine may lend to shell: it follows this program's. */
+    sigaction(SIGWINCH, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     for (int attempt = 1;; attempt++) {
         const char *why = NULL;

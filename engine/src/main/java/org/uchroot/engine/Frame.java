@@ -42,6 +42,12 @@ public record Frame(byte type, byte[] payload) {
   public static final byte ENVIRONMENT = 'v';
 
   /**
+   * Engine socket, client to engine: the device of the client's controlling terminal (a path),
+   * which the engine opens to lend it to {@code shell}; before {@link #ARGV}, where there is one.
+   */
+  public static final byte TERMINAL_DEVICE = 'y';
+
+  /**
    * Engine socket, engine to client: this session needs a server of its own, for the reason given
    * (one UTF-8 line); the last frame.
    */

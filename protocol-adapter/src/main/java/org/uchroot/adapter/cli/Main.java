@@ -96,16 +96,33 @@ public final class Main {
   }
 
   /**
-   * Runs {@code autopkgtest-virt-uchroot}'s command line for a frontend of the shared engine, with
-   * the same option rules, messages and statuses as a server of its own.
+   * Runs a frontend's command line in the shared engine, {@code virt-server ARGS} (as {@code
+   * autopkgtest-virt-uchroot}) or {@code run ARGS}, with the same option rules, messages and
+   * statuses as in a process of its own.
    */
-  public static int runForFrontend(EngineClient frontend, List<String> args) {
-    CommandLine commandLine =
-        new CommandLine(new VirtServerCommand(frontend)).setCommandName(FRONTEND_PROGRAM);
+  public static int runForFrontend(EngineClient frontend, List<String> argv) {
     PrintWriter out =
         new PrintWriter(new OutputStreamWriter(frontend.answers(), StandardCharsets.UTF_8), true);
     PrintWriter err = new PrintWriter(frontend.messages(), true);
-    return execute(commandLine, out, err, args.toArray(String[]::new));
+    String[] args = argv.toArray(String[]::new);
+    if (argv.get(0).equals("run")) {
+      // uchroot's own command line, whose run command serves this frontend.
+      CommandLine.IFactory factory =
+          new CommandLine.IFactory() {
+            @Override
+            public <K> K create(Class<K> type) throws Exception {
+              return type == RunCommand.class
+                  ? type.cast(new RunCommand(frontend))
+                  : CommandLine.defaultFactory().create(type);
+            }
+          };
+      CommandLine commandLine = new CommandLine(new Main(), factory);
+      commandLine.getSubcommands().get("run").setStopAtPositional(true);
+      return execute(commandLine, out, err, args);
+    }
+    CommandLine commandLine =
+        new CommandLine(new VirtServerCommand(frontend)).setCommandName(FRONTEND_PROGRAM);
+    return execute(commandLine, out, err, Arrays.copyOfRange(args, 1, args.length));
   }
 
   private static int execute(

@@ -3,17 +3,23 @@ package org.uchroot.adapter.cli;
 import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
+import java.io.IOException;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
+import java.util.function.Supplier;
+import org.slf4j.LoggerFactory;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.service.EngineClient;
 import org.uchroot.adapter.terminal.HostTerminal;
+import org.uchroot.adapter.virt.SignalTarget;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Session;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -58,36 +64,127 @@ final class RunCommand implements Callable<Integer> {
   @Parameters(arity = "1..*", paramLabel = "CMD", description = "The command and its arguments.")
   List<String> command;
 
+  /** The frontend served, in the shared engine; null in a process of its own. */
+  private final EngineClient frontend;
+
+  RunCommand() {
+    this(null);
+  }
+
+  RunCommand(EngineClient frontend) {
+    this.frontend = frontend;
+  }
+
   @Override
   public Integer call() {
+    if (frontend != null) {
+      return runForFrontend();
+    }
     Logging.start(options.debug);
     TestbedOptions.Started started = options.startEngine(System.getenv());
     Engine engine = started.engine();
-    SessionSpec spec = started.spec();
     try {
-      Session session;
-      try {
-        session = await(engine.open(spec));
-      } catch (RuntimeException e) {
-        throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
-      }
+      Session session = open(engine, started.spec());
       // Taken once the testbed is open, so that what the open says reads as usual.
-      Optional<HostTerminal> terminal = HostTerminal.ofStandardStreams();
-      ExitStatus status;
-      try {
-        status =
-            await(
-                session.run(
-                    command, terminal.<JobStdio>map(raw -> raw).orElseGet(RunCommand::streams)));
-      } catch (RuntimeException e) {
-        throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
-      } finally {
-        terminal.ifPresent(HostTerminal::close);
-        await(session.close());
-      }
-      return status.shellStatus();
+      return run(session, HostTerminal::ofStandardStreams, RunCommand::streams);
     } finally {
       engine.close();
+    }
+  }
+
+  /**
+   * The command of a frontend, in a session of the shared engine: the frontend's options,
+   * environment and working directory; its terminal if its stdin and stdout are one, else its
+   * streams; its signals for the command's.
+   */
+  private int runForFrontend() {
+    if (options.debug) {
+      frontend.enableDebug();
+    }
+    Engine shared = frontend.engine();
+    EngineConfig config = shared.config();
+    EngineConfig asked = options.configure(config);
+    String differs = VirtServerCommand.differences(config, asked);
+    if (differs != null) {
+      frontend.runStandalone("the shared engine's " + differs);
+      return 0;
+    }
+    options.workingDirectory = frontend.workingDirectory();
+    TestbedOptions.Choice choice = options.choose(frontend.environment());
+    if (choice.tarball().isEmpty()) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, choice.missingTarball());
+    }
+    Session session =
+        open(
+            shared,
+            choice
+                .spec(config.normalUser())
+                .withGrace(asked.grace())
+                .withRootfsMode(asked.rootfsMode()));
+    frontend.serving(new SessionSignals(session), asked.grace());
+    return run(
+        session,
+        () -> {
+          if (!frontend.hasTerminal()) {
+            return Optional.empty();
+          }
+          try {
+            return Optional.of(frontend.lendTerminal());
+          } catch (IOException e) {
+            LoggerFactory.getLogger(RunCommand.class)
+                .warn("the command gets no terminal: {}", e.getMessage());
+            return Optional.empty();
+          }
+        },
+        () -> JobStdio.of(frontend.requests(), frontend.answers(), frontend.messages()));
+  }
+
+  private static Session open(Engine engine, SessionSpec spec) {
+    try {
+      return await(engine.open(spec));
+    } catch (RuntimeException e) {
+      throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
+    }
+  }
+
+  /** Runs the command on the terminal if there is one, else on the streams; closes the session. */
+  private int run(
+      Session session, Supplier<Optional<HostTerminal>> terminals, Supplier<JobStdio> streams) {
+    Optional<HostTerminal> terminal = terminals.get();
+    ExitStatus status;
+    try {
+      status = await(session.run(command, terminal.<JobStdio>map(raw -> raw).orElseGet(streams)));
+    } catch (RuntimeException e) {
+      throw new CliException(ExitCode.TESTBED_FAILED, OneLineMessage.of(e));
+    } finally {
+      terminal.ifPresent(HostTerminal::close);
+      await(session.close());
+    }
+    return status.shellStatus();
+  }
+
+  /** A frontend's signals, for the one session of its command. */
+  private record SessionSignals(Session session) implements SignalTarget {
+
+    @Override
+    public String interruptCommands() {
+      return "interrupted "
+          + session.interrupt().toCompletableFuture().join()
+          + " running command(s) in testbed "
+          + session.id();
+    }
+
+    @Override
+    public String killCommands() {
+      return "killed "
+          + session.kill().toCompletableFuture().join()
+          + " running command(s) in testbed "
+          + session.id();
+    }
+
+    @Override
+    public void terminate() {
+      session.closeAndWait();
     }
   }
 

@@ -162,7 +162,8 @@ final class VirtServerCommand implements Callable<Integer> {
             shared,
             frontend.requests(),
             frontend.answers(),
-            frontend.messages());
+            frontend.messages(),
+            frontend::lendTerminal);
     frontend.serving(server, asked.grace());
     return server.serve();
   }

@@ -1,12 +1,14 @@
 package org.uchroot.adapter.service;
 
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Map;
 import org.uchroot.actors.GracePeriods;
-import org.uchroot.adapter.virt.VirtServer;
+import org.uchroot.adapter.terminal.HostTerminal;
+import org.uchroot.adapter.virt.SignalTarget;
 import org.uchroot.engine.Engine;
 
 /**
@@ -33,14 +35,25 @@ public interface EngineClient {
   /** The frontend's stderr. */
   PrintStream messages();
 
+  /**
+   * The frontend's controlling terminal, in raw mode until closed, for {@code shell}; its resizes
+   * come as the frontend's SIGWINCH.
+   *
+   * @throws IOException where the frontend has none, with the reason
+   */
+  HostTerminal lendTerminal() throws IOException;
+
+  /** Whether the frontend named a terminal for {@link #lendTerminal()}. */
+  boolean hasTerminal();
+
   /** {@code -d}: this frontend's server logs at debug level, to the frontend's stderr. */
   void enableDebug();
 
   /**
-   * The server the frontend's signals go to, once it exists, and the grace periods its Ctrl+C
-   * escalates by.
+   * What the frontend's signals go to, once it exists, and the grace periods its Ctrl+C escalates
+   * by.
    */
-  void serving(VirtServer server, GracePeriods grace);
+  void serving(SignalTarget target, GracePeriods grace);
 
   /** This frontend needs a server of its own, for {@code reason}: it then starts one itself. */
   void runStandalone(String reason);

@@ -53,10 +53,13 @@ public final class EngineService {
   private static final Logger LOG = LoggerFactory.getLogger(EngineService.class);
   private static final Duration WATCH_INTERVAL = Duration.ofSeconds(1);
 
-  /** Runs the virtualisation server's command line for a frontend; returns its exit status. */
+  /**
+   * Runs a frontend's command line ({@code virt-server ARGS} or {@code run ARGS}); returns its exit
+   * status.
+   */
   @FunctionalInterface
-  public interface VirtServerCommand {
-    int run(EngineClient client, List<String> args);
+  public interface FrontendCommand {
+    int run(EngineClient client, List<String> argv);
   }
 
   private final Engine engine;
@@ -65,7 +68,7 @@ public final class EngineService {
   private final Object socketKey;
   private final UserPrincipal owner;
   private final Duration idleTimeout;
-  private final VirtServerCommand virtServerCommand;
+  private final FrontendCommand frontendCommand;
   private final Instant started = Instant.now();
 
   /** The live connections and their threads. */
@@ -82,7 +85,7 @@ public final class EngineService {
       ServerSocketChannel server,
       Path socket,
       Duration idleTimeout,
-      VirtServerCommand virtServerCommand)
+      FrontendCommand frontendCommand)
       throws IOException {
     this.engine = engine;
     this.server = server;
@@ -90,7 +93,7 @@ public final class EngineService {
     this.socketKey = identity(socket);
     this.owner = Files.getOwner(socket, LinkOption.NOFOLLOW_LINKS);
     this.idleTimeout = idleTimeout;
-    this.virtServerCommand = virtServerCommand;
+    this.frontendCommand = frontendCommand;
   }
 
   /** The socket of the user's engine. */
@@ -139,9 +142,9 @@ public final class EngineService {
       Path runtimeDir,
       Engine engine,
       Duration idleTimeout,
-      VirtServerCommand virtServerCommand)
+      FrontendCommand frontendCommand)
       throws IOException {
-    return new EngineService(engine, server, socketIn(runtimeDir), idleTimeout, virtServerCommand);
+    return new EngineService(engine, server, socketIn(runtimeDir), idleTimeout, frontendCommand);
   }
 
   /**
@@ -245,8 +248,8 @@ public final class EngineService {
     return engine;
   }
 
-  VirtServerCommand virtServerCommand() {
-    return virtServerCommand;
+  FrontendCommand frontendCommand() {
+    return frontendCommand;
   }
 
   /** What {@code uchroot engine status} prints; {@code asking} is its own connection. */

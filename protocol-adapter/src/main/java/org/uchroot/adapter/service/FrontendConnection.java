@@ -17,8 +17,9 @@ import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.OneLineMessage;
+import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.adapter.virt.InterruptEscalation;
-import org.uchroot.adapter.virt.VirtServer;
+import org.uchroot.adapter.virt.SignalTarget;
 import org.uchroot.engine.ChannelStreams;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.Frame;
@@ -41,6 +42,7 @@ final class FrontendConnection implements EngineClient {
   private static final int SIGHUP = 1;
   private static final int SIGINT = 2;
   private static final int SIGTERM = 15;
+  private static final int SIGWINCH = 28;
 
   private final String id;
   private final EngineService service;
@@ -52,8 +54,10 @@ final class FrontendConnection implements EngineClient {
   private final PipedOutputStream requestsFeed;
   private Path workingDirectory = Path.of("/");
   private Map<String, String> environment = Map.of();
+  private Path terminalDevice;
+  private volatile HostTerminal lentTerminal;
   private volatile String standaloneReason;
-  private volatile VirtServer server;
+  private volatile SignalTarget target;
   private volatile InterruptEscalation escalation;
 
   /** Set when a signal or the engine's stop ended the conversation: the status to exit with. */
@@ -83,7 +87,7 @@ final class FrontendConnection implements EngineClient {
         return;
       }
       switch (argv.isEmpty() ? "" : argv.get(0)) {
-        case "virt-server" -> virtServer(argv.subList(1, argv.size()));
+        case "virt-server", "run" -> command(argv);
         case "status" -> {
           out.send(new Frame(Frame.STDOUT, service.status(this).getBytes(StandardCharsets.UTF_8)));
           out.finish(Frame.exit(0));
@@ -124,6 +128,7 @@ final class FrontendConnection implements EngineClient {
       switch (frame.type()) {
         case Frame.WORKING_DIRECTORY -> workingDirectory = Path.of(frame.text());
         case Frame.ENVIRONMENT -> environment = environmentOf(frame.arguments());
+        case Frame.TERMINAL_DEVICE -> terminalDevice = Path.of(frame.text());
         case Frame.ARGV -> {
           return frame.arguments();
         }
@@ -148,11 +153,12 @@ final class FrontendConnection implements EngineClient {
     return Map.copyOf(env);
   }
 
-  private void virtServer(List<String> args) {
+  /** A command line served for the frontend: {@code virt-server ARGS} or {@code run ARGS}. */
+  private void command(List<String> argv) {
     Thread reader = new Thread(this::readFrames, "uchroot-frontend-" + id + "-input");
     reader.setDaemon(true);
     reader.start();
-    int status = service.virtServerCommand().run(this, args);
+    int status = service.frontendCommand().run(this, argv);
     String standalone = standaloneReason;
     if (standalone != null) {
       out.finish(new Frame(Frame.STANDALONE, standalone.getBytes(StandardCharsets.UTF_8)));
@@ -199,6 +205,12 @@ final class FrontendConnection implements EngineClient {
         }
       }
       case SIGTERM, SIGHUP -> end(128 + signal, null);
+      case SIGWINCH -> {
+        HostTerminal terminal = lentTerminal;
+        if (terminal != null) {
+          terminal.resized();
+        }
+      }
       default -> LOG.debug("frontend {}: signal {} ignored", id, signal);
     }
   }
@@ -212,7 +224,7 @@ final class FrontendConnection implements EngineClient {
     if (message != null) {
       messages.println(message);
     }
-    VirtServer current = server;
+    SignalTarget current = target;
     if (current != null) {
       current.terminate();
     }
@@ -258,17 +270,36 @@ final class FrontendConnection implements EngineClient {
   }
 
   @Override
+  public boolean hasTerminal() {
+    return terminalDevice != null;
+  }
+
+  @Override
+  public HostTerminal lendTerminal() throws IOException {
+    // The frontend's user is the engine's (SO_PEERCRED): it opens nothing that user could not.
+    if (terminalDevice == null || !terminalDevice.startsWith("/dev/")) {
+      throw new IOException(
+          "the frontend has no controlling terminal; run it from one, as `autopkgtest --shell` is");
+    }
+    HostTerminal terminal = HostTerminal.ofDevice(terminalDevice);
+    lentTerminal = terminal;
+    return terminal;
+  }
+
+  @Override
   public void enableDebug() {
     FrontendLogs.enableDebug(id);
   }
 
   @Override
-  public void serving(VirtServer server, GracePeriods grace) {
+  public void serving(SignalTarget target, GracePeriods grace) {
+    // An empty stdout frame: the frontend relays its stdin from now on.
+    out.send(new Frame(Frame.STDOUT, new byte[0]));
     this.escalation =
-        new InterruptEscalation(grace, server::interruptCommands, server::killCommands);
-    this.server = server;
+        new InterruptEscalation(grace, target::interruptCommands, target::killCommands);
+    this.target = target;
     if (endedBy != null) {
-      server.terminate();
+      target.terminate();
     }
   }
 

@@ -99,7 +99,16 @@ public final class HostTerminal implements JobStdio, JobStdio.Terminal, AutoClos
    * @throws IOException where there is none, with the reason
    */
   public static HostTerminal ofControllingTerminal() throws IOException {
-    Path tty = Path.of("/dev/tty");
+    return ofDevice(Path.of("/dev/tty"));
+  }
+
+  /**
+   * The terminal device {@code tty}, in raw mode from now on: a frontend's controlling terminal,
+   * lent to the engine serving it. Its resizes come from that frontend ({@link #resized()}).
+   *
+   * @throws IOException where it cannot be opened or is no terminal, with the reason
+   */
+  public static HostTerminal ofDevice(Path tty) throws IOException {
     // Channels, because closing them releases a thread still waiting for keystrokes.
     FileChannel in = FileChannel.open(tty, StandardOpenOption.READ);
     FileChannel out = FileChannel.open(tty, StandardOpenOption.WRITE);
@@ -116,7 +125,7 @@ public final class HostTerminal implements JobStdio, JobStdio.Terminal, AutoClos
             opened);
     if (terminal.isEmpty()) {
       opened.close();
-      throw new IOException("/dev/tty: its settings cannot be read (see the warning above)");
+      throw new IOException(tty + ": its settings cannot be read (see the warning above)");
     }
     return terminal.get();
   }
@@ -185,7 +194,8 @@ public final class HostTerminal implements JobStdio, JobStdio.Terminal, AutoClos
     watchers.add(resized);
   }
 
-  private void resized() {
+  /** Passes the terminal's new size on to the commands it is lent to. */
+  public void resized() {
     TerminalSize size = size();
     for (Consumer<TerminalSize> watcher : watchers) {
       try {

@@ -43,7 +43,7 @@ import org.uchroot.engine.UchrootException;
  * time. {@link #terminate} and {@link #interruptCommands} are for signal handlers and may be called
  * from any thread at any time.
  */
-public final class VirtServer {
+public final class VirtServer implements SignalTarget {
 
   /** After {@code quit}. */
   public static final int EXIT_QUIT = 0;
@@ -121,6 +121,8 @@ public final class VirtServer {
   /** False in a shared engine, which outlives this server: only the server's testbed is closed. */
   private final boolean ownsEngine;
 
+  private final TerminalSource terminal;
+
   /**
    * @param engine the engine, perhaps still starting; the server closes it when it ends
    * @param in the caller's commands
@@ -133,7 +135,16 @@ public final class VirtServer {
       InputStream in,
       OutputStream answers,
       PrintStream messages) {
-    this(settings, engine, in, answers, messages, true);
+    this(settings, engine, in, answers, messages, HostTerminal::ofControllingTerminal, true);
+  }
+
+  /** Where {@code shell} gets the caller's terminal from. */
+  @FunctionalInterface
+  public interface TerminalSource {
+    /**
+     * @throws IOException where the caller has none, with the reason
+     */
+    HostTerminal lend() throws IOException;
   }
 
   /**
@@ -145,9 +156,16 @@ public final class VirtServer {
       Engine engine,
       InputStream in,
       OutputStream answers,
-      PrintStream messages) {
+      PrintStream messages,
+      TerminalSource terminal) {
     return new VirtServer(
-        settings, CompletableFuture.completedFuture(engine), in, answers, messages, false);
+        settings,
+        CompletableFuture.completedFuture(engine),
+        in,
+        answers,
+        messages,
+        terminal,
+        false);
   }
 
   private VirtServer(
@@ -156,8 +174,10 @@ public final class VirtServer {
       InputStream in,
       OutputStream answers,
       PrintStream messages,
+      TerminalSource terminal,
       boolean ownsEngine) {
     this.ownsEngine = ownsEngine;
+    this.terminal = terminal;
     this.settings = settings;
     this.engine = engine;
     this.input = new LineReader(in);
@@ -235,6 +255,7 @@ public final class VirtServer {
    * Closes the testbed and the engine, for SIGTERM and SIGHUP; the caller then dies by the signal.
    * The conversation stops where it is and says nothing more. Blocks until the testbed is removed.
    */
+  @Override
   public void terminate() {
     terminating = true;
     OpenTestbed closing = testbed;
@@ -255,6 +276,7 @@ public final class VirtServer {
    * Interrupts the commands running in the testbed, which stays open: for SIGINT. Returns what it
    * did, for the signal's line on stderr.
    */
+  @Override
   public String interruptCommands() {
     OpenTestbed open = testbed;
     if (open == null) {
@@ -273,6 +295,7 @@ public final class VirtServer {
   }
 
   /** Kills the commands running in the testbed at once, which stays open: for a second SIGINT. */
+  @Override
   public String killCommands() {
     OpenTestbed open = testbed;
     if (open == null) {
@@ -465,12 +488,6 @@ public final class VirtServer {
    * control, and the keys its own until it exits.
    */
   private void shell(Session session, List<String> args) {
-    if (!ownsEngine) {
-      LOG.error(
-          "Cannot run shell: a shared engine has no terminal to give it; run the server with"
-              + " --engine=standalone for shell");
-      return;
-    }
     // The directory and variables as arguments, never as script text: a quote in them stays theirs.
     List<String> argv = new ArrayList<>(List.of("sh", "-c", SHELL_SCRIPT, "sh"));
     argv.addAll(args);
@@ -479,8 +496,8 @@ public final class VirtServer {
       // The host's terminal type, for a correct termcap, as the reference passes it.
       argv.add("TERM=" + term);
     }
-    try (HostTerminal terminal = HostTerminal.ofControllingTerminal()) {
-      await(session.run(argv, terminal));
+    try (HostTerminal lent = terminal.lend()) {
+      await(session.run(argv, lent));
     } catch (IOException | ProtocolError e) {
       LOG.error("Cannot run shell: {}", e.getMessage());
     }

@@ -78,6 +78,9 @@ class DoctorE2ETest {
     Path tmp = Files.createDirectories(dir.resolve("tmp"));
     Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxrwxrwx"));
     Map<String, String> env = new LinkedHashMap<>(E2e.childEnvironment(tmp));
+    // Each caller's own runtime directory, where that caller can make it.
+    env.computeIfPresent(
+        "UCHROOT_RUNTIME_DIR", (key, value) -> tmp.resolve("run-" + name).toString());
     env.putAll(extra);
     return E2e.run(
         "doctor-" + name,

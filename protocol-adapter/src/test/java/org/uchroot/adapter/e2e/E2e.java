@@ -348,6 +348,8 @@ final class E2e {
     if (!engine.isBlank()) {
       env.put("UCHROOT_ENGINE", engine);
       env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
+      String javaOpts = env.getOrDefault("UCHROOT_JAVA_OPTS", "");
+      env.put("UCHROOT_JAVA_OPTS", (javaOpts + " -Duchroot.engine.idle-timeout=2s").strip());
     }
   }
 

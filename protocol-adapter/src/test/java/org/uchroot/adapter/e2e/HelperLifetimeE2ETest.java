@@ -290,6 +290,8 @@ class HelperLifetimeE2ETest {
       options += " " + hold.javaOption();
     }
     env.put("UCHROOT_JAVA_OPTS", options);
+    // The helpers under test are a server's own; the shared engine's end is SharedEngineE2ETest's.
+    env.put("UCHROOT_ENGINE", "standalone");
     return env;
   }
 

@@ -120,6 +120,32 @@ class SharedEngineE2ETest {
     }
   }
 
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void uchrootRunIsServedByTheEngineWithItsStreamsAndStatus(E2e.Caller caller) throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    String run =
+        "echo from-stdin | UCHROOT_ENGINE=shared uchroot run -d -t "
+            + SignalFixtures.busyboxTarball()
+            + " -- sh -c 'cat; echo to-stderr >&2; exit 3'";
+    E2e.Result ran =
+        E2e.run(
+            "shared-run-" + SignalFixtures.who(caller.user()),
+            caller.user(),
+            fixture.work,
+            fixture.environment,
+            LIMIT,
+            List.of("sh", "-c", run));
+    assertEquals(3, ran.exitCode, ran.describe());
+    assertTrue(ran.output.contains("from-stdin\n"), ran.describe());
+    assertTrue(ran.output.contains("to-stderr\n"), ran.describe());
+    // Served by the engine, which the run started (and which logs to the state directory):
+    // a run of its own starts none, and its frontend says why with -d.
+    assertFalse(ran.output.contains("running a server of its own"), ran.describe());
+    assertTrue(Files.exists(fixture.work.resolve("state/engine.log")), ran.describe());
+    assertEquals(List.of(), fixture.testbeds(), "the run's testbed stays");
+  }
+
   @Test
   void eachFrontendsRootfsModeAndGracePeriodsAreItsSessionsOwn() throws IOException {
     Fixture fixture = new Fixture(null);

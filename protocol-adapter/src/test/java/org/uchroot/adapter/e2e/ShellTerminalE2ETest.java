@@ -47,15 +47,17 @@ class ShellTerminalE2ETest {
     Path work = SignalFixtures.workDir(tempDir, user);
     Path requests = fifo(work.resolve("requests"), user);
     Path answers = fifo(work.resolve("answers"), user);
+    Path resize = fifo(work.resolve("resize"), user);
     String server =
-        // The shell takes the server's controlling terminal, which a shared engine has not.
-        "stty rows 30 cols 90; before=$(stty -g); autopkgtest-virt-uchroot --engine=standalone -t "
+        "stty rows 30 cols 90; before=$(stty -g); (read x <"
+            + resize
+            + " && stty rows 35 cols 95 </dev/tty) & autopkgtest-virt-uchroot -t "
             + E2e.debianTarball()
             + " <"
             + requests
             + " >"
             + answers
-            + "; [ \"$(stty -g)\" = \"$before\" ] && echo terminal restored";
+            + "; wait; [ \"$(stty -g)\" = \"$before\" ] && echo terminal restored";
     Process process =
         RunTerminalE2ETest.onATerminal(
             work, user, SignalFixtures.environment(work, user, leaks), server);
@@ -78,11 +80,18 @@ class ShellTerminalE2ETest {
         // Printed as computed, so that the terminal's echo of the line does not match.
         keys.write(
             ("printf 'tty=%s A=%s\\n' \"$(tty)\" \"$A\"; stty size | tr ' ' x; "
-                    + "case $- in *m*) echo \"job\"\"-control\";; esac; exit\r")
+                    + "case $- in *m*) echo \"job\"\"-control\";; esac\r")
+                .getBytes(StandardCharsets.UTF_8));
+        keys.flush();
+        screen.awaitLines("\ntty=/dev/pts/0 A=1\n30x90\njob-control\n");
+        // The host terminal resized: the shell's follows, whichever process holds the host's.
+        Files.writeString(resize, "now\n");
+        keys.write(
+            "until [ \"$(stty size)\" = \"35 95\" ]; do sleep 0.1; done; echo \"re\"\"sized\"; exit\r"
                 .getBytes(StandardCharsets.UTF_8));
         keys.flush();
         assertEquals("ok", within(answer::readLine), screen.text());
-        screen.awaitLines("\ntty=/dev/pts/0 A=1\n30x90\njob-control\n");
+        screen.awaitLines("\nresized\n");
 
         ask.write("close\nquit\n");
         ask.flush();

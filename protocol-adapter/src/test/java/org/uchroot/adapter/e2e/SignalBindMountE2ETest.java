@@ -12,6 +12,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -147,7 +148,9 @@ class SignalBindMountE2ETest {
     // The test's own state directory: the orphans of anything else on this host are neither
     // reported here nor removed by --orphaned.
     Path state = work.resolve("state");
-    Map<String, String> env = SignalFixtures.environment(work, null, leaks);
+    Map<String, String> env = new HashMap<>(SignalFixtures.environment(work, null, leaks));
+    // A killed server's orphans; a killed shared engine's are SharedEngineE2ETest's.
+    env.put("UCHROOT_ENGINE", "standalone");
     String marker = SignalFixtures.marker("orphan");
     Path[] orphanSockets = new Path[1];
     try {
