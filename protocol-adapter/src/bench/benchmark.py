@@ -218,10 +218,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix='uchroot-bench.') as scratch:
         with open(os.path.join(scratch, 'big.bin'), 'wb') as big:
             big.write(os.urandom(100 * 1024 * 1024))
-        def private_cache(i):
+        def private_cache(i, kind='standalone'):
             """A private, empty cache for each cold open; the warm rounds use the first."""
             env = dict(os.environ)
-            env['UCHROOT_JAVA_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(scratch, 'cache%d' % i)
+            env['UCHROOT_JAVA_OPTS'] = '-Duchroot.cache-dir=' + os.path.join(
+                scratch, '%s-cache%d' % (kind, i))
             return env
 
         uchroot = os.path.join(os.path.dirname(args.uchroot), 'uchroot')
@@ -233,7 +234,7 @@ def main():
 
         def shared_engine(i):
             """As private_cache(i), each with an engine of its own, started by its first server."""
-            env = private_cache(i)
+            env = private_cache(i, 'shared')
             env['UCHROOT_RUNTIME_DIR'] = os.path.join(scratch, 'run%d' % i)
             return env
 
@@ -257,8 +258,9 @@ def main():
         # The reference has one process per testbed: its twenty servers are its whole cost.
         reference['peak RSS, 20 sessions in one process (MiB)'] = reference[
             'peak RSS, 20 servers (MiB, sum)']
-        for i in range(COLD_ROUNDS):
-            shutil.rmtree(os.path.join(scratch, 'cache%d' % i), ignore_errors=True)
+        for kind in ('standalone', 'shared'):
+            for i in range(COLD_ROUNDS):
+                shutil.rmtree(os.path.join(scratch, '%s-cache%d' % (kind, i)), ignore_errors=True)
 
     size = os.path.getsize(tarball) / 1e6
     print('tarball: %s (%.0f MB); %d commands for the median; %d rounds; %s' % (

@@ -344,13 +344,17 @@ final class E2e {
    * frontend, so that every test still leaves nothing behind.
    */
   static void throughEngine(Map<String, String> env, Path runtimeDir) {
-    String engine = System.getProperty("uchroot.e2e.engine", "");
-    if (!engine.isBlank()) {
-      env.put("UCHROOT_ENGINE", engine);
-      env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
-      String javaOpts = env.getOrDefault("UCHROOT_JAVA_OPTS", "");
-      env.put("UCHROOT_JAVA_OPTS", (javaOpts + " -Duchroot.engine.idle-timeout=2s").strip());
+    if (System.getProperty("uchroot.e2e.engine", "").equals("shared")) {
+      sharedEngine(env, runtimeDir);
     }
+  }
+
+  /** The frontends of {@code env} use a shared engine of their own, in {@code runtimeDir}. */
+  static void sharedEngine(Map<String, String> env, Path runtimeDir) {
+    env.put("UCHROOT_ENGINE", "shared");
+    env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
+    String javaOpts = env.getOrDefault("UCHROOT_JAVA_OPTS", "");
+    env.put("UCHROOT_JAVA_OPTS", (javaOpts + " -Duchroot.engine.idle-timeout=2s").strip());
   }
 
   static void write(Path file, String content) throws IOException {

@@ -37,7 +37,8 @@ import org.uchroot.engine.LeakCheck;
  * <p>Every test's verdict and autopkgtest's exit status must be those that autopkgtest-virt-unshare
  * gave on the same tarball, recorded by {@code realpkg/record-reference} in {@code
  * realpkg/reference/}: a failing test of the package is fine as long as it fails with the reference
- * too, and a skipped test counts as a skip, never as a pass.
+ * too, and a skipped test counts as a skip, never as a pass. The unprivileged runs go through the
+ * shared engine, the others through servers of their own.
  *
  * <p>Needs deb-src entries for bookworm in the APT sources (and {@code apt-get update}).
  */
@@ -70,8 +71,11 @@ class RealPackageE2ETest {
     }
   }
 
-  /** One run: the package, root or the unprivileged test user, and the rootfs mode. */
-  record Run(Package pkg, boolean unprivileged, String mode) {
+  /**
+   * One run: the package, root or the unprivileged test user, the rootfs mode, and the engine
+   * (shared, or standalone: a server of its own).
+   */
+  record Run(Package pkg, boolean unprivileged, String mode, String engine) {
     @Override
     public String toString() {
       return pkg.name()
@@ -80,7 +84,9 @@ class RealPackageE2ETest {
           + ", "
           + (unprivileged ? "unprivileged" : "root")
           + ", "
-          + mode;
+          + mode
+          + ", "
+          + engine;
     }
   }
 
@@ -112,10 +118,10 @@ class RealPackageE2ETest {
   static Stream<Arguments> runs() throws IOException {
     List<Arguments> runs = new ArrayList<>();
     for (Package p : packages()) {
-      runs.add(Arguments.of(new Run(p, false, "overlay")));
-      runs.add(Arguments.of(new Run(p, true, "overlay")));
+      runs.add(Arguments.of(new Run(p, false, "overlay", "standalone")));
+      runs.add(Arguments.of(new Run(p, true, "overlay", "shared")));
       if (p.modes().contains("unpack")) {
-        runs.add(Arguments.of(new Run(p, false, "unpack")));
+        runs.add(Arguments.of(new Run(p, false, "unpack", "standalone")));
       }
     }
     return runs.stream();
@@ -161,6 +167,9 @@ class RealPackageE2ETest {
       env.put("XDG_STATE_HOME", home.resolve(".local/state").toString());
       env.put("XDG_CONFIG_HOME", home.resolve(".config").toString());
     }
+    if (run.engine().equals("shared")) {
+      E2e.sharedEngine(env, runtimeDir);
+    }
 
     // As record-reference runs it: "@" from the archive, and package lists, which the buildd
     // tarball lacks.
@@ -188,7 +197,9 @@ class RealPackageE2ETest {
             + "-"
             + (user == null ? "root" : user)
             + "-"
-            + run.mode();
+            + run.mode()
+            + "-"
+            + run.engine();
     E2e.Result r = E2e.run(name, user, work, env, LIMIT, command);
 
     String seconds = String.format(Locale.ROOT, "%.0f", r.elapsed.toMillis() / 1000.0);

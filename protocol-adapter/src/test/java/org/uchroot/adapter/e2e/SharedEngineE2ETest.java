@@ -147,6 +147,55 @@ class SharedEngineE2ETest {
   }
 
   @Test
+  void ctrlCOfAUchrootRunInTheEngineInterruptsItsCommandOnly() throws IOException {
+    Fixture fixture = new Fixture(null);
+    Map<String, String> env = new LinkedHashMap<>(fixture.environment);
+    env.put("UCHROOT_ENGINE", "shared");
+    String script = "trap 'echo interrupted; exit 7' INT; echo armed; sleep 30 & wait; echo slept";
+    try (VirtServerProcess spared = fixture.frontend("spared-by-run");
+        LiveProcess run =
+            LiveProcess.start(
+                "shared-run-ctrl-c",
+                fixture.work,
+                env,
+                List.of(
+                    E2e.distributionDir().resolve("bin/uchroot").toString(),
+                    "run",
+                    "-t",
+                    SignalFixtures.busyboxTarball().toString(),
+                    "--",
+                    "sh",
+                    "-c",
+                    script))) {
+      spared.ok("open");
+      VirtServerProcess.Job sparedJob = spared.launch("spared", exec(spared.execProgram(), script));
+      sparedJob.awaitLine("armed", LIMIT);
+      run.awaitOutput(Pattern.compile("armed"), LIMIT);
+      // The launcher execs the frontend: this pid is the process a terminal's Ctrl+C reaches.
+      E2e.Result kill =
+          E2e.run(
+              "kill-run",
+              null,
+              fixture.work,
+              Map.of(),
+              LIMIT,
+              List.of("kill", "-INT", Long.toString(run.pid())));
+      assertEquals(0, kill.exitCode, kill.describe());
+      assertEquals(7, run.waitFor(LIMIT), run.describe());
+      assertTrue(run.printed(Pattern.compile("(?m)^interrupted$")), run.describe());
+      assertTrue(
+          run.printed(Pattern.compile("SIGINT: interrupted 1 running command")), run.describe());
+      assertEquals("state=open jobs=1 interrupts=0", spared.ok("status"));
+      spared.ok("close");
+      spared.send("quit");
+      assertEquals("exit 0", spared.awaitServerExit(LIMIT), spared.describe());
+    } finally {
+      fixture.stopEngine();
+    }
+    assertEquals(List.of(), fixture.testbeds(), "the run's testbed stays");
+  }
+
+  @Test
   void eachFrontendsRootfsModeAndGracePeriodsAreItsSessionsOwn() throws IOException {
     Fixture fixture = new Fixture(null);
     try (VirtServerProcess unpacked =
