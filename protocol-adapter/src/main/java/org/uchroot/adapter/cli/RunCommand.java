@@ -19,7 +19,6 @@ import org.uchroot.adapter.service.EngineClient;
 import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.adapter.virt.SignalTarget;
 import org.uchroot.engine.Engine;
-import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Session;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -98,38 +97,21 @@ final class RunCommand implements Callable<Integer> {
    * streams; its signals for the command's.
    */
   private int runForFrontend() {
-    if (options.debug) {
-      frontend.enableDebug();
-    }
-    Engine shared = frontend.engine();
-    EngineConfig config = shared.config();
-    EngineConfig asked = options.configure(config);
-    String differs = VirtServerCommand.differences(config, asked);
-    if (differs != null) {
-      frontend.runStandalone("the shared engine's " + differs);
+    Optional<TestbedOptions.InEngine> inEngine = options.inEngine(frontend);
+    if (inEngine.isEmpty()) {
       return 0;
     }
-    options.workingDirectory = frontend.workingDirectory();
-    TestbedOptions.Choice choice = options.choose(frontend.environment());
-    if (choice.tarball().isEmpty()) {
-      throw new CliException(ExitCode.INVALID_ARGUMENT, choice.missingTarball());
+    TestbedOptions.InEngine asked = inEngine.get();
+    if (asked.choice().tarball().isEmpty()) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, asked.choice().missingTarball());
     }
-    Session session =
-        open(
-            shared,
-            choice
-                .spec(config.normalUser())
-                .withGrace(asked.grace())
-                .withRootfsMode(asked.rootfsMode()));
-    frontend.serving(new SessionSignals(session), asked.grace());
+    Session session = open(frontend.engine(), asked.spec());
+    frontend.serving(new SessionSignals(session), asked.asked().grace());
     return run(
         session,
         () -> {
-          if (!frontend.hasTerminal()) {
-            return Optional.empty();
-          }
           try {
-            return Optional.of(frontend.lendTerminal());
+            return frontend.lendTerminal();
           } catch (IOException e) {
             LoggerFactory.getLogger(RunCommand.class)
                 .warn("the command gets no terminal: {}", e.getMessage());
@@ -169,7 +151,7 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public String interruptCommands() {
       return "interrupted "
-          + session.interrupt().toCompletableFuture().join()
+          + SignalTarget.count(session.interrupt().toCompletableFuture())
           + " running command(s) in testbed "
           + session.id();
     }
@@ -177,7 +159,7 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public String killCommands() {
       return "killed "
-          + session.kill().toCompletableFuture().join()
+          + SignalTarget.count(session.kill().toCompletableFuture())
           + " running command(s) in testbed "
           + session.id();
     }

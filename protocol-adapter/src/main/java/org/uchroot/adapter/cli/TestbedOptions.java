@@ -14,6 +14,7 @@ import org.uchroot.actors.BindMount;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.service.EngineClient;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Host;
@@ -271,6 +272,41 @@ public final class TestbedOptions {
 
   static String missingTarballMessage(Map<String, String> env) {
     return "Unable to find chroot in " + cacheDir(env);
+  }
+
+  /**
+   * What a frontend's options ask of the shared engine, its working directory and environment
+   * reading them; empty, the frontend told to run a process of its own, where they ask for other
+   * ids than the engine's.
+   */
+  Optional<InEngine> inEngine(EngineClient frontend) {
+    if (debug) {
+      frontend.enableDebug();
+    }
+    EngineConfig config = frontend.engine().config();
+    EngineConfig asked = configure(config);
+    String differs = VirtServerCommand.differences(config, asked);
+    if (differs != null) {
+      frontend.runStandalone("the shared engine's " + differs);
+      return Optional.empty();
+    }
+    workingDirectory = frontend.workingDirectory();
+    return Optional.of(new InEngine(choose(frontend.environment()), config, asked));
+  }
+
+  /**
+   * A frontend's session in the shared engine: what it is made of, the engine's settings, and those
+   * with the frontend's own (grace periods, rootfs mode).
+   */
+  record InEngine(Choice choice, EngineConfig config, EngineConfig asked) {
+
+    /** The session's spec; fails where no tarball was found. */
+    SessionSpec spec() {
+      return choice
+          .spec(config.normalUser())
+          .withGrace(asked.grace())
+          .withRootfsMode(asked.rootfsMode());
+    }
   }
 
   /** An engine started for a command line that makes testbeds itself, and what they are made of. */

@@ -3,10 +3,12 @@ package org.uchroot.adapter.cli;
 import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.LoggerFactory;
@@ -126,45 +128,40 @@ final class VirtServerCommand implements Callable<Integer> {
    * settings send the frontend to a server of its own.
    */
   private int serveFrontend() {
-    if (options.debug) {
-      frontend.enableDebug();
-    }
     if (engine == EngineMode.standalone) {
       frontend.runStandalone("--engine=standalone");
       return 0;
     }
-    Engine shared = frontend.engine();
-    EngineConfig config = shared.config();
-    EngineConfig asked = options.configure(config);
-    String differs = differences(config, asked);
-    if (differs != null) {
-      frontend.runStandalone("the shared engine's " + differs);
+    Optional<TestbedOptions.InEngine> inEngine = options.inEngine(frontend);
+    if (inEngine.isEmpty()) {
       return 0;
     }
-    Map<String, String> env = frontend.environment();
-    options.workingDirectory = frontend.workingDirectory();
-    TestbedOptions.Choice choice = options.choose(env);
-    if (choice.tarball().isEmpty()) {
-      LoggerFactory.getLogger(VirtServerCommand.class).error(choice.missingTarball());
+    TestbedOptions.InEngine session = inEngine.get();
+    if (session.choice().tarball().isEmpty()) {
+      LoggerFactory.getLogger(VirtServerCommand.class).error(session.choice().missingTarball());
     }
+    EngineConfig config = session.config();
     VirtServer server =
         VirtServer.inSharedEngine(
             new VirtServer.Settings(
-                () ->
-                    choice
-                        .spec(config.normalUser())
-                        .withGrace(asked.grace())
-                        .withRootfsMode(asked.rootfsMode()),
+                session::spec,
                 config.normalUser(),
                 config.runtimeDir(),
                 execProgram(config),
-                copyTimeout(env)),
-            shared,
+                copyTimeout(frontend.environment())),
+            frontend.engine(),
             frontend.requests(),
             frontend.answers(),
             frontend.messages(),
-            frontend::lendTerminal);
-    frontend.serving(server, asked.grace());
+            () ->
+                frontend
+                    .lendTerminal()
+                    .orElseThrow(
+                        () ->
+                            new IOException(
+                                "the frontend has no controlling terminal; run it from one, as"
+                                    + " `autopkgtest --shell` is")));
+    frontend.serving(server, session.asked().grace());
     return server.serve();
   }
 

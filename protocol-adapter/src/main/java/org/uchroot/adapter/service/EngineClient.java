@@ -6,6 +6,7 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Optional;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.adapter.terminal.HostTerminal;
 import org.uchroot.adapter.virt.SignalTarget;
@@ -36,15 +37,13 @@ public interface EngineClient {
   PrintStream messages();
 
   /**
-   * The frontend's controlling terminal, in raw mode until closed, for {@code shell}; its resizes
-   * come as the frontend's SIGWINCH.
+   * The terminal the frontend named (its controlling terminal for {@code shell}, or the one {@code
+   * run}'s stdin and stdout are), in raw mode until closed; its resizes come as the frontend's
+   * SIGWINCH. Empty where it named none.
    *
-   * @throws IOException where the frontend has none, with the reason
+   * @throws IOException where it cannot be lent, with the reason
    */
-  HostTerminal lendTerminal() throws IOException;
-
-  /** Whether the frontend named a terminal for {@link #lendTerminal()}. */
-  boolean hasTerminal();
+  Optional<HostTerminal> lendTerminal() throws IOException;
 
   /** {@code -d}: this frontend's server logs at debug level, to the frontend's stderr. */
   void enableDebug();

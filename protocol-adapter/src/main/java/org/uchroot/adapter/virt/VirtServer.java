@@ -288,7 +288,7 @@ public final class VirtServer implements SignalTarget {
     CompletableFuture<Integer> hit = current.interrupt().toCompletableFuture();
     pendingInterrupt = hit;
     return "interrupted "
-        + count(hit)
+        + SignalTarget.count(hit)
         + " running command(s) in testbed "
         + current.id()
         + "; it stays open";
@@ -303,21 +303,13 @@ public final class VirtServer implements SignalTarget {
     }
     Session current = open.session();
     return "killed "
-        + count(current.kill().toCompletableFuture())
+        + SignalTarget.count(current.kill().toCompletableFuture())
         + " running command(s) in testbed "
         + current.id()
         + "; it stays open";
   }
 
   /** How many commands a signal reached, as the session answers in time. */
-  private static String count(CompletableFuture<Integer> jobs) {
-    try {
-      return Integer.toString(jobs.get(STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS));
-    } catch (Exception e) {
-      return "the";
-    }
-  }
-
   private Response handle(Request request) throws ProtocolError, CopyFailure {
     return switch (request.verb()) {
       case CAPABILITIES -> Response.ok(capabilities());
