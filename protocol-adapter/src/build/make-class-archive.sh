@@ -37,6 +37,8 @@ chmod 1777 "$work/tree/tmp"
 # Owned by root, as a real rootfs is, whoever records the archive.
 tar -C "$work/tree" --owner=0 --group=0 --numeric-owner -cf "$work/rootfs.tar" .
 
+# A server of its own, whose JVM ends with the conversation and writes the archive then; the
+# shared engine uses the same archive.
 # The JVM has crashed while dumping a dynamic archive (lambda proxy classes, JDK-8274944): its
 # crash report stays in WORK, and a second try usually makes the archive. UCHROOT_CLASS_ARCHIVE
 # keeps the launch script from using an archive, or starting to make one, for this server.
@@ -47,7 +49,8 @@ for try in 1 2; do
             -XX:ErrorFile=$work/hs_err_%p.log \
             -Duchroot.state-dir=$work/state \
             -Duchroot.cache-dir=$work/cache -Djava.io.tmpdir=$work" \
-        "$dist/bin/autopkgtest-virt-uchroot" -t "$work/rootfs.tar" > "$work/server.log" 2>&1
+        "$dist/bin/autopkgtest-virt-uchroot" --engine=standalone -t "$work/rootfs.tar" \
+        > "$work/server.log" 2>&1
     status=$?
     echo "class data archive: server exit status $status (log: $work/server.log)"
     [ "$status" -ge 128 ] || break

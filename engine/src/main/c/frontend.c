@@ -5,9 +5,10 @@
  * stdin/stdout and one session of the user's shared engine (`uchroot engine`), starting that
  * engine if none runs. Its argv, working directory and environment go to the engine, which parses
  * the options (one owner of their rules) and serves the session; the session's messages come back
- * on this program's stderr. Where the engine cannot serve it (--engine=standalone,
- * UCHROOT_ENGINE=standalone, options the engine has other settings for, an engine in another mount
- * namespace, an engine that cannot start), it runs `uchroot virt-server` in its place instead.
+ * on this program's stderr. Where the engine is not to serve it (--engine=standalone,
+ * UCHROOT_ENGINE=standalone, uchroot.engine.default = standalone where neither chooses, options the
+ * engine has other settings for, an engine in another mount namespace, an engine that cannot
+ * start), it runs `uchroot virt-server` in its place instead.
  *
  * Signals: SIGINT is passed on (the engine interrupts this session's commands, never tears the
  * testbed down); so is SIGWINCH, for the terminal lent to `shell`; SIGTERM and SIGHUP are passed
@@ -46,8 +47,9 @@
 #define EXIT_FAILURE_PROTOCOL 12
 /* How long a starting engine may take to answer: a cold JVM on a loaded machine. */
 #define START_TIMEOUT_MS 60000
-/* Where neither --engine nor UCHROOT_ENGINE chooses (README.md says why). */
-#define DEFAULT_ENGINE "standalone"
+/* The status of `uchroot engine --unless-default-standalone` where uchroot.engine.default is
+ * standalone (EngineCommand.NOT_CHOSEN). */
+#define ENGINE_NOT_CHOSEN 3
 
 extern char **environ;
 
@@ -56,6 +58,8 @@ static int sig_pipe[2];
 /* What the engine runs for this program: the virt server, or `uchroot run` (UCHROOT_FRONTEND_COMMAND
  * from the launcher). */
 static const char *command = "virt-server";
+/* The name this program's messages start with: `uchroot` for run. */
+static const char *program = PROGRAM;
 /* run: the command gets this program's terminal, which the engine opens; stdin stays unread here. */
 static bool lends_terminal;
 
@@ -71,8 +75,8 @@ __attribute__((format(printf, 1, 2))) static void say(const char *format, ...)
     if ((size_t)n > sizeof line - 2)
         n = sizeof line - 2;
     line[n++] = '\n';
-    struct iovec v[2] = { { PROGRAM ": ", sizeof PROGRAM + 1 }, { line, (size_t)n } };
-    (void)!writev(2, v, 2);
+    struct iovec v[3] = { { (void *)program, strlen(program) }, { ": ", 2 }, { line, (size_t)n } };
+    (void)!writev(2, v, 3);
 }
 
 static bool write_all(int fd, const void *data, size_t len)
@@ -208,7 +212,7 @@ static long now_ms(void)
  * Starts the user's engine and connects to it; -1 with *why set if it cannot. A lock in the
  * runtime directory makes the frontends that start at once wait for the first one's engine.
  */
-static int start_engine(const char *dir, const char *socket_path, const char **why)
+static int start_engine(const char *dir, const char *socket_path, bool chosen, const char **why)
 {
     static char reason[PATH_MAX + 256];
     *why = reason;
@@ -243,8 +247,10 @@ static int start_engine(const char *dir, const char *socket_path, const char **w
         close(lock);
         return -1;
     }
+    /* Where nothing chose the engine, its configuration does, before it starts to serve. */
+    const char *unless = chosen ? NULL : "--unless-default-standalone";
     if (debug)
-        say("starting the engine: %s engine --detached", launcher);
+        say("starting the engine: %s engine --detached %s", launcher, chosen ? "" : unless);
     pid_t child = fork();
     if (child < 0) {
         snprintf(reason, sizeof reason, "cannot fork: %s", strerror(errno));
@@ -262,16 +268,19 @@ static int start_engine(const char *dir, const char *socket_path, const char **w
             dup2(null, 1);
             dup2(null, 2);
         }
-        execl(launcher, "uchroot", "engine", "--detached", (char *)NULL);
+        execl(launcher, "uchroot", "engine", "--detached", unless, (char *)NULL);
         _exit(127);
     }
     long deadline = now_ms() + START_TIMEOUT_MS;
     int status;
     while ((sock = connect_to(socket_path)) < 0) {
         if (waitpid(child, &status, WNOHANG) == child) {
-            snprintf(reason, sizeof reason,
-                     "the engine ended as it started (see its log, engine.log in uchroot's state"
-                     " directory)");
+            if (!chosen && WIFEXITED(status) && WEXITSTATUS(status) == ENGINE_NOT_CHOSEN)
+                snprintf(reason, sizeof reason, "uchroot.engine.default is standalone");
+            else
+                snprintf(reason, sizeof reason,
+                         "the engine ended as it started (see its log, engine.log in uchroot's"
+                         " state directory)");
             break;
         }
         if (now_ms() > deadline) {
@@ -512,12 +521,20 @@ int main(int argc, char **argv)
 {
     const char *engine = getenv("UCHROOT_ENGINE");
     const char *asked = getenv("UCHROOT_FRONTEND_COMMAND");
-    if (asked != NULL && strcmp(asked, "run") == 0)
+    if (asked != NULL && strcmp(asked, "run") == 0) {
         command = "run";
+        program = "uchroot";
+    }
     unsetenv("UCHROOT_FRONTEND_COMMAND");
-    /* run's own options end at its command, and include no --engine. */
-    for (int i = 1; i < argc && strcmp(command, "run") != 0; i++) {
+    /* The options before `--`; run's also end at its command, the first word that is neither an
+     * option nor what looks like an option's value. The server parses them all again, with its own
+     * rules: what this loop reads only chooses the server and this program's -d. */
+    bool run = strcmp(command, "run") == 0;
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
+            break;
+        if (run && argv[i][0] != '-'
+            && (argv[i - 1][0] != '-' || strchr(argv[i - 1], '=') != NULL))
             break;
         if (strcmp(argv[i], "-d") == 0 || abbreviates(argv[i], "--debug", 3))
             debug = true;
@@ -526,10 +543,10 @@ int main(int argc, char **argv)
             engine = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : engine;
         }
     }
-    if (engine == NULL)
-        engine = DEFAULT_ENGINE;
-    /* A value other than these two is the server's to refuse, with argparse's words. */
-    if (strcmp(engine, "shared") != 0)
+    /* Nothing chose: uchroot.engine.default does, in the engine (README.md says why it is shared).
+     * A value other than these two is the server's to refuse, with its own words. */
+    bool chosen = engine != NULL && *engine != '\0';
+    if (chosen && strcmp(engine, "shared") != 0)
         run_standalone(argc, argv, "--engine or UCHROOT_ENGINE is not shared");
 
     char dir[PATH_MAX - 16], socket_path[PATH_MAX];
@@ -554,7 +571,7 @@ int main(int argc, char **argv)
         const char *why = NULL;
         int sock = connect_to(socket_path);
         if (sock < 0)
-            sock = start_engine(dir, socket_path, &why);
+            sock = start_engine(dir, socket_path, chosen, &why);
         if (sock < 0)
             run_standalone(argc, argv, why);
         if (!same_files(sock, &why)) {

@@ -52,6 +52,12 @@ final class EngineCommand implements Callable<Integer> {
   /** The log of a background engine is started again above this size, the last one kept. */
   private static final long LOG_ROTATE_BYTES = 16L << 20;
 
+  /**
+   * The status of {@code --unless-default-standalone} where the default is standalone (frontend.c
+   * knows it as ENGINE_NOT_CHOSEN).
+   */
+  static final int NOT_CHOSEN = 3;
+
   @Spec CommandSpec spec;
 
   @Option(
@@ -62,6 +68,11 @@ final class EngineCommand implements Callable<Integer> {
   // A frontend's start: it holds the start lock, and the engine's stderr is not a terminal.
   @Option(names = "--detached", hidden = true)
   boolean detached;
+
+  // The start of a frontend that chose no engine: uchroot.engine.default decides, and the frontend
+  // runs a server of its own on NOT_CHOSEN.
+  @Option(names = "--unless-default-standalone", hidden = true)
+  boolean unlessDefaultStandalone;
 
   @Option(
       names = "--idle-timeout",
@@ -85,6 +96,10 @@ final class EngineCommand implements Callable<Integer> {
 
   private int serve() throws IOException {
     EngineConfig config = Main.loadConfig();
+    if (unlessDefaultStandalone
+        && EngineChoice.defaultMode(config.config()) == EngineChoice.Mode.standalone) {
+      return NOT_CHOSEN;
+    }
     PrintStream log = detached ? logFile(config) : System.err;
     System.setErr(log);
     Logging.start(debug);

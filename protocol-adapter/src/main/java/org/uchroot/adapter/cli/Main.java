@@ -238,11 +238,15 @@ public final class Main {
 
   /** The engine's configuration; a broken one ends the command line with its reason. */
   static EngineConfig loadConfig() {
+    EngineConfig config;
     try {
-      return EngineConfig.load();
+      config = EngineConfig.load();
     } catch (ConfigException | IllegalStateException e) {
       throw new CliException(ExitCode.INVALID_ARGUMENT, OneLineMessage.of(e));
     }
+    // Checked by every command, so that a server of its own reports a value the engine refused.
+    EngineChoice.defaultMode(config.config());
+    return config;
   }
 
   /** The version the build wrote into {@code version.properties}. */

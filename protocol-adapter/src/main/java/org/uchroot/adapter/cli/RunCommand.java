@@ -54,6 +54,9 @@ final class RunCommand implements Callable<Integer> {
 
   @Mixin TestbedOptions options;
 
+  // Read by the frontend too, which hands `uchroot run` to the shared engine or runs it itself.
+  @Mixin EngineChoice engineChoice;
+
   @Option(
       names = {"-h", "--help"},
       usageHelp = true,
@@ -97,7 +100,7 @@ final class RunCommand implements Callable<Integer> {
    * streams; its signals for the command's.
    */
   private int runForFrontend() {
-    Optional<TestbedOptions.InEngine> inEngine = options.inEngine(frontend);
+    Optional<TestbedOptions.InEngine> inEngine = options.inEngine(frontend, engineChoice);
     if (inEngine.isEmpty()) {
       return 0;
     }

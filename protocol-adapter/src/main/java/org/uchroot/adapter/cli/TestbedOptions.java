@@ -276,14 +276,20 @@ public final class TestbedOptions {
 
   /**
    * What a frontend's options ask of the shared engine, its working directory and environment
-   * reading them; empty, the frontend told to run a process of its own, where they ask for other
-   * ids than the engine's.
+   * reading them; empty, the frontend told to run a process of its own, where it chose one or its
+   * options ask for other ids than the engine's.
    */
-  Optional<InEngine> inEngine(EngineClient frontend) {
+  Optional<InEngine> inEngine(EngineClient frontend, EngineChoice engineChoice) {
     if (debug) {
       frontend.enableDebug();
     }
     EngineConfig config = frontend.engine().config();
+    Optional<String> standalone =
+        engineChoice.standaloneReason(frontend.environment(), config.config());
+    if (standalone.isPresent()) {
+      frontend.runStandalone(standalone.get());
+      return Optional.empty();
+    }
     EngineConfig asked = configure(config);
     String differs = VirtServerCommand.differences(config, asked);
     if (differs != null) {

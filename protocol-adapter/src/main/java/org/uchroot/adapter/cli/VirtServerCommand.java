@@ -42,20 +42,9 @@ final class VirtServerCommand implements Callable<Integer> {
 
   @Mixin TestbedOptions options;
 
-  // Read by the frontend, which runs this server in the shared engine or as a program of its own;
-  // here for its help and so that its values are checked.
-  @Option(
-      names = "--engine",
-      paramLabel = "MODE",
-      description =
-          "shared: serve the testbed in the user's shared engine (started if need be);"
-              + " standalone: in a server of its own (default: $UCHROOT_ENGINE, else standalone).")
-  EngineMode engine;
-
-  enum EngineMode {
-    shared,
-    standalone
-  }
+  // Read by the frontend too, which runs this server in the shared engine or as a program of its
+  // own.
+  @Mixin EngineChoice engineChoice;
 
   @Option(
       names = {"-h", "--help"},
@@ -112,7 +101,8 @@ final class VirtServerCommand implements Callable<Integer> {
                 config.normalUser(),
                 config.runtimeDir(),
                 execProgram(config),
-                copyTimeout(env)),
+                copyTimeout(env),
+                options.workingDirectory),
             engine,
             new FileInputStream(FileDescriptor.in),
             answers,
@@ -128,11 +118,7 @@ final class VirtServerCommand implements Callable<Integer> {
    * settings send the frontend to a server of its own.
    */
   private int serveFrontend() {
-    if (engine == EngineMode.standalone) {
-      frontend.runStandalone("--engine=standalone");
-      return 0;
-    }
-    Optional<TestbedOptions.InEngine> inEngine = options.inEngine(frontend);
+    Optional<TestbedOptions.InEngine> inEngine = options.inEngine(frontend, engineChoice);
     if (inEngine.isEmpty()) {
       return 0;
     }
@@ -148,7 +134,8 @@ final class VirtServerCommand implements Callable<Integer> {
                 config.normalUser(),
                 config.runtimeDir(),
                 execProgram(config),
-                copyTimeout(frontend.environment())),
+                copyTimeout(frontend.environment()),
+                options.workingDirectory),
             frontend.engine(),
             frontend.requests(),
             frontend.answers(),

@@ -77,25 +77,34 @@ final class TestbedCopies {
   private static final int COPIED_EXECUTABLE = 99;
 
   private final Duration timeout;
+  private final Path workingDirectory;
   private final CompletableFuture<Engine> engine;
 
   /**
    * @param timeout how long one copy may take, as {@code AUTOPKGTEST_VIRT_COPY_TIMEOUT}
-   */
-  /**
+   * @param workingDirectory the caller's, where relative host paths start (autopkgtest gives the
+   *     .dsc as the user named it)
    * @param engine starts the host's tar, as it starts its own helpers
    */
-  TestbedCopies(Duration timeout, CompletableFuture<Engine> engine) {
+  TestbedCopies(Duration timeout, Path workingDirectory, CompletableFuture<Engine> engine) {
     this.timeout = timeout;
+    this.workingDirectory = workingDirectory;
     this.engine = engine;
+  }
+
+  /**
+   * The host path of a copy: normalised as the reference does ("a/../b" is b, whether or not a
+   * exists), from the caller's working directory.
+   */
+  private Path hostPath(String host) {
+    return workingDirectory.resolve(host).normalize();
   }
 
   /** Copies a host file or, for paths ending in {@code /}, a host directory into the testbed. */
   void copyDown(Session session, String host, String testbed, boolean directory)
       throws CopyFailure {
     String what = "copydown " + host + " " + testbed;
-    // Normalised as the reference does: "a/../b" is b, whether or not a exists.
-    Path source = Path.of(host).normalize();
+    Path source = hostPath(host);
     if (directory ? !Files.isDirectory(source) : Files.isDirectory(source)) {
       throw new CopyFailure.OnHost(
           what + ": " + host + (directory ? ": No such directory" : ": Is a directory"));
@@ -142,7 +151,7 @@ final class TestbedCopies {
   /** Copies a testbed file or, for paths ending in {@code /}, a testbed directory to the host. */
   void copyUp(Session session, String testbed, String host, boolean directory) throws CopyFailure {
     String what = "copyup " + testbed + " " + host;
-    Path target = Path.of(host).normalize();
+    Path target = hostPath(host);
     if (SharedPaths.of(session, target, testbed).sameFile()) {
       LOG.debug("{}: already there", what);
       return;

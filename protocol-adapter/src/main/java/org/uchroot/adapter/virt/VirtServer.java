@@ -81,19 +81,25 @@ public final class VirtServer implements SignalTarget {
    * @param execProgram the program and leading arguments {@code print-execute-command} gives, the
    *     socket following them
    * @param copyTimeout how long one copy may take
+   * @param workingDirectory the caller's, which relative host paths of copies start from (a
+   *     frontend's, in the shared engine)
    */
   public record Settings(
       Supplier<SessionSpec> spec,
       String normalUser,
       Path runtimeDir,
       List<String> execProgram,
-      Duration copyTimeout) {
+      Duration copyTimeout,
+      Path workingDirectory) {
     public Settings {
       Objects.requireNonNull(spec, "spec");
       Objects.requireNonNull(normalUser, "normalUser");
       Objects.requireNonNull(runtimeDir, "runtimeDir");
       execProgram = List.copyOf(execProgram);
       Objects.requireNonNull(copyTimeout, "copyTimeout");
+      if (!workingDirectory.isAbsolute()) {
+        throw new IllegalArgumentException("not absolute: " + workingDirectory);
+      }
     }
   }
 
@@ -183,7 +189,7 @@ public final class VirtServer implements SignalTarget {
     this.input = new LineReader(in);
     this.answers = answers;
     this.messages = messages;
-    this.copies = new TestbedCopies(settings.copyTimeout(), engine);
+    this.copies = new TestbedCopies(settings.copyTimeout(), settings.workingDirectory(), engine);
   }
 
   /**

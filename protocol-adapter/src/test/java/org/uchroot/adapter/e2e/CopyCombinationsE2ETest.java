@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -265,6 +266,9 @@ class CopyCombinationsE2ETest {
       argv.addAll(List.of("runuser", "-u", server.user(), "--"));
     }
     argv.addAll(List.of("env", "HOME=" + home, "TMPDIR=" + work, "PATH=" + E2e.childPath()));
+    Map<String, String> engine = new LinkedHashMap<>();
+    E2e.throughEngine(engine, work.resolve("run"));
+    engine.forEach((k, v) -> argv.add(k + "=" + v));
     argv.add(server.program());
     if (server.options().stream().noneMatch(o -> o.startsWith("--tarball"))) {
       argv.addAll(List.of("-t", E2e.debianTarball().toString()));

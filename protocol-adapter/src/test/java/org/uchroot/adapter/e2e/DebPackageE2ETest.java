@@ -97,6 +97,9 @@ class DebPackageE2ETest {
                 # the build and the test need.
                 autopkgtest --setup-commands="apt-get update" uchroot-hello_1.0.dsc \
                     -- uchroot -t /srv/bookworm.tar
+                # By default the frontends above were served by the engine the first one started.
+                uchroot engine status
+                uchroot engine stop
                 """);
     // A root of its own (pivot_root, not chroot: the kernel refuses new user namespaces to a
     // chrooted process), the host's kernel interfaces and name service, the work directory,
@@ -160,6 +163,9 @@ class DebPackageE2ETest {
         "the README's command ran nothing\n" + used.describe());
     assertTrue(
         Pattern.compile("(?m)^command1\\s+PASS$").matcher(used.output).find(), used.describe());
+    assertTrue(
+        Pattern.compile("(?m)^uptime: ").matcher(used.output).find(),
+        "no engine served the default\n" + used.describe());
   }
 
   /** The shell block of README.md that follows the paragraph starting with {@code lead}. */

@@ -37,8 +37,10 @@ import org.uchroot.engine.LeakCheck;
  * <p>Every test's verdict and autopkgtest's exit status must be those that autopkgtest-virt-unshare
  * gave on the same tarball, recorded by {@code realpkg/record-reference} in {@code
  * realpkg/reference/}: a failing test of the package is fine as long as it fails with the reference
- * too, and a skipped test counts as a skip, never as a pass. The unprivileged runs go through the
- * shared engine, the others through servers of their own.
+ * too, and a skipped test counts as a skip, never as a pass. The packages marked "sbuild" are also
+ * built by sbuild, with their build dependencies from the archive, and must give the binary
+ * packages the reference's build gave. The unprivileged runs go through the shared engine, the
+ * others through servers of their own.
  *
  * <p>Needs deb-src entries for bookworm in the APT sources (and {@code apt-get update}).
  */
@@ -137,39 +139,12 @@ class RealPackageE2ETest {
     Path dsc = fetchSource(p);
     String server = E2e.server();
     Path tarball = E2e.debianTarball();
-    String user = run.unprivileged() ? E2e.testUser() : null;
-
-    // The test user only passes through the (root-owned) temporary directory.
-    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
-    Path work = tempDir.resolve("work");
-    Path home = work.resolve("home");
-    Path tmp = work.resolve("tmp");
-    Path runtimeDir = work.resolve("run");
-    Path out = work.resolve("out");
-    Files.createDirectories(home);
-    Files.createDirectories(tmp);
-    Files.createDirectories(runtimeDir);
-    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
-    if (user != null) {
-      E2e.chownTree(work, user);
-    }
-    leaks.watch(tmp);
-
-    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
-    if (user != null) {
-      // A fresh HOME: nothing cached from earlier runs (the overlay base is unpacked anew).
-      // runuser keeps root's environment; none of root's directories may be used.
-      env.put("HOME", home.toString());
-      env.put("USER", user);
-      env.put("LOGNAME", user);
-      env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
-      env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
-      env.put("XDG_STATE_HOME", home.resolve(".local/state").toString());
-      env.put("XDG_CONFIG_HOME", home.resolve(".config").toString());
-    }
-    if (run.engine().equals("shared")) {
-      E2e.sharedEngine(env, runtimeDir);
-    }
+    Workspace workspace = workspace(run);
+    String user = workspace.user();
+    Path work = workspace.work();
+    Path out = workspace.out();
+    Path tmp = workspace.tmp();
+    Map<String, String> env = workspace.env();
 
     // As record-reference runs it: "@" from the archive, and package lists, which the buildd
     // tarball lacks.
@@ -237,6 +212,163 @@ class RealPackageE2ETest {
         "autopkgtest's exit status differs from the reference's\n" + r.describe());
     // Testbeds are made in TMPDIR; LeakCheck looks for directories left there.
     assertEquals(List.of(), sessionsUnder(tmp, user, env), "testbeds left recorded after the run");
+  }
+
+  static Stream<Arguments> sbuildRuns() throws IOException {
+    List<Arguments> runs = new ArrayList<>();
+    for (Package p : packages()) {
+      if (p.modes().contains("sbuild")) {
+        runs.add(Arguments.of(new Run(p, false, "overlay", "standalone")));
+        runs.add(Arguments.of(new Run(p, true, "overlay", "shared")));
+      }
+    }
+    return runs.stream();
+  }
+
+  /**
+   * sbuild builds the package with its build dependencies from the archive, and the result is the
+   * reference's: sbuild's exit status and status, the same binary packages with the same files
+   * (realpkg/sbuild-outcome, as record-reference recorded them).
+   */
+  @ParameterizedTest(name = "sbuild {0}")
+  @MethodSource("sbuildRuns")
+  void sbuildBuildsWhatTheReferenceBuilt(Run run) throws IOException {
+    E2e.requireRoot();
+    E2e.requireCommands("sbuild", "dpkg-deb", "runuser");
+    Package p = run.pkg();
+    Path recorded = realpkgDir().resolve("reference").resolve(p.key() + ".sbuild");
+    if (!Files.isRegularFile(recorded)) {
+      fail("no sbuild reference for " + p.name() + ": run realpkg/record-reference " + p.name());
+    }
+    List<String> reference = Files.readAllLines(recorded);
+    Path dsc = fetchSource(p);
+    String server = E2e.server();
+    Workspace workspace = workspace(run);
+    Path work = workspace.work();
+    Path out = Files.createDirectories(workspace.out());
+    Path config = work.resolve("sbuild.conf");
+    // sbuild looks the server up in its own $path setting, not in the environment.
+    E2e.write(config, "$path = '" + E2e.childPath() + "';\n1;\n");
+    if (workspace.user() != null) {
+      E2e.chownTree(work, workspace.user());
+    }
+    Map<String, String> env = workspace.env();
+    env.put("SBUILD_CONFIG", config.toString());
+    String name =
+        "realpkg-sbuild-"
+            + p.name()
+            + "-"
+            + server
+            + "-"
+            + (workspace.user() == null ? "root" : workspace.user())
+            + "-"
+            + run.engine();
+    E2e.Result r =
+        E2e.run(
+            name,
+            workspace.user(),
+            work,
+            env,
+            LIMIT,
+            List.of(
+                "sbuild",
+                "--chroot-mode=autopkgtest",
+                "--autopkgtest-virt-server=" + server,
+                "--autopkgtest-virt-server-opts=-t " + E2e.debianTarball(),
+                "--dist=bookworm",
+                "--nolog",
+                "--build-dir=" + out,
+                "--no-run-lintian",
+                "--no-run-autopkgtest",
+                "--no-run-piuparts",
+                dsc.toString()));
+    String seconds = String.format(Locale.ROOT, "%.0f", r.elapsed.toMillis() / 1000.0);
+    synchronized (TIMES) {
+      TIMES.put(
+          "sbuild " + run + " (" + server + ")",
+          seconds + " s, reference " + recordedValue(reference, "wall-seconds") + " s");
+    }
+    Path log = work.resolve("sbuild.log");
+    Files.writeString(log, r.output, StandardCharsets.UTF_8);
+    E2e.Result outcome =
+        E2e.run(
+            "realpkg-sbuild-outcome-" + p.name(),
+            null,
+            work,
+            Map.of(),
+            Duration.ofMinutes(2),
+            List.of(
+                "sh",
+                realpkgDir().resolve("sbuild-outcome").toString(),
+                out.toString(),
+                log.toString()));
+    assertEquals(0, outcome.exitCode, outcome.describe());
+    assertEquals(
+        Integer.parseInt(recordedValue(reference, "exit-status")),
+        r.exitCode,
+        "sbuild's exit status differs from the reference's\n" + r.describe());
+    assertEquals(
+        reference.stream().filter(l -> l.startsWith("status\t") || l.startsWith("file\t")).toList(),
+        outcome.output.lines().toList(),
+        "what sbuild built differs from the reference's (" + recorded + ")\n" + r.describe());
+    assertEquals(
+        List.of(),
+        sessionsUnder(workspace.tmp(), workspace.user(), env),
+        "testbeds left recorded after the build");
+  }
+
+  /** The value of a {@code KEY<TAB>VALUE} line of a recorded reference. */
+  private static String recordedValue(List<String> reference, String key) {
+    return reference.stream()
+        .filter(l -> l.startsWith(key + "\t"))
+        .map(l -> l.substring(key.length() + 1))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("the reference records no " + key));
+  }
+
+  /** A run's directories, user and environment. */
+  private record Workspace(String user, Path work, Path tmp, Path out, Map<String, String> env) {}
+
+  /**
+   * The directories of {@code run} in {@code tempDir}, and its environment: for the test user a
+   * fresh HOME and runtime directory, and the engine the run names.
+   */
+  private Workspace workspace(Run run) throws IOException {
+    String user = run.unprivileged() ? E2e.testUser() : null;
+
+    // The test user only passes through the (root-owned) temporary directory.
+    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
+    Path work = tempDir.resolve("work");
+    Path home = work.resolve("home");
+    Path tmp = work.resolve("tmp");
+    Path runtimeDir = work.resolve("run");
+    Path out = work.resolve("out");
+    Files.createDirectories(home);
+    Files.createDirectories(tmp);
+    Files.createDirectories(runtimeDir);
+    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
+    if (user != null) {
+      E2e.chownTree(work, user);
+    }
+    leaks.watch(tmp);
+
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    if (user != null) {
+      // A fresh HOME: nothing cached from earlier runs (the overlay base is unpacked anew).
+      // runuser keeps root's environment; none of root's directories may be used.
+      env.put("HOME", home.toString());
+      env.put("USER", user);
+      env.put("LOGNAME", user);
+      env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
+      env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
+      env.put("XDG_STATE_HOME", home.resolve(".local/state").toString());
+      env.put("XDG_CONFIG_HOME", home.resolve(".config").toString());
+    }
+    if (run.engine().equals("shared")) {
+      E2e.sharedEngine(env, runtimeDir);
+    }
+
+    return new Workspace(user, work, tmp, out, env);
   }
 
   @AfterAll

@@ -104,10 +104,11 @@ class ReferenceComparisonE2ETest {
     // An unpack directory inside the test's own: the reference makes its directory at start and
     // leaves it behind when the testbed was never opened.
     Path unpack = hostDir.resolve("unpack-" + UNPACK_DIRS.incrementAndGet());
-    Process p =
+    ProcessBuilder builder =
         new ProcessBuilder(server, "-t", tarball.toString(), "-u", unpack.toString())
-            .redirectErrorStream(false)
-            .start();
+            .redirectErrorStream(false);
+    E2e.throughEngine(builder.environment(), hostDir.resolve("run"));
+    Process p = builder.start();
     var out =
         new java.io.BufferedReader(
             new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));

@@ -146,6 +146,145 @@ class SharedEngineE2ETest {
     assertEquals(List.of(), fixture.testbeds(), "the run's testbed stays");
   }
 
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void copiesTakeRelativeHostPathsFromTheFrontendsWorkingDirectory(E2e.Caller caller)
+      throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    // As autopkgtest gives a .dsc named on its command line; the engine's own directory is /.
+    try (VirtServerProcess frontend = fixture.frontend("relative")) {
+      Path dir = fixture.work.resolve("frontend-relative");
+      E2e.write(dir.resolve("down.txt"), "from the frontend's directory\n");
+      String scratch = frontend.ok("open");
+      frontend.ok("copydown down.txt " + scratch + "/down.txt");
+      frontend.ok("copyup " + scratch + "/down.txt up.txt");
+      assertEquals("from the frontend's directory\n", Files.readString(dir.resolve("up.txt")));
+      frontend.ok("close");
+      frontend.send("quit");
+      assertEquals("exit 0", frontend.awaitServerExit(LIMIT), frontend.describe());
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void whereNothingChoosesTheEngineServesUnlessTheConfigurationSaysStandalone(E2e.Caller caller)
+      throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    String tarball = SignalFixtures.busyboxTarball().toString();
+    // No uchroot.conf of the user's yet.
+    fixture.environment.put("XDG_CONFIG_HOME", fixture.work.resolve("config").toString());
+    try {
+      E2e.Result served =
+          fixture.unchosen("run-default", "run", "-d", "-t", tarball, "--", "echo", "served");
+      assertEquals(0, served.exitCode, served.describe());
+      assertTrue(served.output.contains("served\n"), served.describe());
+      assertFalse(served.output.contains("running a server of its own"), served.describe());
+      assertEquals(0, fixture.uchroot("status-default", "engine", "status").exitCode);
+    } finally {
+      fixture.stopEngine();
+    }
+
+    // A user's uchroot.conf, as a new user writes it.
+    E2e.write(
+        fixture.work.resolve("config/uchroot/uchroot.conf"),
+        "uchroot.engine.default = standalone\n");
+    if (caller.user() != null) {
+      E2e.chownTree(fixture.work.resolve("config"), caller.user());
+    }
+    E2e.Result own =
+        fixture.unchosen("run-conf", "run", "-d", "-t", tarball, "--", "echo", "served");
+    assertEquals(0, own.exitCode, own.describe());
+    assertTrue(own.output.contains("served\n"), own.describe());
+    assertTrue(
+        own.output.contains("running a server of its own: uchroot.engine.default is standalone"),
+        own.describe());
+    // The engine that read the configuration did not stay.
+    assertEquals(3, fixture.uchroot("status-conf", "engine", "status").exitCode);
+    assertFalse(Files.exists(fixture.socket(), LinkOption.NOFOLLOW_LINKS));
+
+    // The option chooses over the configuration; run's options end at its command, whose -d is
+    // its own.
+    try {
+      E2e.Result shared =
+          fixture.unchosen(
+              "run-shared", "run", "--engine=shared", "-t", tarball, "--", "ls", "-d", "/");
+      assertEquals(0, shared.exitCode, shared.describe());
+      assertTrue(shared.output.contains("/\n"), shared.describe());
+      assertFalse(shared.output.contains("uchroot: "), shared.describe());
+      assertEquals(0, fixture.uchroot("status-shared", "engine", "status").exitCode);
+      // A running engine sends a frontend that chose nothing to a server of its own as well.
+      try (VirtServerProcess frontend = fixture.unchosenFrontend("conf-standalone", "-d")) {
+        frontend.ok("open");
+        frontend.awaitStderr(
+            Pattern.compile("running a server of its own: uchroot.engine.default is standalone"),
+            LIMIT);
+        String status = fixture.uchroot("status-running", "engine", "status").output;
+        assertTrue(status.contains("frontends: 0"), status);
+        frontend.ok("close");
+        frontend.send("quit");
+        assertEquals("exit 0", frontend.awaitServerExit(LIMIT), frontend.describe());
+      }
+    } finally {
+      fixture.stopEngine();
+    }
+    E2e.Result standalone =
+        fixture.unchosen(
+            "run-standalone", "run", "--engine", "standalone", "-t", tarball, "ls", "-d", "/");
+    assertEquals(0, standalone.exitCode, standalone.describe());
+    assertEquals(3, fixture.uchroot("status-standalone", "engine", "status").exitCode);
+    assertEquals(List.of(), fixture.testbeds(), "a testbed stays");
+  }
+
+  @ParameterizedTest(name = "as {0}")
+  @EnumSource(E2e.Caller.class)
+  void theUsagePagesRunCommandIsServedByTheEngineAsWritten(E2e.Caller caller) throws IOException {
+    Fixture fixture = new Fixture(caller.user());
+    String usage = Files.readString(E2e.projectRoot().resolve("docs/usage.md"));
+    Matcher block =
+        Pattern.compile("the same way, on the terminal it runs on:\n\n```sh\n([^`]*)```")
+            .matcher(usage);
+    assertTrue(block.find(), "docs/usage.md has no uchroot run command for the engine");
+    Files.createSymbolicLink(fixture.work.resolve("bookworm.tar"), E2e.debianTarball());
+    try {
+      E2e.Result ran =
+          fixture.run(
+              "usage-run",
+              List.of("env", "-u", "UCHROOT_ENGINE", "sh", "-c", block.group(1).strip()));
+      assertEquals(0, ran.exitCode, ran.describe());
+      assertTrue(Pattern.compile("(?m)^12\\.[0-9]+$").matcher(ran.output).find(), ran.describe());
+      assertEquals(0, fixture.uchroot("status-usage", "engine", "status").exitCode);
+    } finally {
+      fixture.stopEngine();
+    }
+  }
+
+  @Test
+  void aBadDefaultInTheConfigurationIsOneLineAndNoServer() throws IOException {
+    Fixture fixture = new Fixture(null);
+    E2e.write(
+        fixture.work.resolve("config/uchroot/uchroot.conf"),
+        "uchroot.engine.default = sometimes\n");
+    fixture.environment.put("XDG_CONFIG_HOME", fixture.work.resolve("config").toString());
+    E2e.Result ran =
+        fixture.unchosen(
+            "run-bad-conf", "run", "-t", SignalFixtures.busyboxTarball().toString(), "true");
+    assertEquals(125, ran.exitCode, ran.describe());
+    List<String> lines = ran.output.lines().toList();
+    assertEquals(1, lines.size(), ran.describe());
+    assertTrue(
+        lines
+            .get(0)
+            .matches(
+                "uchroot \\[[0-9:]+\\]: ERROR: uchroot.engine.default is \"sometimes\" in"
+                    + " uchroot.conf: it is shared or standalone; correct it, or choose with"
+                    + " --engine or UCHROOT_ENGINE"),
+        ran.describe());
+    // Every command refuses that configuration, engine status included: the socket says it.
+    assertFalse(Files.exists(fixture.socket(), LinkOption.NOFOLLOW_LINKS));
+  }
+
   @Test
   void ctrlCOfAUchrootRunInTheEngineInterruptsItsCommandOnly() throws IOException {
     Fixture fixture = new Fixture(null);
@@ -447,6 +586,7 @@ class SharedEngineE2ETest {
       Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
       Map<String, String> env = new LinkedHashMap<>(SignalFixtures.environment(work, user, leaks));
       // Every engine of these tests is its own, and ends two seconds after its last frontend.
+      env.put("UCHROOT_ENGINE", "shared");
       env.put("UCHROOT_RUNTIME_DIR", runtimeDir().toString());
       env.put(
           "UCHROOT_JAVA_OPTS",
@@ -474,10 +614,37 @@ class SharedEngineE2ETest {
           args);
     }
 
+    /** {@code uchroot ARGS} where neither --engine nor UCHROOT_ENGINE chooses. */
+    E2e.Result unchosen(String name, String... args) {
+      List<String> argv = new ArrayList<>(List.of("env", "-u", "UCHROOT_ENGINE"));
+      argv.add(E2e.distributionDir().resolve("bin/uchroot").toString());
+      argv.addAll(List.of(args));
+      return run(name, argv);
+    }
+
+    /** A frontend where neither --engine nor UCHROOT_ENGINE chooses. */
+    VirtServerProcess unchosenFrontend(String name, String... options) throws IOException {
+      List<String> args = new ArrayList<>(List.of(options));
+      args.addAll(List.of("-t", SignalFixtures.busyboxTarball().toString()));
+      Map<String, String> env = new LinkedHashMap<>(environment);
+      env.remove("UCHROOT_ENGINE");
+      return VirtServerProcess.start(
+          "shared-" + name + "-" + SignalFixtures.who(user),
+          user,
+          work.resolve("frontend-" + name),
+          env,
+          args,
+          List.of("env", "-u", "UCHROOT_ENGINE"));
+    }
+
     E2e.Result uchroot(String name, String... args) {
       List<String> argv = new ArrayList<>();
       argv.add(E2e.distributionDir().resolve("bin/uchroot").toString());
       argv.addAll(List.of(args));
+      return run(name, argv);
+    }
+
+    E2e.Result run(String name, List<String> argv) {
       try {
         return E2e.run(
             "shared-" + name + "-" + SignalFixtures.who(user),
