@@ -170,7 +170,8 @@ def batch_peak_rss_mib(uchroot, tarball, scratch, env):
     commands = os.path.join(scratch, 'batch.txt')
     with open(commands, 'w') as out:
         out.write('sleep 3\n' * 20)
-    proc = subprocess.Popen([uchroot, 'batch', '--tarball', tarball, '--jobs', '20', commands],
+    proc = subprocess.Popen([uchroot, 'batch', '--tarball', tarball, '--jobs', '20',
+                             '--results', os.path.join(scratch, 'batch-results'), commands],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     peak = 0
     while proc.poll() is None:

@@ -3,6 +3,7 @@ package org.uchroot.engine;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.DispatcherSelector;
 import akka.actor.typed.javadsl.Behaviors;
+import akka.stream.Materializer;
 import java.io.IOException;
 import java.security.SecureRandom;
 import java.time.Duration;
@@ -96,6 +97,14 @@ public final class Engine implements AutoCloseable {
 
   public EngineConfig config() {
     return config;
+  }
+
+  /**
+   * Runs streams on the engine's actor system: a batch's jobs, each with testbeds of this engine.
+   * The streams end with the engine.
+   */
+  public Materializer materializer() {
+    return Materializer.matFromSystem(system);
   }
 
   /**

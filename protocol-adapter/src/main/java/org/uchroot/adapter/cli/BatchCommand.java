@@ -1,26 +1,32 @@
 package org.uchroot.adapter.cli;
 
-import java.io.ByteArrayOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.PrintStream;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.Semaphore;
-import org.uchroot.actors.ExitStatus;
-import org.uchroot.actors.JobStdio;
-import org.uchroot.actors.OneLineMessage;
-import org.uchroot.actors.SessionSpec;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
+import org.slf4j.LoggerFactory;
+import org.uchroot.adapter.batch.Batch;
+import org.uchroot.adapter.batch.HostJobRunner;
+import org.uchroot.adapter.batch.JobResult;
+import org.uchroot.adapter.batch.Plan;
+import org.uchroot.adapter.batch.PlanJob;
+import org.uchroot.adapter.batch.PlanReader;
+import org.uchroot.adapter.batch.Progress;
+import org.uchroot.adapter.service.EngineService;
 import org.uchroot.engine.Engine;
+import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -28,13 +34,32 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code uchroot batch FILE}: every line of FILE run with {@code sh -c} in a fresh testbed of its
- * own, several at a time, all in this one process. Output lines carry the number of the line that
- * made them; a summary gives each line's exit status.
+ * {@code uchroot batch PLAN}: a plan's autopkgtest, sbuild and shell jobs, several at a time, every
+ * testbed served by one engine in this process: shell jobs run in it directly, and autopkgtest and
+ * sbuild, run as they are, reach it through {@code autopkgtest-virt-uchroot}. Each job's log and
+ * outcome go under the results directory, with {@code results.json} and {@code junit.xml}.
  */
 @Command(
     name = "batch",
-    description = "Run each line of a file in a fresh testbed of its own, several at a time.",
+    description = {
+      "Run a plan of autopkgtest, sbuild and shell jobs, each in fresh testbeds, several at a"
+          + " time, and record their results.",
+      "",
+      "PLAN is YAML (.yaml, .yml; see docs/usage.md), or any other file of shell commands, one per"
+          + " line. Each job's log, exit code, duration, autopkgtest summary and artifacts go to"
+          + " DIR/ID/; DIR/results.json and DIR/junit.xml hold every job's outcome. Ctrl+C starts"
+          + " no more jobs and interrupts the running ones, which clean up; a second Ctrl+C ends"
+          + " them at once."
+    },
+    exitCodeListHeading = "%nExit status:%n",
+    exitCodeList = {
+      "0:Every job passed (neutral, no tests to run, counts as passed).",
+      "1:A job failed, or could not start.",
+      "2:The command line does not parse.",
+      "4:Only tmpfails are left: the testbed or the network failed, not the package.",
+      "125:A failure of uchroot's own: a plan that cannot be read, no testbed could be made.",
+      "130:Interrupted."
+    },
     sortOptions = false,
     separator = " ")
 final class BatchCommand implements Callable<Integer> {
@@ -50,157 +75,193 @@ final class BatchCommand implements Callable<Integer> {
   @Option(
       names = {"-j", "--jobs"},
       paramLabel = "N",
-      description = "Testbeds open at once (default: the number of processors).")
-  int jobs = Runtime.getRuntime().availableProcessors();
+      description = "Jobs run at once (default: the plan's defaults.jobs, else the processors).")
+  Integer jobs;
 
-  @Parameters(
-      paramLabel = "FILE",
-      description = "Commands, one per line; blank lines and # comments are skipped.")
+  @Option(
+      names = "--results",
+      paramLabel = "DIR",
+      description = "Where the results go (default: uchroot-results/PLAN-NAME).")
+  Path results;
+
+  @Option(
+      names = "--events",
+      paramLabel = "FORMAT",
+      description = "jsonl: one JSON object on stdout as each job starts and ends.")
+  EventFormat events;
+
+  enum EventFormat {
+    jsonl
+  }
+
+  @Parameters(paramLabel = "PLAN", description = "The plan: YAML, or one shell command per line.")
   Path file;
-
-  /** One command of the batch and its line number. */
-  record Line(int number, String command) {}
 
   @Override
   public Integer call() throws IOException {
     Logging.start(options.debug);
-    if (jobs < 1) {
+    if (jobs != null && jobs < 1) {
       throw new CliException(ExitCode.USAGE, "--jobs must be at least 1");
     }
-    List<Line> lines = read(file);
-    PrintStream out =
-        new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
-    TestbedOptions.Started started = options.startEngine(System.getenv());
-    Engine engine = started.engine();
-    SessionSpec spec = started.spec();
+    Map<String, String> env = System.getenv();
+    Optional<Path> tarball = options.tarball(env);
+    Plan plan;
     try {
-      Semaphore slots = new Semaphore(jobs);
-      List<CompletableFuture<String>> results = new ArrayList<>();
-      for (Line line : lines) {
-        slots.acquireUninterruptibly();
-        results.add(
-            runInFreshTestbed(engine, spec, line, out)
-                .whenComplete((ok, error) -> slots.release())
-                .toCompletableFuture());
-      }
-      // The summary comes after every command's output.
-      CompletableFuture.allOf(results.toArray(CompletableFuture[]::new)).join();
-      boolean allPassed = true;
-      for (int i = 0; i < lines.size(); i++) {
-        String outcome = results.get(i).join();
-        allPassed &= outcome.equals("exit 0");
-        out.println("line " + lines.get(i).number() + ": " + outcome);
-      }
-      return allPassed ? 0 : 1;
+      plan =
+          PlanReader.read(
+              file,
+              new PlanReader.CommandLine(
+                  Optional.ofNullable(jobs),
+                  options.tarball != null ? tarball : Optional.empty(),
+                  options.tarball == null ? tarball : Optional.empty()));
+    } catch (PlanReader.PlanException e) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, e.getMessage());
+    }
+    Path resultsDir = results != null ? results : Path.of("uchroot-results", plan.name());
+    prepareResults(resultsDir);
+    EngineConfig config = options.configure(Main.loadConfig());
+    // Log lines about a runner's frontend go to that frontend, and so to the job's log.
+    EngineService.routeLogs(System.err);
+    Engine engine = Engine.start(config);
+    boolean runners = plan.jobs().stream().anyMatch(job -> !(job instanceof PlanJob.Shell));
+    Frontends frontends = runners ? Frontends.serve(engine, config) : null;
+    Runnable closeAll =
+        once(
+            () -> {
+              if (frontends != null) {
+                frontends.stop();
+              } else {
+                engine.close();
+              }
+            });
+    try {
+      HostJobRunner runner =
+          new HostJobRunner(
+              engine,
+              frontendProgram(),
+              frontends != null ? frontends.environment() : Map.of(),
+              config.normalUser());
+      PrintStream stdout =
+          new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+      Progress progress =
+          new Progress(System.err, events != null ? stdout : null, plan.jobs().size());
+      Batch batch = new Batch(runner, engine.materializer(), resultsDir, progress);
+      Signals.onInterrupt(
+          config.grace(),
+          () -> {
+            batch.interrupt();
+            return "no job starts any more; the running ones are interrupted and clean up";
+          },
+          () -> {
+            batch.kill();
+            return "ending every job now";
+          });
+      // SIGTERM and SIGHUP: every job ends at once and every testbed is removed, then the batch
+      // dies of the signal.
+      Signals.onTermination(
+          () -> {
+            batch.kill();
+            closeAll.run();
+          });
+      List<JobResult> outcome = batch.run(plan, plan.parallelism()).toCompletableFuture().join();
+      progress.summary(outcome);
+      System.err.println(
+          "results: "
+              + resultsDir.resolve("results.json")
+              + ", "
+              + resultsDir.resolve("junit.xml"));
+      return Batch.exitStatus(outcome, batch.interrupted());
     } finally {
-      engine.close();
+      closeAll.run();
     }
   }
 
-  private static CompletionStage<String> runInFreshTestbed(
-      Engine engine, SessionSpec spec, Line line, PrintStream out) {
-    LinePrefixer output = new LinePrefixer("[" + line.number() + "] ", out);
-    return engine
-        .open(spec)
-        .thenCompose(
-            session ->
-                session
-                    .run(List.of("sh", "-c", line.command()), stdio(output))
-                    .handle(
-                        (status, error) -> {
-                          // A last line without a newline is still the command's output.
-                          output.close();
-                          return outcome(status, error);
-                        })
-                    .thenCompose(
-                        outcome ->
-                            session
-                                .close()
-                                .handle(
-                                    (ok, error) ->
-                                        error == null
-                                            ? outcome
-                                            : outcome
-                                                + " (testbed not removed: "
-                                                + OneLineMessage.of(error)
-                                                + ")")))
-        .exceptionally(error -> "failed: " + OneLineMessage.of(error));
+  /** {@code action} once, whoever asks first; a second caller waits until it is done. */
+  private static Runnable once(Runnable action) {
+    AtomicBoolean done = new AtomicBoolean();
+    return () -> {
+      synchronized (done) {
+        if (done.compareAndSet(false, true)) {
+          action.run();
+        }
+      }
+    };
   }
 
-  private static String outcome(ExitStatus status, Throwable error) {
-    if (error != null) {
-      return "failed: " + OneLineMessage.of(error);
+  /** A results directory of this batch's own: new, or empty. */
+  private static void prepareResults(Path dir) throws IOException {
+    if (Files.isDirectory(dir)) {
+      try (Stream<Path> entries = Files.list(dir)) {
+        if (entries.findAny().isPresent()) {
+          throw new CliException(
+              ExitCode.INVALID_ARGUMENT,
+              dir
+                  + " holds an earlier batch's results: remove it, or give another directory with"
+                  + " --results");
+        }
+      }
     }
-    return "exit " + status.shellStatus();
-  }
-
-  static List<Line> read(Path file) throws IOException {
-    List<Line> lines = new ArrayList<>();
-    List<String> all;
     try {
-      all = Files.readAllLines(file);
+      Files.createDirectories(dir);
     } catch (IOException e) {
       throw new CliException(
-          ExitCode.INVALID_ARGUMENT, "cannot read " + file + ": " + UchrootException.reason(e));
+          ExitCode.INVALID_ARGUMENT,
+          "cannot make the results directory " + dir + ": " + UchrootException.reason(e));
     }
-    for (int i = 0; i < all.size(); i++) {
-      String text = all.get(i).strip();
-      if (!text.isEmpty() && !text.startsWith("#")) {
-        lines.add(new Line(i + 1, text));
-      }
-    }
-    return lines;
   }
 
-  /** No input; stdout and stderr both to {@code lines}. */
-  static JobStdio stdio(LinePrefixer lines) {
-    return JobStdio.of(InputStream.nullInputStream(), lines, lines);
+  /** The frontend the runners are given, beside this launcher. */
+  private static Path frontendProgram() {
+    String home = System.getProperty("uchroot.home");
+    return home != null
+        ? Path.of(home, "bin", "autopkgtest-virt-uchroot")
+        : Path.of("autopkgtest-virt-uchroot");
   }
 
   /**
-   * Writes whole lines to {@code out}, each prefixed with {@code [n] }: buffering up to each
-   * newline keeps the lines of concurrent commands from interleaving.
+   * The engine's socket for the runners' frontends: in a directory of this batch's own, so that
+   * they reach this process and not the user's shared engine.
    */
-  static final class LinePrefixer extends OutputStream {
-    private final byte[] prefix;
-    private final PrintStream out;
-    private final ByteArrayOutputStream line = new ByteArrayOutputStream();
+  private record Frontends(EngineService service, Thread serving, Path runtimeDir) {
 
-    LinePrefixer(String prefix, PrintStream out) {
-      this.prefix = prefix.getBytes(StandardCharsets.UTF_8);
-      this.out = out;
+    static Frontends serve(Engine engine, EngineConfig config) throws IOException {
+      Path runtimeDir = config.runtimeDir().resolve("batch-" + ProcessHandle.current().pid());
+      Files.createDirectories(
+          runtimeDir,
+          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      ServerSocketChannel server = EngineService.bind(runtimeDir);
+      // The batch stops it; it never idles out.
+      EngineService service =
+          EngineService.on(server, runtimeDir, engine, Duration.ofDays(3650), Main::runForFrontend);
+      Thread serving = new Thread(service::serve, "uchroot-batch-frontends");
+      serving.start();
+      return new Frontends(service, serving, runtimeDir);
     }
 
-    @Override
-    public synchronized void write(int b) {
-      line.write(b);
-      if (b == '\n') {
-        emit();
-      }
+    Map<String, String> environment() {
+      return Map.of("UCHROOT_ENGINE", "shared", "UCHROOT_RUNTIME_DIR", runtimeDir.toString());
     }
 
-    @Override
-    public synchronized void write(byte[] b, int off, int len) {
-      for (int i = off; i < off + len; i++) {
-        write(b[i]);
+    /**
+     * Stops serving, closing whatever a frontend left, then the engine; removes the directory and
+     * what a frontend left there (its start lock), never following a link.
+     */
+    void stop() {
+      service.stop("the batch ended");
+      try {
+        serving.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
       }
-    }
-
-    @Override
-    public synchronized void close() {
-      if (line.size() > 0) {
-        line.write('\n');
-        emit();
+      try (Stream<Path> left = Files.list(runtimeDir)) {
+        for (Path entry : left.toList()) {
+          Files.deleteIfExists(entry);
+        }
+        Files.deleteIfExists(runtimeDir);
+      } catch (IOException e) {
+        LoggerFactory.getLogger(BatchCommand.class)
+            .warn("cannot remove {}: {}", runtimeDir, UchrootException.reason(e));
       }
-    }
-
-    private void emit() {
-      synchronized (out) {
-        out.write(prefix, 0, prefix.length);
-        out.write(line.toByteArray(), 0, line.size());
-        out.flush();
-      }
-      line.reset();
     }
   }
 }

@@ -14,6 +14,7 @@ import org.uchroot.actors.BindMount;
 import org.uchroot.actors.GracePeriods;
 import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.Durations;
 import org.uchroot.adapter.service.EngineClient;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
@@ -372,38 +373,15 @@ public final class TestbedOptions {
             graceBeforeKill != null ? graceBeforeKill : grace.beforeKill()));
   }
 
-  /**
-   * {@code 5s}, {@code 500ms}, {@code 2m}, {@code 1h}, a bare number of seconds, or ISO-8601 such
-   * as {@code PT5S}.
-   */
+  /** A duration option: see {@link Durations#parse}. */
   static final class DurationConverter implements ITypeConverter<Duration> {
-    private static final Pattern SIMPLE = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*(ms|s|m|h)?");
-
     @Override
     public Duration convert(String value) {
-      var m = SIMPLE.matcher(value.trim());
-      if (m.matches()) {
-        double amount = Double.parseDouble(m.group(1));
-        String unit = m.group(2) == null ? "s" : m.group(2);
-        double millis =
-            switch (unit) {
-              case "ms" -> amount;
-              case "m" -> amount * 60_000;
-              case "h" -> amount * 3_600_000;
-              default -> amount * 1000;
-            };
-        return Duration.ofMillis(Math.round(millis));
-      }
       try {
-        Duration duration = Duration.parse(value.trim());
-        if (!duration.isNegative()) {
-          return duration;
-        }
-      } catch (RuntimeException e) {
-        // Reported below, with the accepted forms.
+        return Durations.parse(value);
+      } catch (IllegalArgumentException e) {
+        throw new TypeConversionException(e.getMessage());
       }
-      throw new TypeConversionException(
-          "'" + value + "' is not a duration (for example 5s, 500ms, 2m)");
     }
   }
 }

@@ -1,0 +1,199 @@
+package org.uchroot.adapter.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import javax.xml.parsers.DocumentBuilderFactory;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+import org.uchroot.engine.LeakCheck;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
+
+/**
+ * {@code uchroot batch} on a plan of real archive packages, as a new user writes one: autopkgtest
+ * and sbuild run as they are against the batch's one engine, mixed with shell jobs, a job whose
+ * .dsc is missing, a package whose test fails, and one whose testbed cannot reach its apt source.
+ * The autopkgtest verdicts are those autopkgtest-virt-unshare gave (realpkg/reference),
+ * results.json follows docs/batch-results.schema.json, and junit.xml parses.
+ */
+@Tag("e2e")
+class BatchE2ETest {
+
+  private static final Duration LIMIT = Duration.ofMinutes(30);
+
+  @RegisterExtension final LeakCheck leaks = new LeakCheck();
+
+  @TempDir Path tempDir;
+
+  @Test
+  void aPlanOfRealPackagesGivesEachJobItsVerdictAndLeavesNothing() throws Exception {
+    E2e.requireRoot();
+    E2e.requireCommands("autopkgtest", "sbuild", "python3");
+    RealPackageE2ETest.Package runlim = realPackage("runlim");
+    RealPackageE2ETest.Package libcap2 = realPackage("libcap2");
+    Path runlimDsc = RealPackageE2ETest.fetchSource(runlim);
+    Path libcap2Dsc = RealPackageE2ETest.fetchSource(libcap2);
+
+    Path work = Files.createDirectories(tempDir.resolve("work"));
+    Path tmp = Files.createDirectories(work.resolve("tmp"));
+    leaks.watch(tmp);
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    String testbed = "--no-built-binaries";
+    E2e.write(
+        work.resolve("plan.yaml"),
+        String.join(
+            "\n",
+            "defaults: {tarball: " + E2e.debianTarball() + ", jobs: 3,",
+            "           retries: {tmpfail: 1, backoff: 1s}}",
+            "jobs:",
+            "  - {id: runlim-tests, autopkgtest: " + runlimDsc + ",",
+            "     options: [" + testbed + ", --apt-upgrade]}",
+            "  - {id: libcap2-tests, autopkgtest: " + libcap2Dsc + ",",
+            "     options: [" + testbed + ", --apt-upgrade]}",
+            "  - {id: runlim-build, sbuild: " + runlimDsc + ", dist: bookworm}",
+            "  - {id: smoke, shell: 'test -x /usr/bin/apt-get && echo smoke-ok'}",
+            "  - {id: failing, shell: 'echo about to fail; exit 3'}",
+            "  - {id: missing, autopkgtest: missing_1.0.dsc}",
+            "  - id: no-archive",
+            "    autopkgtest: " + runlimDsc,
+            "    options: ["
+                + testbed
+                + ", '--add-apt-source=deb http://127.0.0.1:9/debian bookworm"
+                + " main', --apt-upgrade]",
+            ""));
+
+    E2e.Result batch =
+        E2e.run(
+            "batch-plan",
+            null,
+            work,
+            env,
+            LIMIT,
+            List.of(
+                E2e.distributionDir().resolve("bin/uchroot").toString(),
+                "batch",
+                "plan.yaml",
+                "--events",
+                "jsonl"));
+    assertEquals(1, batch.exitCode, "a job failed: status 1\n" + batch.describe());
+
+    Path results = work.resolve("uchroot-results/plan");
+    E2e.Result schema =
+        E2e.run(
+            "batch-schema",
+            null,
+            work,
+            Map.of(),
+            Duration.ofMinutes(1),
+            List.of(
+                "/usr/bin/python3",
+                "-c",
+                "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])),"
+                    + " json.load(open(sys.argv[2]))); print('valid')",
+                results.resolve("results.json").toString(),
+                E2e.projectRoot().resolve("docs/batch-results.schema.json").toString()));
+    assertEquals(0, schema.exitCode, schema.describe());
+
+    JsonNode jobs =
+        new ObjectMapper().readTree(results.resolve("results.json").toFile()).get("jobs");
+    Map<String, JsonNode> byId = new LinkedHashMap<>();
+    jobs.forEach(job -> byId.put(job.get("id").asText(), job));
+    assertEquals(
+        List.of(
+            "runlim-tests",
+            "libcap2-tests",
+            "runlim-build",
+            "smoke",
+            "failing",
+            "missing",
+            "no-archive"),
+        new ArrayList<>(byId.keySet()));
+    Map<String, String> statuses = new LinkedHashMap<>();
+    byId.forEach((id, job) -> statuses.put(id, job.get("status").asText()));
+    assertEquals(
+        Map.of(
+            "runlim-tests", "pass",
+            "libcap2-tests", "fail",
+            "runlim-build", "pass",
+            "smoke", "pass",
+            "failing", "fail",
+            "missing", "error",
+            "no-archive", "tmpfail"),
+        statuses,
+        batch.describe());
+    assertEquals(verdicts(runlim), testsOf(byId.get("runlim-tests")));
+    assertEquals(verdicts(libcap2), testsOf(byId.get("libcap2-tests")));
+    assertEquals(2, byId.get("no-archive").get("attempts").asInt(), "a tmpfail is tried again");
+    assertEquals(3, byId.get("failing").get("exit_code").asInt());
+    assertTrue(
+        byId.get("missing").get("reason").asText().endsWith("missing_1.0.dsc: no such file"),
+        byId.get("missing").toString());
+
+    // Each job's own files.
+    assertTrue(Files.readString(results.resolve("smoke/log")).contains("smoke-ok"));
+    assertEquals("3\n", Files.readString(results.resolve("failing/exitcode")));
+    assertTrue(Files.isRegularFile(results.resolve("runlim-tests/summary")));
+    assertTrue(Files.isRegularFile(results.resolve("runlim-tests/duration")));
+    assertTrue(
+        Files.readString(results.resolve("runlim-build/log")).contains("Status: successful"));
+    try (var debs = Files.list(results.resolve("runlim-build/artifacts"))) {
+      assertTrue(
+          debs.anyMatch(p -> p.getFileName().toString().matches("runlim_1\\.10-6_.*\\.deb")),
+          "sbuild's .deb is in the job's artifacts");
+    }
+    assertTrue(Files.isDirectory(results.resolve("no-archive/attempt-1")));
+
+    // junit.xml: one testcase per autopkgtest test, per build, per shell job.
+    var xml =
+        DocumentBuilderFactory.newInstance()
+            .newDocumentBuilder()
+            .parse(new ByteArrayInputStream(Files.readAllBytes(results.resolve("junit.xml"))));
+    NodeList cases = xml.getDocumentElement().getElementsByTagName("testcase");
+    List<String> failures = new ArrayList<>();
+    for (int i = 0; i < cases.getLength(); i++) {
+      Element c = (Element) cases.item(i);
+      if (c.getElementsByTagName("failure").getLength() > 0) {
+        failures.add(c.getAttribute("classname") + " " + c.getAttribute("name"));
+      }
+    }
+    assertEquals(
+        List.of("autopkgtest.libcap2-tests upstream-root", "shell.failing shell"), failures);
+
+    // Progress on stderr, events on stdout, the summary at the end.
+    assertTrue(batch.output.contains("{\"event\":\"finished\",\"id\":\"smoke\""), batch.describe());
+    assertTrue(
+        batch.output.matches("(?s).*\\d\\d:\\d\\d:\\d\\d started runlim-build \\(sbuild\\).*"));
+    assertTrue(batch.output.contains("results: " + results.resolve("results.json")));
+  }
+
+  private static RealPackageE2ETest.Package realPackage(String name) throws IOException {
+    return RealPackageE2ETest.packages().stream()
+        .filter(p -> p.name().equals(name))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError(name + " is not in realpkg/packages.tsv"));
+  }
+
+  private static Map<String, String> verdicts(RealPackageE2ETest.Package p) throws IOException {
+    return RealPackageE2ETest.reference(p).verdicts();
+  }
+
+  private static Map<String, String> testsOf(JsonNode job) {
+    Map<String, String> tests = new LinkedHashMap<>();
+    job.get("tests").forEach(t -> tests.put(t.get("name").asText(), t.get("verdict").asText()));
+    return tests;
+  }
+}
