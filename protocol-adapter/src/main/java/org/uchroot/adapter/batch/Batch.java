@@ -40,7 +40,22 @@ public final class Batch {
   public interface Listener {
     default void started(PlanJob job, int attempt) {}
 
-    default void finished(JobResult result) {}
+    default void finished(PlanJob job, JobResult result) {}
+
+    /** Each of {@code listeners}, in turn. */
+    static Listener all(List<Listener> listeners) {
+      return new Listener() {
+        @Override
+        public void started(PlanJob job, int attempt) {
+          listeners.forEach(listener -> listener.started(job, attempt));
+        }
+
+        @Override
+        public void finished(PlanJob job, JobResult result) {
+          listeners.forEach(listener -> listener.finished(job, result));
+        }
+      };
+    }
   }
 
   private final JobRunner runner;
@@ -60,13 +75,17 @@ public final class Batch {
   }
 
   /**
-   * Runs the plan's jobs; completes, once every job has ended and its testbed is gone, with their
-   * results in the plan's order, and with {@code results.json} and {@code junit.xml} written. Jobs
-   * that never started because the batch was interrupted are {@code interrupted}, with no attempt.
+   * Runs the plan's jobs but those with a result in {@code earlier} (a resumed batch's); completes,
+   * once every job has ended and its testbed is gone, with every job's result in the plan's order,
+   * and with {@code results.json} and {@code junit.xml} written. Jobs that never started because
+   * the batch was interrupted are {@code interrupted}, with no attempt.
    */
-  public CompletionStage<List<JobResult>> run(Plan plan, int parallelism) {
+  public CompletionStage<List<JobResult>> run(
+      Plan plan, int parallelism, Map<String, JobResult> earlier) {
+    List<PlanJob> toRun =
+        plan.jobs().stream().filter(job -> !earlier.containsKey(job.id())).toList();
     Pair<UniqueKillSwitch, CompletionStage<List<JobResult>>> stream =
-        Source.from(plan.jobs())
+        Source.from(toRun)
             .viaMat(KillSwitches.single(), Keep.right())
             .mapAsyncUnordered(parallelism, this::runJob)
             .toMat(Sink.seq(), Keep.both())
@@ -76,7 +95,9 @@ public final class Batch {
         .second()
         .thenApply(
             done -> {
-              List<JobResult> results = inPlanOrder(plan, done);
+              List<JobResult> ran = new ArrayList<>(earlier.values());
+              ran.addAll(done);
+              List<JobResult> results = inPlanOrder(plan, ran);
               try {
                 ResultFiles.write(resultsDir, plan.name(), results);
               } catch (IOException e) {
@@ -236,7 +257,7 @@ public final class Batch {
     } catch (IOException e) {
       // The result still counts; results.json has the same figures.
     }
-    listener.finished(result);
+    listener.finished(job, result);
     return result;
   }
 
@@ -244,14 +265,43 @@ public final class Batch {
   private static void keepEarlierAttempt(Path dir, int number) {
     Path earlier = dir.resolve("attempt-" + number);
     try (Stream<Path> entries = Files.list(dir)) {
-      List<Path> moved =
-          entries.filter(p -> !p.getFileName().toString().startsWith("attempt-")).toList();
+      List<Path> moved = entries.filter(p -> !kept(p.getFileName().toString())).toList();
       Files.createDirectories(earlier);
       for (Path entry : moved) {
         Files.move(entry, earlier.resolve(entry.getFileName()));
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
+    }
+  }
+
+  /** What an earlier attempt or run left, kept aside. */
+  static boolean kept(String name) {
+    return name.startsWith("attempt-") || name.startsWith("earlier-run-");
+  }
+
+  /**
+   * A job's directory before it runs again in a resumed batch: what the earlier run left moves to
+   * {@code earlier-run-N/}.
+   */
+  public static void keepEarlierRun(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return;
+    }
+    List<Path> left;
+    try (Stream<Path> entries = Files.list(dir)) {
+      left = entries.filter(p -> !kept(p.getFileName().toString())).toList();
+    }
+    if (left.isEmpty()) {
+      return;
+    }
+    int number = 1;
+    while (Files.exists(dir.resolve("earlier-run-" + number))) {
+      number++;
+    }
+    Path earlier = Files.createDirectory(dir.resolve("earlier-run-" + number));
+    for (Path entry : left) {
+      Files.move(entry, earlier.resolve(entry.getFileName()));
     }
   }
 

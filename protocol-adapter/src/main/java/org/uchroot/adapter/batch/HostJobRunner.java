@@ -15,6 +15,7 @@ import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.OneLineMessage;
@@ -214,6 +215,7 @@ public final class HostJobRunner implements JobRunner {
     }
     SessionSpec spec =
         new SessionSpec(job.tarball(), List.of(), Optional.empty(), Optional.empty(), normalUser);
+    AtomicBoolean stopped = new AtomicBoolean();
     CompletableFuture<Session> opened = engine.open(spec).toCompletableFuture();
     CompletableFuture<Attempt> ended =
         opened
@@ -223,10 +225,24 @@ public final class HostJobRunner implements JobRunner {
                     return CompletableFuture.completedFuture(
                         Attempt.error("cannot open a testbed: " + OneLineMessage.of(openFailure)));
                   }
-                  return session
-                      .run(
+                  if (stopped.get()) {
+                    return closing(
+                        session,
+                        new Attempt(
+                            JobStatus.interrupted,
+                            OptionalInt.empty(),
+                            List.of(),
+                            "interrupted before its command started"));
+                  }
+                  CompletionStage<ExitStatus> running =
+                      session.run(
                           List.of("sh", "-c", job.command()),
-                          JobStdio.of(InputStream.nullInputStream(), log, log))
+                          JobStdio.of(InputStream.nullInputStream(), log, log));
+                  // An interrupt that came as the command started: the session takes it after.
+                  if (stopped.get()) {
+                    session.interrupt();
+                  }
+                  return running
                       .handle(
                           (ExitStatus status, Throwable failure) ->
                               failure != null
@@ -240,20 +256,7 @@ public final class HostJobRunner implements JobRunner {
                                       OptionalInt.of(status.shellStatus()),
                                       List.of(),
                                       ""))
-                      .thenCompose(
-                          attempt ->
-                              session
-                                  .close()
-                                  .handle(
-                                      (closed, closeFailure) ->
-                                          closeFailure == null
-                                              ? attempt
-                                              : new Attempt(
-                                                  attempt.status(),
-                                                  attempt.exitCode(),
-                                                  List.of(),
-                                                  "testbed not removed: "
-                                                      + OneLineMessage.of(closeFailure))));
+                      .thenCompose(attempt -> closing(session, attempt));
                 })
             .thenCompose(attempt -> attempt)
             .whenComplete((attempt, failure) -> closeQuietly(log));
@@ -265,14 +268,31 @@ public final class HostJobRunner implements JobRunner {
 
       @Override
       public void interrupt() {
+        stopped.set(true);
         opened.thenAccept(Session::interrupt);
       }
 
       @Override
       public void kill() {
+        stopped.set(true);
         opened.thenAccept(Session::kill);
       }
     };
+  }
+
+  /** {@code attempt}, once the session's testbed is removed; a removal that failed says so. */
+  private static CompletionStage<Attempt> closing(Session session, Attempt attempt) {
+    return session
+        .close()
+        .handle(
+            (closed, failure) ->
+                failure == null
+                    ? attempt
+                    : new Attempt(
+                        attempt.status(),
+                        attempt.exitCode(),
+                        List.of(),
+                        "testbed not removed: " + OneLineMessage.of(failure)));
   }
 
   private static void closeQuietly(OutputStream out) {

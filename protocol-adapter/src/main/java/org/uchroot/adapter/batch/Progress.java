@@ -1,14 +1,13 @@
 package org.uchroot.adapter.batch;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * What a batch says as it goes: a timestamped line on stderr as each job starts and ends, with the
@@ -48,7 +47,7 @@ public final class Progress implements Batch.Listener {
   }
 
   @Override
-  public synchronized void finished(JobResult result) {
+  public synchronized void finished(PlanJob job, JobResult result) {
     done++;
     counts.merge(result.status(), 1, Integer::sum);
     say(
@@ -101,18 +100,9 @@ public final class Progress implements Batch.Listener {
     lines.println(LocalTime.now().format(CLOCK) + " " + line);
   }
 
-  private interface Json {
-    String line() throws IOException;
-  }
-
-  private void event(Json json) {
-    if (events == null) {
-      return;
-    }
-    try {
-      events.println(json.line());
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
+  private void event(Supplier<String> json) {
+    if (events != null) {
+      events.println(json.get());
     }
   }
 }

@@ -1,5 +1,6 @@
 package org.uchroot.adapter.batch;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -10,9 +11,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.OptionalInt;
 import javax.xml.stream.XMLOutputFactory;
 import javax.xml.stream.XMLStreamException;
 import javax.xml.stream.XMLStreamWriter;
@@ -50,21 +53,47 @@ public final class ResultFiles {
   }
 
   /** A job's result as one line of JSON, with {@code event} first: an event of --events jsonl. */
-  static String event(String event, JobResult result) throws IOException {
-    ObjectNode line = MAPPER.createObjectNode().put("event", event);
+  static String event(String event, JobResult result) {
+    return eventNode(event, result).toString();
+  }
+
+  /** A job's result with {@code event} first, to be written on one line. */
+  static ObjectNode eventNode(String event, JobResult result) {
+    ObjectNode line = LINE.createObjectNode().put("event", event);
     put(line, result);
-    return LINE.writeValueAsString(line);
+    return line;
+  }
+
+  /** A job's result as {@link #put} wrote it. */
+  static JobResult jobOf(JsonNode job) {
+    List<JobResult.TestVerdict> tests = new ArrayList<>();
+    job.path("tests")
+        .forEach(
+            test ->
+                tests.add(
+                    new JobResult.TestVerdict(
+                        test.path("name").asText(), test.path("verdict").asText())));
+    JsonNode exit = job.path("exit_code");
+    return new JobResult(
+        job.path("id").asText(),
+        PlanJob.Kind.valueOf(job.path("kind").asText()),
+        JobStatus.valueOf(job.path("status").asText()),
+        exit.isInt() ? OptionalInt.of(exit.asInt()) : OptionalInt.empty(),
+        Duration.ofMillis(Math.round(job.path("duration_s").asDouble() * 1000)),
+        job.path("attempts").asInt(),
+        tests,
+        job.path("reason").asText(""));
   }
 
   /** A job's start as one line of JSON: an event of --events jsonl. */
-  static String startedEvent(PlanJob job, int attempt) throws IOException {
+  static String startedEvent(PlanJob job, int attempt) {
     ObjectNode line =
         LINE.createObjectNode()
             .put("event", "started")
             .put("id", job.id())
             .put("kind", job.kind().name())
             .put("attempt", attempt);
-    return LINE.writeValueAsString(line);
+    return line.toString();
   }
 
   /** The fields of a job in results.json (docs/usage.md gives the schema). */

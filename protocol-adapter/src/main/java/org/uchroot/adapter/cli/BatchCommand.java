@@ -10,6 +10,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -17,16 +19,21 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 import org.slf4j.LoggerFactory;
+import org.uchroot.actors.SessionSpec;
 import org.uchroot.adapter.batch.Batch;
 import org.uchroot.adapter.batch.HostJobRunner;
 import org.uchroot.adapter.batch.JobResult;
+import org.uchroot.adapter.batch.JobStatus;
+import org.uchroot.adapter.batch.Journal;
 import org.uchroot.adapter.batch.Plan;
 import org.uchroot.adapter.batch.PlanJob;
 import org.uchroot.adapter.batch.PlanReader;
 import org.uchroot.adapter.batch.Progress;
+import org.uchroot.adapter.batch.ReverseDepends;
 import org.uchroot.adapter.service.EngineService;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
+import org.uchroot.engine.SessionRegistry;
 import org.uchroot.engine.UchrootException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -85,6 +92,21 @@ final class BatchCommand implements Callable<Integer> {
   Path results;
 
   @Option(
+      names = "--resume",
+      description =
+          "Go on with the batch whose results are in DIR: the jobs that ended (not interrupted)"
+              + " with the same inputs are not run again, and the testbeds a killed batch left are"
+              + " removed.")
+  boolean resume;
+
+  @Option(
+      names = "--rerun",
+      split = ",",
+      paramLabel = "STATUS",
+      description = "Resume, and run again the jobs that ended so, such as fail,tmpfail.")
+  List<JobStatus> rerun = new ArrayList<>();
+
+  @Option(
       names = "--events",
       paramLabel = "FORMAT",
       description = "jsonl: one JSON object on stdout as each job starts and ends.")
@@ -94,7 +116,25 @@ final class BatchCommand implements Callable<Integer> {
     jsonl
   }
 
-  @Parameters(paramLabel = "PLAN", description = "The plan: YAML, or one shell command per line.")
+  @Option(
+      names = "--reverse-depends",
+      paramLabel = "PKG",
+      description =
+          "Plan autopkgtest jobs for the sources with tests whose binaries depend on PKG or whose"
+              + " tests name it in Testsuite-Triggers, as apt in the tarball sees them; write the"
+              + " plan (reverse-depends-PKG.yaml) and run it.")
+  String reverseDepends;
+
+  @Option(
+      names = "--write-plan",
+      paramLabel = "FILE",
+      description = "With --reverse-depends: write the plan to FILE, to edit and run, and stop.")
+  Path writePlan;
+
+  @Parameters(
+      paramLabel = "PLAN",
+      arity = "0..1",
+      description = "The plan: YAML, or one shell command per line.")
   Path file;
 
   @Override
@@ -105,6 +145,19 @@ final class BatchCommand implements Callable<Integer> {
     }
     Map<String, String> env = System.getenv();
     Optional<Path> tarball = options.tarball(env);
+    if (reverseDepends != null) {
+      if (file != null) {
+        throw new CliException(ExitCode.USAGE, "give a PLAN or --reverse-depends, not both");
+      }
+      file = planReverseDepends(tarball);
+      if (writePlan != null) {
+        return 0;
+      }
+    } else if (file == null) {
+      throw new CliException(ExitCode.USAGE, "give a PLAN (or --reverse-depends PKG)");
+    } else if (writePlan != null) {
+      throw new CliException(ExitCode.USAGE, "--write-plan goes with --reverse-depends");
+    }
     Plan plan;
     try {
       plan =
@@ -117,9 +170,19 @@ final class BatchCommand implements Callable<Integer> {
     } catch (PlanReader.PlanException e) {
       throw new CliException(ExitCode.INVALID_ARGUMENT, e.getMessage());
     }
-    Path resultsDir = results != null ? results : Path.of("uchroot-results", plan.name());
-    prepareResults(resultsDir);
+    // Absolute: the runners run in their jobs' directories.
+    Path resultsDir =
+        (results != null ? results : Path.of("uchroot-results", plan.name()))
+            .toAbsolutePath()
+            .normalize();
     EngineConfig config = options.configure(Main.loadConfig());
+    boolean resuming = resume || !rerun.isEmpty();
+    Map<String, JobResult> earlier = Map.of();
+    if (resuming) {
+      earlier = resumed(plan, resultsDir, config);
+    } else {
+      prepareResults(resultsDir);
+    }
     // Log lines about a runner's frontend go to that frontend, and so to the job's log.
     EngineService.routeLogs(System.err);
     Engine engine = Engine.start(config);
@@ -145,7 +208,13 @@ final class BatchCommand implements Callable<Integer> {
           new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
       Progress progress =
           new Progress(System.err, events != null ? stdout : null, plan.jobs().size());
-      Batch batch = new Batch(runner, engine.materializer(), resultsDir, progress);
+      Journal journal = Journal.append(resultsDir, ProcessHandle.current().pid());
+      Batch batch =
+          new Batch(
+              runner,
+              engine.materializer(),
+              resultsDir,
+              Batch.Listener.all(List.of(journal, progress)));
       Signals.onInterrupt(
           config.grace(),
           () -> {
@@ -163,17 +232,61 @@ final class BatchCommand implements Callable<Integer> {
             batch.kill();
             closeAll.run();
           });
-      List<JobResult> outcome = batch.run(plan, plan.parallelism()).toCompletableFuture().join();
+      List<JobResult> outcome =
+          batch.run(plan, plan.parallelism(), earlier).toCompletableFuture().join();
       progress.summary(outcome);
       System.err.println(
           "results: "
               + resultsDir.resolve("results.json")
               + ", "
               + resultsDir.resolve("junit.xml"));
+      journal.close();
       return Batch.exitStatus(outcome, batch.interrupted());
     } finally {
       closeAll.run();
     }
+  }
+
+  /**
+   * Asks apt in a testbed of the tarball which sources to test for {@code --reverse-depends} and
+   * writes their plan; returns its file.
+   */
+  private Path planReverseDepends(Optional<Path> tarball) throws IOException {
+    Path from =
+        tarball.orElseThrow(
+            () ->
+                new CliException(
+                    ExitCode.INVALID_ARGUMENT,
+                    TestbedOptions.missingTarballMessage(System.getenv())
+                        + "; give the tarball with -t"));
+    Path plan =
+        writePlan != null ? writePlan : Path.of("reverse-depends-" + reverseDepends + ".yaml");
+    if (writePlan == null && Files.exists(plan)) {
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT,
+          plan + " exists: run it with `uchroot batch " + plan + "`, or remove it to plan anew");
+    }
+    EngineConfig config = options.configure(Main.loadConfig());
+    ReverseDepends found;
+    try (Engine engine = Engine.start(config)) {
+      found =
+          ReverseDepends.query(
+              engine,
+              new SessionSpec(
+                  from, List.of(), Optional.empty(), Optional.empty(), config.normalUser()),
+              reverseDepends,
+              System.err);
+    }
+    if (!found.knowsChanged()) {
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT,
+          "apt in " + from + " knows no package " + reverseDepends + ": check its name");
+    }
+    List<String> sources = found.sources();
+    ReverseDepends.writePlan(plan, reverseDepends, from.toAbsolutePath(), sources);
+    System.err.println(
+        "planned " + sources.size() + " autopkgtest job(s) in " + plan + ": " + sources);
+    return plan;
   }
 
   /** {@code action} once, whoever asks first; a second caller waits until it is done. */
@@ -186,6 +299,54 @@ final class BatchCommand implements Callable<Integer> {
         }
       }
     };
+  }
+
+  /**
+   * The results a resumed batch keeps: those of the jobs its journal has an end for, but for
+   * interrupted ones, those --rerun names and those whose inputs changed. The directories of the
+   * others keep their earlier run aside; the testbeds an earlier run of this batch left, killed,
+   * are removed.
+   */
+  private Map<String, JobResult> resumed(Plan plan, Path dir, EngineConfig config)
+      throws IOException {
+    Optional<Journal.State> read = Journal.read(dir);
+    if (read.isEmpty()) {
+      throw new CliException(
+          ExitCode.INVALID_ARGUMENT,
+          dir
+              + " has no "
+              + Journal.FILE
+              + " to resume from: run the plan without --resume or --rerun, or give its results"
+              + " directory with --results");
+    }
+    Journal.State state = read.get();
+    SessionRegistry registry = SessionRegistry.of(config);
+    for (SessionRegistry.Entry orphan : registry.orphaned()) {
+      if (state.pids().contains(orphan.ownerPid())) {
+        registry.cleanup(orphan.session());
+        System.err.println(
+            "removed testbed "
+                + orphan.session()
+                + " ("
+                + orphan.rootfs()
+                + "), left by the batch's earlier run (pid "
+                + orphan.ownerPid()
+                + ")");
+      }
+    }
+    Map<String, JobResult> kept = new LinkedHashMap<>();
+    for (PlanJob job : plan.jobs()) {
+      Journal.Finished finished = state.finished().get(job.id());
+      if (finished != null
+          && finished.result().status() != JobStatus.interrupted
+          && !rerun.contains(finished.result().status())
+          && finished.inputs().equals(Journal.inputs(job))) {
+        kept.put(job.id(), finished.result());
+      } else {
+        Batch.keepEarlierRun(dir.resolve(job.id()));
+      }
+    }
+    return kept;
   }
 
   /** A results directory of this batch's own: new, or empty. */

@@ -59,10 +59,9 @@ class BatchTest {
 
     @Override
     public RunningJob start(PlanJob job, Path dir) {
-      FakeJob started = new FakeJob(job, dir);
+      FakeJob started = new FakeJob(job, running);
       this.started.add(started);
       mostAtOnce.accumulateAndGet(running.incrementAndGet(), Math::max);
-      started.attempt.whenComplete((a, e) -> running.decrementAndGet());
       try {
         Files.writeString(dir.resolve("log"), "attempt of " + job.id() + "\n");
       } catch (IOException e) {
@@ -70,7 +69,7 @@ class BatchTest {
       }
       List<JobRunner.Attempt> script = scripts.get(job.id());
       if (script != null && !script.isEmpty()) {
-        started.attempt.complete(script.remove(0));
+        started.end(script.remove(0));
       }
       return started;
     }
@@ -83,11 +82,21 @@ class BatchTest {
 
   private static final class FakeJob implements JobRunner.RunningJob {
     final PlanJob job;
+    final AtomicInteger running;
     final CompletableFuture<JobRunner.Attempt> attempt = new CompletableFuture<>();
     volatile boolean interrupted;
 
-    FakeJob(PlanJob job, Path dir) {
+    FakeJob(PlanJob job, AtomicInteger running) {
       this.job = job;
+      this.running = running;
+    }
+
+    /** Counted as over before the batch hears of it, which may start the next job at once. */
+    void end(JobRunner.Attempt ended) {
+      if (!attempt.isDone()) {
+        running.decrementAndGet();
+        attempt.complete(ended);
+      }
     }
 
     @Override
@@ -99,12 +108,12 @@ class BatchTest {
     public void interrupt() {
       interrupted = true;
       // As autopkgtest does on SIGTERM: it cleans up, then exits with a testbed failure.
-      attempt.complete(attemptOf(JobStatus.tmpfail, 20));
+      end(attemptOf(JobStatus.tmpfail, 20));
     }
 
     @Override
     public void kill() {
-      attempt.complete(attemptOf(JobStatus.tmpfail, 137));
+      end(attemptOf(JobStatus.tmpfail, 137));
     }
   }
 
@@ -139,7 +148,7 @@ class BatchTest {
     }
     Batch batch = new Batch(runner, materializer, results, new Batch.Listener() {});
     CompletableFuture<List<JobResult>> done =
-        batch.run(new Plan("p", 2, jobs), 2).toCompletableFuture();
+        batch.run(new Plan("p", 2, jobs), 2, Map.of()).toCompletableFuture();
     for (int finished = 0; finished < 5; finished++) {
       int expected = Math.min(5, finished + 2);
       await(expected + " started", () -> runner.started.size() >= expected);
@@ -147,8 +156,7 @@ class BatchTest {
       runner
           .started
           .get(finished == 0 ? 1 : finished == 1 ? 0 : finished)
-          .attempt
-          .complete(attemptOf(finished % 2 == 0 ? JobStatus.pass : JobStatus.fail, finished % 2));
+          .end(attemptOf(finished % 2 == 0 ? JobStatus.pass : JobStatus.fail, finished % 2));
     }
     List<JobResult> outcome = done.get(10, TimeUnit.SECONDS);
     assertEquals(2, runner.mostAtOnce.get());
@@ -183,7 +191,8 @@ class BatchTest {
                     List.of(
                         shell("flaky", Optional.empty(), twice),
                         shell("broken", Optional.empty(), twice))),
-                2)
+                2,
+                Map.of())
             .toCompletableFuture()
             .get(10, TimeUnit.SECONDS);
     assertEquals(JobStatus.pass, outcome.get(0).status());
@@ -211,7 +220,8 @@ class BatchTest {
                             "slow",
                             Optional.of(Duration.ofMillis(100)),
                             new PlanJob.Retries(3, Duration.ZERO)))),
-                1)
+                1,
+                Map.of())
             .toCompletableFuture()
             .get(10, TimeUnit.SECONDS);
     assertTrue(runner.started.get(0).interrupted);
@@ -232,13 +242,16 @@ class BatchTest {
             results,
             new Batch.Listener() {
               @Override
-              public void finished(JobResult result) {
+              public void finished(PlanJob job, JobResult result) {
                 said.add(result.id() + " " + result.status());
               }
             });
     CompletableFuture<List<JobResult>> done =
         batch
-            .run(new Plan("p", 1, List.of(shell("first"), shell("second"), shell("third"))), 1)
+            .run(
+                new Plan("p", 1, List.of(shell("first"), shell("second"), shell("third"))),
+                1,
+                Map.of())
             .toCompletableFuture();
     await("the first job", () -> runner.started.size() == 1);
     batch.interrupt();
@@ -254,6 +267,37 @@ class BatchTest {
     assertEquals("not started: the batch was interrupted", outcome.get(2).reason());
     assertEquals(List.of("first interrupted"), said);
     assertEquals(130, Batch.exitStatus(outcome, batch.interrupted()));
+  }
+
+  @Test
+  void aResumedBatchRunsOnlyTheJobsWithoutAnEarlierResult() throws Exception {
+    FakeRunner runner = new FakeRunner();
+    runner.scripts.put("second", new ArrayList<>(List.of(attemptOf(JobStatus.pass, 0))));
+    JobResult earlier = result(JobStatus.fail);
+    List<JobResult> outcome =
+        new Batch(runner, materializer, results, new Batch.Listener() {})
+            .run(new Plan("p", 2, List.of(shell("j"), shell("second"))), 2, Map.of("j", earlier))
+            .toCompletableFuture()
+            .get(10, TimeUnit.SECONDS);
+    assertEquals(List.of("second"), runner.started.stream().map(f -> f.job.id()).toList());
+    assertEquals(
+        List.of(earlier.status(), JobStatus.pass),
+        outcome.stream().map(JobResult::status).toList());
+    assertEquals(1, Batch.exitStatus(outcome, false));
+  }
+
+  @Test
+  void anEarlierRunsFilesMoveAsideBeforeTheJobRunsAgain() throws Exception {
+    Path job = Files.createDirectories(results.resolve("j"));
+    Files.writeString(job.resolve("log"), "first run\n");
+    Files.createDirectories(job.resolve("attempt-1"));
+    Batch.keepEarlierRun(job);
+    Files.writeString(job.resolve("log"), "second run\n");
+    Batch.keepEarlierRun(job);
+    assertEquals("first run\n", Files.readString(job.resolve("earlier-run-1/log")));
+    assertEquals("second run\n", Files.readString(job.resolve("earlier-run-2/log")));
+    assertTrue(Files.isDirectory(job.resolve("attempt-1")));
+    assertFalse(Files.exists(job.resolve("log")));
   }
 
   @Test

@@ -70,10 +70,10 @@ class BatchE2ETest {
             "  - {id: missing, autopkgtest: missing_1.0.dsc}",
             "  - id: no-archive",
             "    autopkgtest: " + runlimDsc,
+            // An apt source without a Release file: apt's update fails, and so the testbed.
             "    options: ["
                 + testbed
-                + ", '--add-apt-source=deb http://127.0.0.1:9/debian bookworm"
-                + " main', --apt-upgrade]",
+                + ", '--add-apt-source=deb file:/nonexistent bookworm main', --apt-upgrade]",
             ""));
 
     E2e.Result batch =

@@ -175,6 +175,9 @@ class SharedEngineE2ETest {
     String tarball = SignalFixtures.busyboxTarball().toString();
     // No uchroot.conf of the user's yet.
     fixture.environment.put("XDG_CONFIG_HOME", fixture.work.resolve("config").toString());
+    // The engines here stay until the test stops them: it asks a running one between frontends.
+    fixture.environment.merge(
+        "UCHROOT_JAVA_OPTS", " -Duchroot.engine.idle-timeout=10m", String::concat);
     try {
       E2e.Result served =
           fixture.unchosen("run-default", "run", "-d", "-t", tarball, "--", "echo", "served");
@@ -247,6 +250,9 @@ class SharedEngineE2ETest {
             .matcher(usage);
     assertTrue(block.find(), "docs/usage.md has no uchroot run command for the engine");
     Files.createSymbolicLink(fixture.work.resolve("bookworm.tar"), E2e.debianTarball());
+    // The engine stays until the test stops it, having asked whether it runs.
+    fixture.environment.merge(
+        "UCHROOT_JAVA_OPTS", " -Duchroot.engine.idle-timeout=10m", String::concat);
     try {
       E2e.Result ran =
           fixture.run(
