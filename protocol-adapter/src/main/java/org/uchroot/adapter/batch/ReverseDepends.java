@@ -175,6 +175,19 @@ public final class ReverseDepends extends OutputStream {
   }
 
   /**
+   * A testbed's setup that gives apt deb-src entries beside its deb ones (a plain mmdebstrap
+   * tarball has none), one-line and deb822 alike, and fetches the lists: for the query below, and
+   * for autopkgtest to fetch a source by name.
+   */
+  private static final String DEB_SRC =
+      "if [ -f /etc/apt/sources.list ]; then"
+          + " sed -n 's/^deb /deb-src /p' /etc/apt/sources.list"
+          + " > /etc/apt/sources.list.d/deb-src.list; fi;"
+          + " for f in /etc/apt/sources.list.d/*.sources; do"
+          + " if [ -f \"$f\" ]; then sed -i 's/^Types: deb$/Types: deb deb-src/' \"$f\"; fi; done;"
+          + " apt-get update -q";
+
+  /**
    * Runs in the testbed: deb-src entries beside the deb ones (a plain mmdebstrap tarball has none),
    * apt's lists fetched, then every Sources index and every Packages index on stdout, in that
    * order.
@@ -183,17 +196,11 @@ public final class ReverseDepends extends OutputStream {
       String.join(
           "\n",
           "set -e",
-          "if [ -f /etc/apt/sources.list ]; then",
-          "  sed -n 's/^deb /deb-src /p' /etc/apt/sources.list"
-              + " > /etc/apt/sources.list.d/uchroot-deb-src.list",
-          "fi",
-          "for f in /etc/apt/sources.list.d/*.sources; do",
-          "  [ -f \"$f\" ] && sed -i 's/^Types: deb$/Types: deb deb-src/' \"$f\"",
-          "done",
-          "apt-get update -q >&2",
+          "{ " + DEB_SRC + "; } >&2",
           "for kind in Sources Packages; do",
           "  for f in $(apt-get indextargets --format '$(FILENAME)' \"Created-By: $kind\"); do",
-          "    [ -f \"$f\" ] && /usr/lib/apt/apt-helper cat-file \"$f\" && echo",
+          // An if, not &&: under set -e a loop whose last test fails would end the script.
+          "    if [ -f \"$f\" ]; then /usr/lib/apt/apt-helper cat-file \"$f\"; echo; fi",
           "  done",
           "done");
 
@@ -252,11 +259,6 @@ public final class ReverseDepends extends OutputStream {
             + "\n";
     Files.writeString(file, header + yaml.writeValueAsString(plan), StandardCharsets.UTF_8);
   }
-
-  /** A testbed setup that gives apt deb-src entries, for autopkgtest to fetch a source by name. */
-  private static final String DEB_SRC =
-      "sed -n 's/^deb /deb-src /p' /etc/apt/sources.list"
-          + " > /etc/apt/sources.list.d/deb-src.list; apt-get update -q";
 
   /** The sources with tests to run, sorted; empty where apt knows no such package. */
   public List<String> sources() {
