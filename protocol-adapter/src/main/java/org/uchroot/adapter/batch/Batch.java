@@ -263,21 +263,11 @@ public final class Batch {
 
   /** An attempt's log, summary and artifacts move to {@code attempt-N/} before the next. */
   private static void keepEarlierAttempt(Path dir, int number) {
-    Path earlier = dir.resolve("attempt-" + number);
-    try (Stream<Path> entries = Files.list(dir)) {
-      List<Path> moved = entries.filter(p -> !kept(p.getFileName().toString())).toList();
-      Files.createDirectories(earlier);
-      for (Path entry : moved) {
-        Files.move(entry, earlier.resolve(entry.getFileName()));
-      }
+    try {
+      moveAside(dir, "attempt-" + number);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-  }
-
-  /** What an earlier attempt or run left, kept aside. */
-  static boolean kept(String name) {
-    return name.startsWith("attempt-") || name.startsWith("earlier-run-");
   }
 
   /**
@@ -288,6 +278,20 @@ public final class Batch {
     if (!Files.isDirectory(dir)) {
       return;
     }
+    int number = 1;
+    while (Files.exists(dir.resolve("earlier-run-" + number))) {
+      number++;
+    }
+    moveAside(dir, "earlier-run-" + number);
+  }
+
+  /** What an earlier attempt or run left, kept aside. */
+  static boolean kept(String name) {
+    return name.startsWith("attempt-") || name.startsWith("earlier-run-");
+  }
+
+  /** Moves what {@code dir} holds but earlier attempts and runs into {@code dir/name/}, if any. */
+  private static void moveAside(Path dir, String name) throws IOException {
     List<Path> left;
     try (Stream<Path> entries = Files.list(dir)) {
       left = entries.filter(p -> !kept(p.getFileName().toString())).toList();
@@ -295,13 +299,9 @@ public final class Batch {
     if (left.isEmpty()) {
       return;
     }
-    int number = 1;
-    while (Files.exists(dir.resolve("earlier-run-" + number))) {
-      number++;
-    }
-    Path earlier = Files.createDirectory(dir.resolve("earlier-run-" + number));
+    Path aside = Files.createDirectory(dir.resolve(name));
     for (Path entry : left) {
-      Files.move(entry, earlier.resolve(entry.getFileName()));
+      Files.move(entry, aside.resolve(entry.getFileName()));
     }
   }
 

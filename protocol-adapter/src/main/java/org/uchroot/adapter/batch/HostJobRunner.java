@@ -158,10 +158,9 @@ public final class HostJobRunner implements JobRunner {
 
   /** A local .dsc, .changes or source tree that is not there: the job cannot start. */
   private static String missingInput(PlanJob job) {
-    String source =
-        job instanceof PlanJob.Autopkgtest a ? a.source() : ((PlanJob.Sbuild) job).source();
-    if (source.startsWith("/") && !Files.exists(Path.of(source))) {
-      return source + ": no such file";
+    Optional<Path> source = job.localSource();
+    if (source.isPresent() && !Files.exists(source.get())) {
+      return source.get() + ": no such file";
     }
     if (!Files.isRegularFile(job.tarball())) {
       return job.tarball() + ": no such tarball";

@@ -17,6 +17,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * The batch's state, appended to {@code DIR/journal.jsonl} as it goes and flushed line by line, so
@@ -133,23 +134,16 @@ public final class Journal implements Batch.Listener, AutoCloseable {
    */
   public static String inputs(PlanJob job) {
     StringBuilder text = new StringBuilder(job.toString());
-    String source =
-        job instanceof PlanJob.Autopkgtest a
-            ? a.source()
-            : job instanceof PlanJob.Sbuild s ? s.source() : null;
-    for (String path : new String[] {source, job.tarball().toString()}) {
-      if (path != null && path.startsWith("/")) {
-        Path file = Path.of(path);
-        try {
-          text.append('\n')
-              .append(path)
-              .append(' ')
-              .append(Files.size(file))
-              .append(' ')
-              .append(Files.getLastModifiedTime(file).toMillis());
-        } catch (IOException e) {
-          text.append('\n').append(path).append(" missing");
-        }
+    for (Path file : Stream.concat(job.localSource().stream(), Stream.of(job.tarball())).toList()) {
+      try {
+        text.append('\n')
+            .append(file)
+            .append(' ')
+            .append(Files.size(file))
+            .append(' ')
+            .append(Files.getLastModifiedTime(file).toMillis());
+      } catch (IOException e) {
+        text.append('\n').append(file).append(" missing");
       }
     }
     try {

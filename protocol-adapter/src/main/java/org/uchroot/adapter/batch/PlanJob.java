@@ -21,6 +21,19 @@ public sealed interface PlanJob {
 
   Retries retries();
 
+  /**
+   * The file or tree the runner is given (a .dsc, a .changes, a source tree), where the job names
+   * one rather than a package: what must exist for the job to start.
+   */
+  default Optional<Path> localSource() {
+    return Optional.empty();
+  }
+
+  /** A source as the plan reader leaves it: an absolute path, or a package's name. */
+  private static Optional<Path> localPath(String source) {
+    return source.startsWith("/") ? Optional.of(Path.of(source)) : Optional.empty();
+  }
+
   /** The job kinds, as plans and results name them. */
   enum Kind {
     autopkgtest,
@@ -65,6 +78,11 @@ public sealed interface PlanJob {
     public Kind kind() {
       return Kind.autopkgtest;
     }
+
+    @Override
+    public Optional<Path> localSource() {
+      return localPath(source);
+    }
   }
 
   /** sbuild of a .dsc (absolute path) or of {@code package_version}, for {@code dist}. */
@@ -90,6 +108,11 @@ public sealed interface PlanJob {
     @Override
     public Kind kind() {
       return Kind.sbuild;
+    }
+
+    @Override
+    public Optional<Path> localSource() {
+      return localPath(source);
     }
   }
 

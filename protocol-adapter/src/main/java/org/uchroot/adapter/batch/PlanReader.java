@@ -74,6 +74,11 @@ public final class PlanReader {
     return new PlanReader(file, commandLine).read();
   }
 
+  /** What is wrong with the plan, as every refusal says it: the plan's file first. */
+  private PlanException refusal(String what) {
+    return new PlanException(file + ": " + what);
+  }
+
   /** Whether {@code file} is read as YAML rather than as command lines. */
   public static boolean isYaml(Path file) {
     String name = file.getFileName().toString();
@@ -85,9 +90,9 @@ public final class PlanReader {
     try {
       text = Files.readString(file);
     } catch (NoSuchFileException e) {
-      throw new PlanException(file + ": no such file");
+      throw refusal("no such file");
     } catch (IOException e) {
-      throw new PlanException(file + ": cannot read it: " + e.getMessage());
+      throw refusal("cannot read it: " + e.getMessage());
     }
     return isYaml(file) ? yaml(text) : lines(text);
   }
@@ -116,17 +121,16 @@ public final class PlanReader {
     try {
       root = new ObjectMapper(new YAMLFactory()).readTree(text);
     } catch (JsonProcessingException e) {
-      throw new PlanException(
-          file + ": line " + e.getLocation().getLineNr() + ": " + e.getOriginalMessage());
+      throw refusal("line " + e.getLocation().getLineNr() + ": " + e.getOriginalMessage());
     }
     if (root == null || !root.isObject()) {
-      throw new PlanException(file + ": a plan is a mapping with jobs (and defaults)");
+      throw refusal("a plan is a mapping with jobs (and defaults)");
     }
     keys(root, TOP_KEYS, "the plan");
     JsonNode defaults = root.path("defaults");
     if (!defaults.isMissingNode()) {
       if (!defaults.isObject()) {
-        throw new PlanException(file + ": defaults is a mapping");
+        throw refusal("defaults is a mapping");
       }
       keys(defaults, DEFAULT_KEYS, "defaults");
     }
@@ -138,17 +142,15 @@ public final class PlanReader {
     if (defaults.has("jobs")) {
       JsonNode jobs = defaults.get("jobs");
       if (!jobs.canConvertToExactIntegral() || jobs.asInt() < 1) {
-        throw new PlanException(file + ": defaults.jobs is a number of jobs, 1 or more");
+        throw refusal("defaults.jobs is a number of jobs, 1 or more");
       }
       planParallelism = Optional.of(jobs.asInt());
     }
 
     JsonNode jobsNode = root.path("jobs");
     if (!jobsNode.isArray() || jobsNode.isEmpty()) {
-      throw new PlanException(
-          file
-              + ": jobs is a list of jobs, each with an id and one of "
-              + String.join(", ", KINDS));
+      throw refusal(
+          "jobs is a list of jobs, each with an id and one of " + String.join(", ", KINDS));
     }
     List<PlanJob> jobs = new ArrayList<>();
     Set<String> ids = new TreeSet<>();
@@ -156,37 +158,26 @@ public final class PlanReader {
       JsonNode node = jobsNode.get(i);
       String index = "jobs[" + i + "]";
       if (!node.isObject()) {
-        throw new PlanException(
-            file
-                + ": "
-                + index
-                + " is a mapping with an id and one of "
-                + String.join(", ", KINDS));
+        throw refusal(index + " is a mapping with an id and one of " + String.join(", ", KINDS));
       }
-      String id =
-          string(node, "id", index)
-              .orElseThrow(() -> new PlanException(file + ": " + index + " has no id"));
+      String id = string(node, "id", index).orElseThrow(() -> refusal(index + " has no id"));
       if (!ID.matcher(id).matches()) {
-        throw new PlanException(
-            file
-                + ": "
-                + index
+        throw refusal(
+            index
                 + ": the id '"
                 + id
                 + "' names a directory: letters, digits, '.', '_', '+' and '-', not starting with"
                 + " '.', '_', '+' or '-'");
       }
       if (!ids.add(id)) {
-        throw new PlanException(file + ": " + index + ": another job has the id " + id);
+        throw refusal(index + ": another job has the id " + id);
       }
       String where = index + " (" + id + ")";
       keys(node, JOB_KEYS, where);
       List<String> kinds = KINDS.stream().filter(node::has).toList();
       if (kinds.size() != 1) {
-        throw new PlanException(
-            file
-                + ": "
-                + where
+        throw refusal(
+            where
                 + ": a job has exactly one of "
                 + String.join(", ", KINDS)
                 + (kinds.isEmpty() ? "" : "; it has " + kinds));
@@ -198,13 +189,11 @@ public final class PlanReader {
       Optional<Duration> timeout = duration(node, "timeout", where).or(() -> defaultTimeout);
       PlanJob.Retries retries = retries(node, where, defaultRetries);
       if (node.has("dist") && !kind.equals("sbuild")) {
-        throw new PlanException(file + ": " + where + ": dist is for sbuild jobs");
+        throw refusal(where + ": dist is for sbuild jobs");
       }
       if (!options.isEmpty() && kind.equals("shell")) {
-        throw new PlanException(
-            file
-                + ": "
-                + where
+        throw refusal(
+            where
                 + ": options are for autopkgtest and sbuild jobs; a shell job's command says it all");
       }
       jobs.add(
@@ -218,10 +207,8 @@ public final class PlanReader {
                       .or(() -> defaultDist)
                       .orElseThrow(
                           () ->
-                              new PlanException(
-                                  file
-                                      + ": "
-                                      + where
+                              refusal(
+                                  where
                                       + ": an sbuild job needs a dist (or defaults.dist), such as"
                                       + " bookworm or unstable"));
               yield new PlanJob.Sbuild(
@@ -247,10 +234,8 @@ public final class PlanReader {
         .or(commandLine::foundTarball)
         .orElseThrow(
             () ->
-                new PlanException(
-                    file
-                        + ": "
-                        + where
+                refusal(
+                    where
                         + ": no tarball: give the job a tarball, the plan defaults.tarball, or -t"));
   }
 
@@ -270,10 +255,8 @@ public final class PlanReader {
     for (Iterator<String> names = node.fieldNames(); names.hasNext(); ) {
       String name = names.next();
       if (!known.contains(name)) {
-        throw new PlanException(
-            file
-                + ": "
-                + where
+        throw refusal(
+            where
                 + ": unknown key '"
                 + name
                 + "'; known: "
@@ -288,7 +271,7 @@ public final class PlanReader {
       return Optional.empty();
     }
     if (!value.isValueNode() || value.asText().isBlank()) {
-      throw new PlanException(file + ": " + where + "." + key + " is a non-empty string");
+      throw refusal(where + "." + key + " is a non-empty string");
     }
     return Optional.of(value.asText());
   }
@@ -304,7 +287,7 @@ public final class PlanReader {
               try {
                 return Durations.parse(value);
               } catch (IllegalArgumentException e) {
-                throw new PlanException(file + ": " + where + "." + key + ": " + e.getMessage());
+                throw refusal(where + "." + key + ": " + e.getMessage());
               }
             });
   }
@@ -315,13 +298,12 @@ public final class PlanReader {
       return List.of();
     }
     if (!value.isArray()) {
-      throw new PlanException(
-          file + ": " + where + ".options is a list of the runner's arguments, such as [-U]");
+      throw refusal(where + ".options is a list of the runner's arguments, such as [-U]");
     }
     List<String> options = new ArrayList<>();
     for (JsonNode option : value) {
       if (!option.isValueNode()) {
-        throw new PlanException(file + ": " + where + ".options holds strings only");
+        throw refusal(where + ".options holds strings only");
       }
       options.add(option.asText());
     }
@@ -335,14 +317,14 @@ public final class PlanReader {
     }
     String at = where + ".retries";
     if (!value.isObject()) {
-      throw new PlanException(file + ": " + at + " is a mapping: {tmpfail: 2, backoff: 30s}");
+      throw refusal(at + " is a mapping: {tmpfail: 2, backoff: 30s}");
     }
     keys(value, RETRY_KEYS, at);
     int tmpfail = inherited.tmpfail();
     if (value.has("tmpfail")) {
       JsonNode count = value.get("tmpfail");
       if (!count.canConvertToExactIntegral() || count.asInt() < 0) {
-        throw new PlanException(file + ": " + at + ".tmpfail is a number of retries, 0 or more");
+        throw refusal(at + ".tmpfail is a number of retries, 0 or more");
       }
       tmpfail = count.asInt();
     }
