@@ -20,6 +20,7 @@ import org.uchroot.actors.ExitStatus;
 import org.uchroot.actors.JobStdio;
 import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.virt.AptProxy;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.Host;
 import org.uchroot.engine.Session;
@@ -39,18 +40,25 @@ public final class HostJobRunner implements JobRunner {
   private final Path frontend;
   private final Map<String, String> runnerEnvironment;
   private final String normalUser;
+  private final Optional<AptProxy> aptProxy;
 
   /**
    * @param frontend the absolute path of {@code autopkgtest-virt-uchroot}, given to the runners
    * @param runnerEnvironment added to the runners' environment: what points the frontend at this
    *     batch's engine
+   * @param aptProxy the cache every testbed's apt goes through, if any
    */
   public HostJobRunner(
-      Engine engine, Path frontend, Map<String, String> runnerEnvironment, String normalUser) {
+      Engine engine,
+      Path frontend,
+      Map<String, String> runnerEnvironment,
+      String normalUser,
+      Optional<AptProxy> aptProxy) {
     this.engine = engine;
     this.frontend = frontend;
     this.runnerEnvironment = Map.copyOf(runnerEnvironment);
     this.normalUser = normalUser;
+    this.aptProxy = aptProxy;
   }
 
   @Override
@@ -70,6 +78,7 @@ public final class HostJobRunner implements JobRunner {
       argv.add("--output-dir=" + dir.resolve("artifacts"));
       argv.add(autopkgtest.source());
       argv.addAll(List.of("--", frontend.toString(), "-t", job.tarball().toString()));
+      aptProxy.ifPresent(proxy -> argv.add("--apt-proxy=" + proxy.url()));
     } else {
       PlanJob.Sbuild sbuild = (PlanJob.Sbuild) job;
       argv.addAll(
@@ -82,6 +91,8 @@ public final class HostJobRunner implements JobRunner {
               "--dist=" + sbuild.dist(),
               "--nolog",
               "--build-dir=" + dir.resolve("artifacts")));
+      aptProxy.ifPresent(
+          proxy -> argv.add("--autopkgtest-virt-server-opt=--apt-proxy=" + proxy.url()));
       argv.addAll(sbuild.options());
       argv.add(sbuild.source());
     }
@@ -234,13 +245,22 @@ public final class HostJobRunner implements JobRunner {
                             "interrupted before its command started"));
                   }
                   CompletionStage<ExitStatus> running =
-                      session.run(
-                          List.of("sh", "-c", job.command()),
-                          JobStdio.of(InputStream.nullInputStream(), log, log));
-                  // An interrupt that came as the command started: the session takes it after.
-                  if (stopped.get()) {
-                    session.interrupt();
-                  }
+                      aptProxy
+                          .map(proxy -> proxy.configure(session))
+                          .orElse(CompletableFuture.completedFuture(null))
+                          .thenCompose(
+                              configured -> {
+                                CompletionStage<ExitStatus> command =
+                                    session.run(
+                                        List.of("sh", "-c", job.command()),
+                                        JobStdio.of(InputStream.nullInputStream(), log, log));
+                                // An interrupt that came as the command started: the session
+                                // takes it after.
+                                if (stopped.get()) {
+                                  session.interrupt();
+                                }
+                                return command;
+                              });
                   return running
                       .handle(
                           (ExitStatus status, Throwable failure) ->

@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -19,7 +20,9 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 import org.slf4j.LoggerFactory;
+import org.uchroot.actors.OneLineMessage;
 import org.uchroot.actors.SessionSpec;
+import org.uchroot.adapter.batch.AptCache;
 import org.uchroot.adapter.batch.Batch;
 import org.uchroot.adapter.batch.HostJobRunner;
 import org.uchroot.adapter.batch.JobResult;
@@ -117,6 +120,14 @@ final class BatchCommand implements Callable<Integer> {
   }
 
   @Option(
+      names = "--no-apt-cache",
+      description =
+          "Let every testbed fetch its own packages. By default the batch runs squid on loopback"
+              + " as one apt cache for its testbeds, kept between batches (unless --apt-proxy"
+              + " names a proxy of your own).")
+  boolean noAptCache;
+
+  @Option(
       names = "--reverse-depends",
       paramLabel = "PKG",
       description =
@@ -188,6 +199,7 @@ final class BatchCommand implements Callable<Integer> {
     Engine engine = Engine.start(config);
     boolean runners = plan.jobs().stream().anyMatch(job -> !(job instanceof PlanJob.Shell));
     Frontends frontends = runners ? Frontends.serve(engine, config) : null;
+    Optional<AptCache> aptCache = startAptCache(config);
     Runnable closeAll =
         once(
             () -> {
@@ -196,6 +208,7 @@ final class BatchCommand implements Callable<Integer> {
               } else {
                 engine.close();
               }
+              aptCache.ifPresent(AptCache::close);
             });
     try {
       HostJobRunner runner =
@@ -203,11 +216,18 @@ final class BatchCommand implements Callable<Integer> {
               engine,
               frontendProgram(),
               frontends != null ? frontends.environment() : Map.of(),
-              config.normalUser());
+              config.normalUser(),
+              aptCache.map(AptCache::proxy).or(options::aptProxy));
       PrintStream stdout =
           new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+      // Kept jobs of a resumed batch are not run again, and do not count.
       Progress progress =
-          new Progress(System.err, events != null ? stdout : null, plan.jobs().size());
+          new Progress(
+              System.err,
+              events != null ? stdout : null,
+              plan.jobs().size() - earlier.size(),
+              Progress.stderrIsTerminal(),
+              Clock.systemDefaultZone());
       Journal journal = Journal.append(resultsDir, ProcessHandle.current().pid());
       Batch batch =
           new Batch(
@@ -229,12 +249,18 @@ final class BatchCommand implements Callable<Integer> {
       // dies of the signal.
       Signals.onTermination(
           () -> {
+            progress.close();
             batch.kill();
             closeAll.run();
           });
-      List<JobResult> outcome =
-          batch.run(plan, plan.parallelism(), earlier).toCompletableFuture().join();
+      List<JobResult> outcome;
+      try {
+        outcome = batch.run(plan, plan.parallelism(), earlier).toCompletableFuture().join();
+      } finally {
+        progress.close();
+      }
       progress.summary(outcome);
+      aptCache.ifPresent(cache -> System.err.println("apt cache: " + cache.traffic()));
       System.err.println(
           "results: "
               + resultsDir.resolve("results.json")
@@ -289,6 +315,34 @@ final class BatchCommand implements Callable<Integer> {
     return plan;
   }
 
+  /**
+   * The batch's apt cache: none with {@code --no-apt-cache} or {@code --apt-proxy}, nor where squid
+   * is missing or cannot start, each said in one line.
+   */
+  private Optional<AptCache> startAptCache(EngineConfig config) {
+    if (noAptCache || options.aptProxy().isPresent()) {
+      return Optional.empty();
+    }
+    if (!AptCache.available()) {
+      System.err.println(
+          "no apt cache: squid is not installed (apt install squid, or give --apt-proxy URL);"
+              + " every testbed fetches its own packages");
+      return Optional.empty();
+    }
+    Path dir =
+        config.cacheDir().resolveSibling(config.cacheDir().getFileName() + "-apt").normalize();
+    try {
+      AptCache cache = AptCache.start(dir);
+      System.err.println(
+          "apt cache: squid on " + cache.proxy().url() + ", keeping what it fetches in " + dir);
+      return Optional.of(cache);
+    } catch (UchrootException e) {
+      System.err.println(
+          "no apt cache: " + OneLineMessage.of(e) + "; every testbed fetches its own packages");
+      return Optional.empty();
+    }
+  }
+
   /** {@code action} once, whoever asks first; a second caller waits until it is done. */
   private static Runnable once(Runnable action) {
     AtomicBoolean done = new AtomicBoolean();
@@ -332,6 +386,11 @@ final class BatchCommand implements Callable<Integer> {
                 + "), left by the batch's earlier run (pid "
                 + orphan.ownerPid()
                 + ")");
+      }
+    }
+    for (long pid : state.pids()) {
+      if (ProcessHandle.of(pid).isEmpty()) {
+        Frontends.remove(Frontends.runtimeDir(config, pid));
       }
     }
     Map<String, JobResult> kept = new LinkedHashMap<>();
@@ -386,7 +445,7 @@ final class BatchCommand implements Callable<Integer> {
   private record Frontends(EngineService service, Thread serving, Path runtimeDir) {
 
     static Frontends serve(Engine engine, EngineConfig config) throws IOException {
-      Path runtimeDir = config.runtimeDir().resolve("batch-" + ProcessHandle.current().pid());
+      Path runtimeDir = runtimeDir(config, ProcessHandle.current().pid());
       Files.createDirectories(
           runtimeDir,
           PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
@@ -403,16 +462,29 @@ final class BatchCommand implements Callable<Integer> {
       return Map.of("UCHROOT_ENGINE", "shared", "UCHROOT_RUNTIME_DIR", runtimeDir.toString());
     }
 
-    /**
-     * Stops serving, closing whatever a frontend left, then the engine; removes the directory and
-     * what a frontend left there (its start lock), never following a link.
-     */
+    /** Stops serving, closing whatever a frontend left, then the engine; removes the directory. */
     void stop() {
       service.stop("the batch ended");
       try {
         serving.join();
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
+      }
+      remove(runtimeDir);
+    }
+
+    /** The directory of the batch {@code pid}'s socket. */
+    static Path runtimeDir(EngineConfig config, long pid) {
+      return config.runtimeDir().resolve("batch-" + pid);
+    }
+
+    /**
+     * Removes a batch's directory and what a frontend left there (its start lock), never following
+     * a link; one a killed batch left, too.
+     */
+    static void remove(Path runtimeDir) {
+      if (!Files.isDirectory(runtimeDir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        return;
       }
       try (Stream<Path> left = Files.list(runtimeDir)) {
         for (Path entry : left.toList()) {

@@ -16,6 +16,7 @@ import org.uchroot.actors.RootfsMode;
 import org.uchroot.actors.SessionSpec;
 import org.uchroot.adapter.Durations;
 import org.uchroot.adapter.service.EngineClient;
+import org.uchroot.adapter.virt.AptProxy;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.Host;
@@ -108,6 +109,26 @@ public final class TestbedOptions {
               + " testbed's root is then the host's root (default: conf, off; see"
               + " docs/security.md).")
   boolean privileged;
+
+  @Option(
+      names = "--apt-proxy",
+      paramLabel = "URL",
+      description =
+          "Send the testbed's apt through this caching proxy (e.g. http://127.0.0.1:3142/), set"
+              + " again after every revert; https sources go direct.")
+  String aptProxy;
+
+  /** The apt proxy asked for, checked. */
+  Optional<AptProxy> aptProxy() {
+    if (aptProxy == null) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(new AptProxy(aptProxy));
+    } catch (IllegalArgumentException e) {
+      throw new CliException(ExitCode.INVALID_ARGUMENT, e.getMessage());
+    }
+  }
 
   /**
    * What relative paths are relative to: this process's working directory, or a frontend's when a

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -83,6 +84,7 @@ public final class VirtServer implements SignalTarget {
    * @param copyTimeout how long one copy may take
    * @param workingDirectory the caller's, which relative host paths of copies start from (a
    *     frontend's, in the shared engine)
+   * @param aptProxy the caching proxy the testbed's apt goes through, if any
    */
   public record Settings(
       Supplier<SessionSpec> spec,
@@ -90,8 +92,29 @@ public final class VirtServer implements SignalTarget {
       Path runtimeDir,
       List<String> execProgram,
       Duration copyTimeout,
-      Path workingDirectory) {
+      Path workingDirectory,
+      Optional<AptProxy> aptProxy) {
+
+    /** Settings with no apt proxy. */
+    public Settings(
+        Supplier<SessionSpec> spec,
+        String normalUser,
+        Path runtimeDir,
+        List<String> execProgram,
+        Duration copyTimeout,
+        Path workingDirectory) {
+      this(
+          spec,
+          normalUser,
+          runtimeDir,
+          execProgram,
+          copyTimeout,
+          workingDirectory,
+          Optional.empty());
+    }
+
     public Settings {
+      Objects.requireNonNull(aptProxy, "aptProxy");
       Objects.requireNonNull(spec, "spec");
       Objects.requireNonNull(normalUser, "normalUser");
       Objects.requireNonNull(runtimeDir, "runtimeDir");
@@ -402,6 +425,7 @@ public final class VirtServer implements SignalTarget {
           "cannot make the exec socket " + socket + ": " + UchrootException.reason(e));
     }
     testbed = new OpenTestbed(opened, relay, opened.scratch());
+    configureApt(opened);
     if (terminating) {
       // A SIGTERM came while the testbed opened, and found no socket to remove yet.
       relay.stopAccepting();
@@ -421,6 +445,7 @@ public final class VirtServer implements SignalTarget {
       open.relay().close(Duration.ZERO);
       throw e;
     }
+    configureApt(open.session());
     String scratch = open.session().scratch();
     if (!scratch.equals(open.scratch())) {
       throw ProtocolError.of(
@@ -431,6 +456,28 @@ public final class VirtServer implements SignalTarget {
               + " instead");
     }
     return Response.ok(Response.quoted(scratch));
+  }
+
+  /** Points a fresh testbed's apt at the proxy, if there is one; a failure closes it. */
+  private void configureApt(Session session) throws ProtocolError {
+    if (settings.aptProxy().isEmpty()) {
+      return;
+    }
+    try {
+      await(settings.aptProxy().get().configure(session));
+    } catch (ProtocolError e) {
+      OpenTestbed open = testbed;
+      forgetTestbed();
+      if (open != null) {
+        open.relay().close(Duration.ZERO);
+      }
+      try {
+        session.closeAndWait();
+      } catch (UchrootException closing) {
+        LOG.error("{}", OneLineMessage.of(closing));
+      }
+      throw e;
+    }
   }
 
   private Response status() throws ProtocolError {
