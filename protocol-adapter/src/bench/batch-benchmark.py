@@ -20,8 +20,15 @@ and the bytes received on the host's network interfaces during each run. Run it 
 Without --tarball, a bookworm tarball is made once with mmdebstrap --variant=apt and cached. The
 reference's figures are kept in WORK/reference/run.json: --skip-reference uses those of an earlier
 run on the same tarball and jobs, or else compares the verdicts with those recorded in
-batch-packages.tsv. Exit status: 0, or 1 when a verdict differs from the reference's, 2 for a
-command line that does not parse, 3 when a run could not be made.
+batch-packages.tsv. The batch without the apt cache and the first one with it each start from
+empty caches in WORK (uchroot.cache-dir, and squid's cache beside it), as each reference job
+unpacks the tarball and fetches its packages anew; --user-cache runs them on the user's caches as
+they are. `uchroot doctor` runs once first, so that the class data archive the launcher makes in
+the background on its first run here takes no core from a measured run. Bytes count whatever else
+the machine receives meanwhile: run it on an otherwise quiet machine.
+
+Exit status: 0, or 1 when a verdict differs from the reference's, 2 for a command line that does
+not parse, 3 when a run could not be made.
 """
 
 import argparse
@@ -40,7 +47,6 @@ DIST = os.path.normpath(os.path.join(HERE, '..', '..', 'target', 'uchroot'))
 PACKAGES = os.path.join(HERE, 'batch-packages.tsv')
 OPTIONS = ['--no-built-binaries', '--apt-upgrade']
 SAMPLE_INTERVAL = 0.2
-MIB = 1024 * 1024
 
 # Process classes for the Pss figures. OWN are uchroot's own processes (the goal's 300 MiB);
 # squid is the batch's apt cache, counted apart; the others are autopkgtest and the testbeds.
@@ -68,8 +74,8 @@ def default_tarball():
 
 
 def default_work():
-    return os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')),
-                        'uchroot-bench', 'batch')
+    """Not under /root: squid, which the batch runs as its own user, keeps its cache in here."""
+    return '/var/tmp/uchroot-batch-bench'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,15 +438,22 @@ def write_plan(path, jobs, dscs, tarball, parallel, options):
                 q(job['id']), q(dscs[job['name']]), ', '.join(q(o) for o in options)))
 
 
-def run_batch(uchroot, plan, parallel, results_dir, apt_cache, interfaces, log):
+def run_batch(uchroot, plan, parallel, results_dir, apt_cache, interfaces, log, cache_dir):
+    """One uchroot batch; cache_dir, if given, is its cache (uchroot.cache-dir: the unpacked
+    tarball) and, beside it, CACHE_DIR-apt, its apt cache."""
     shutil.rmtree(results_dir, ignore_errors=True)
     argv = [uchroot, 'batch', plan, '-j', str(parallel), '--results', results_dir]
     if not apt_cache:
         argv.append('--no-apt-cache')
+    env = dict(os.environ)
+    if cache_dir:
+        env['UCHROOT_JAVA_OPTS'] = (env.get('UCHROOT_JAVA_OPTS', '') +
+                                    ' -Duchroot.cache-dir=' + cache_dir).strip()
     before = received_bytes(interfaces)
     start = time.monotonic()
     with open(log, 'w') as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
         sampler = PssSampler(proc.pid)
         while proc.poll() is None:
             sampler.sample()
@@ -455,6 +468,36 @@ def run_batch(uchroot, plan, parallel, results_dir, apt_cache, interfaces, log):
             'jobs': parse_results(results_json),
             'peak_pss_mib': {c: kib / 1024 for c, kib in sampler.peak.items()},
             'most_processes': sampler.most, 'samples': sampler.samples}
+
+
+def warm_up(uchroot, log):
+    """uchroot doctor, once: the launcher's first run here makes the JVM's class data archive in
+    the background, which would otherwise take a core from the first measured run; wait for it."""
+    try:
+        with open(log, 'w') as out:
+            subprocess.run([uchroot, 'doctor'], stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print('warning: %s doctor: %s' % (uchroot, e), file=sys.stderr)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        busy = False
+        for name in os.listdir('/proc'):
+            if name.isdigit() and any('make-class-archive' in w for w in cmdline(name)):
+                busy = True
+        if not busy:
+            return
+        time.sleep(1)
+
+
+def unreachable_by_others(path):
+    """The first directory above path that other users cannot enter (squid runs as its own)."""
+    path = os.path.dirname(os.path.abspath(path))
+    while path != '/':
+        if not os.stat(path).st_mode & 0o001:
+            return path
+        path = os.path.dirname(path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +532,7 @@ def verdict_line(job):
         '%d %s' % (n, v) for v, n in sorted(counts.items())) or 'no tests')
 
 
-def report(args, tarball, jobs, reference, reference_origin, batches):
+def report(args, tarball, jobs, reference, reference_origin, batches, recorded_differences):
     print()
     print('autopkgtest %s; %s' % (autopkgtest_version(), machine()))
     print('tarball: %s (%.0f MB); %d jobs of %d packages, %d at a time; options: %s' % (
@@ -544,6 +587,15 @@ def report(args, tarball, jobs, reference, reference_origin, batches):
         print('  ' + ' | '.join(c.ljust(w) for c, w in zip(r, widths)))
     print()
 
+    if recorded_differences is not None:
+        print('reference against the verdicts recorded in %s: %s' % (
+            os.path.basename(args.packages), 'identical' if not recorded_differences else
+            '%d differ (unchanged packages whose verdicts change are flaky, or the archive moved)'
+            % len(recorded_differences)))
+        for line in recorded_differences:
+            print('  ' + line)
+        print()
+
     failed = False
     for name, run in batches:
         if run['differences']:
@@ -583,6 +635,10 @@ def main():
     parser.add_argument('--option', dest='options', action='append',
                         help='autopkgtest option for every job, both ways (repeatable; default: %s)'
                         % ' '.join(OPTIONS))
+    parser.add_argument('--user-cache', action='store_true',
+                        help='run the batches on the user\'s own uchroot cache and apt cache, as they '
+                             'are; by default each batch without a warm cache gets a new, empty one '
+                             'in WORK (the unpacked tarball, and squid\'s cache beside it)')
     which = parser.add_mutually_exclusive_group()
     which.add_argument('--skip-reference', action='store_true',
                        help='do not run the reference: use WORK/reference/run.json of an earlier '
@@ -597,6 +653,7 @@ def main():
     tarball = os.path.abspath(args.tarball or default_tarball())
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
+    os.chmod(work, 0o755)
     args.interfaces = counted_interfaces()
 
     packages = read_packages(args.packages)
@@ -621,8 +678,10 @@ def main():
         with open(reference_file, 'w') as f:
             json.dump(reference, f, indent=1)
         origin = 'run now (%s)' % reference['when']
+        recorded = {j['id']: {'status': None, 'tests': dict(j['verdicts'])} for j in jobs}
+        recorded_differences = compare(recorded, reference['jobs'])
     else:
-        reference = None
+        reference, recorded_differences = None, None
         try:
             with open(reference_file) as f:
                 earlier = json.load(f)
@@ -641,15 +700,29 @@ def main():
     if not args.skip_batch:
         plan = os.path.join(work, 'plan.yaml')
         write_plan(plan, jobs, dscs, tarball, args.jobs, args.options)
-        runs = [('batch, no apt cache', 'batch-no-apt-cache', False)] + [
-            ('batch, apt cache, run %d' % i, 'batch-apt-cache-%d' % i, True)
+        # Without --user-cache: the run without the apt cache and the first with it each start
+        # from empty caches (they unpack the tarball, as each reference job does); the later runs
+        # with the apt cache find the first one's caches warm.
+        runs = [('batch, no apt cache', 'batch-no-apt-cache', False, 'cache-no-apt-cache')] + [
+            ('batch, apt cache, run %d' % i, 'batch-apt-cache-%d' % i, True, 'cache-apt-cache')
             for i in range(1, args.cache_runs + 1)]
-        for name, directory, apt_cache in runs:
+        if not args.user_cache:
+            blocked = unreachable_by_others(os.path.join(work, 'cache'))
+            if blocked:
+                print('warning: %s is closed to other users: squid (its own user) cannot keep its '
+                      'cache in WORK, and the batch runs without one; choose another --work'
+                      % blocked, file=sys.stderr)
+            for cache in ('cache-no-apt-cache', 'cache-apt-cache'):
+                for d in (cache, cache + '-apt'):
+                    shutil.rmtree(os.path.join(work, d), ignore_errors=True)
+        warm_up(args.uchroot, os.path.join(work, 'doctor.log'))
+        for name, directory, apt_cache, cache in runs:
             print('%s (results in %s)' % (name, os.path.join(work, directory)), flush=True)
             try:
                 run = run_batch(args.uchroot, plan, args.jobs, os.path.join(work, directory),
-                                apt_cache, args.interfaces, os.path.join(work, directory + '.log'))
-            except RuntimeError as e:
+                                apt_cache, args.interfaces, os.path.join(work, directory + '.log'),
+                                None if args.user_cache else os.path.join(work, cache))
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
                 print('%s: %s' % (name, e), file=sys.stderr)
                 sys.exit(3)
             run['apt_cache'] = apt_cache
@@ -658,7 +731,7 @@ def main():
         with open(os.path.join(work, 'batch-runs.json'), 'w') as f:
             json.dump(dict(batches), f, indent=1)
 
-    failed = report(args, tarball, jobs, reference, origin, batches)
+    failed = report(args, tarball, jobs, reference, origin, batches, recorded_differences)
     sys.exit(1 if failed else 0)
 
 

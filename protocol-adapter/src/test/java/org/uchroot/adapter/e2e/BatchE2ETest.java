@@ -9,11 +9,14 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import javax.xml.parsers.DocumentBuilderFactory;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -178,6 +181,79 @@ class BatchE2ETest {
     assertTrue(
         batch.output.matches("(?s).*\\d\\d:\\d\\d:\\d\\d started runlim-build \\(sbuild\\).*"));
     assertTrue(batch.output.contains("results: " + results.resolve("results.json")));
+    assertServedFromTheAptCache(batch);
+  }
+
+  @Test
+  void anUnprivilegedUsersBatchRunsAutopkgtestThroughItsOwnAptCache() throws Exception {
+    E2e.requireRoot();
+    E2e.requireCommands("autopkgtest", "squid");
+    String user = E2e.testUser();
+    Path runlimDsc = RealPackageE2ETest.fetchSource(realPackage("runlim"));
+    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
+    Path work = tempDir.resolve("work");
+    Path home = Files.createDirectories(work.resolve("home"));
+    Path tmp = Files.createDirectories(work.resolve("tmp"));
+    Path runtimeDir = Files.createDirectories(work.resolve("run"));
+    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
+    // Two shell jobs one after the other: the second has the indices the first fetched.
+    E2e.write(
+        work.resolve("plan.yaml"),
+        String.join(
+            "\n",
+            "defaults: {tarball: " + E2e.debianTarball() + ", jobs: 2}",
+            "jobs:",
+            "  - {id: runlim-tests, autopkgtest: " + runlimDsc + ",",
+            "     options: [--no-built-binaries, --apt-upgrade]}",
+            "  - {id: first, shell: 'apt-get -q update && apt-get -q -y install hello && hello'}",
+            "  - {id: second, shell: 'apt-get -q update && apt-get -q -y install hello && hello'}",
+            ""));
+    E2e.chownTree(work, user);
+    leaks.watch(tmp);
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    env.put("HOME", home.toString());
+    env.put("USER", user);
+    env.put("LOGNAME", user);
+    env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
+    env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
+
+    E2e.Result batch =
+        E2e.run(
+            "batch-unprivileged",
+            user,
+            work,
+            env,
+            LIMIT,
+            List.of(E2e.distributionDir().resolve("bin/uchroot").toString(), "batch", "plan.yaml"));
+    assertEquals(0, batch.exitCode, batch.describe());
+    Path results = work.resolve("uchroot-results/plan");
+    assertEquals(
+        verdicts(realPackage("runlim")),
+        testsOf(
+            new ObjectMapper()
+                .readTree(results.resolve("results.json").toFile())
+                .get("jobs")
+                .get(0)));
+    assertTrue(
+        batch.output.contains("keeping what it fetches in " + home.resolve(".cache/uchroot-apt")));
+    assertTrue(Files.readString(results.resolve("second/log")).contains("Hello, world!"));
+    assertServedFromTheAptCache(batch);
+    // The cache is the user's, and stopped with the batch.
+    assertEquals(user, Files.getOwner(home.resolve(".cache/uchroot-apt/cache")).getName());
+    assertTrue(
+        ProcessHandle.allProcesses()
+            .noneMatch(p -> p.info().commandLine().orElse("").contains("uchrootapt")),
+        "squid outlived the batch");
+  }
+
+  /** The testbeds' apt went through the batch's cache, and a job had from it what one fetched. */
+  private static void assertServedFromTheAptCache(E2e.Result batch) {
+    assertTrue(batch.output.contains("apt cache: squid on http://127.0.0.1:"), batch.describe());
+    Matcher traffic =
+        Pattern.compile("apt cache: ([0-9.]+) MB fetched, ([0-9.]+) MB from the cache")
+            .matcher(batch.output);
+    assertTrue(traffic.find(), batch.describe());
+    assertTrue(Double.parseDouble(traffic.group(2)) > 1.0, traffic.group());
   }
 
   private static RealPackageE2ETest.Package realPackage(String name) throws IOException {

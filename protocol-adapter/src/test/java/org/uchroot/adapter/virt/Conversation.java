@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -40,6 +41,12 @@ final class Conversation implements AutoCloseable {
 
   Conversation(EngineConfig config, Path tarball, List<String> execProgram)
       throws IOException, InterruptedException {
+    this(config, tarball, execProgram, Optional.empty());
+  }
+
+  Conversation(
+      EngineConfig config, Path tarball, List<String> execProgram, Optional<AptProxy> aptProxy)
+      throws IOException, InterruptedException {
     this.config = config;
     Pipe in = Pipe.open();
     Pipe out = Pipe.open();
@@ -52,7 +59,8 @@ final class Conversation implements AutoCloseable {
                 config.runtimeDir(),
                 execProgram,
                 Duration.ofSeconds(60),
-                Path.of("").toAbsolutePath()),
+                Path.of("").toAbsolutePath(),
+                aptProxy),
             CompletableFuture.completedFuture(Engine.start(config)),
             Channels.newInputStream(in.source()),
             Channels.newOutputStream(out.sink()),

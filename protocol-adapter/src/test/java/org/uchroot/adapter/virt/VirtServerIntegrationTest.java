@@ -15,6 +15,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
@@ -302,6 +303,60 @@ class VirtServerIntegrationTest {
       Result ls = run(exec, "", "sh", "-c", "ls -d /tmp/autopkgtest.*; ls -A /tmp/autopkgtest.*");
       assertEquals(reverted.substring(3) + "\n", ls.out);
     }
+  }
+
+  @Test
+  void anAptProxyIsSetAtOpenAndAgainAfterEachRevert() throws Exception {
+    Path withApt = withAptConfDirectory();
+    AptProxy proxy = new AptProxy("http://127.0.0.1:3142/");
+    try (Conversation c =
+        new Conversation(config, withApt, List.of(execClient.toString()), Optional.of(proxy))) {
+      assertTrue(SCRATCH.matcher(c.ask("open")).matches());
+      List<String> exec = executeCommand(c);
+      String expected =
+          String.join("\n", proxy.command().subList(4, proxy.command().size())) + "\n";
+      assertEquals(expected, run(exec, "", "cat", AptProxy.CONF).out);
+      run(exec, "", "rm", AptProxy.CONF);
+      assertTrue(SCRATCH.matcher(c.ask("revert")).matches());
+      assertEquals(expected, run(exec, "", "cat", AptProxy.CONF).out);
+      assertTrue(
+          run(exec, "", "cat", AptProxy.CONF).out.contains("Acquire::https::Proxy \"DIRECT\";"));
+    }
+  }
+
+  @Test
+  void aTestbedWithoutAptIsLeftAsItIsByAnAptProxy() throws Exception {
+    try (Conversation c =
+        new Conversation(
+            config,
+            tarball,
+            List.of(execClient.toString()),
+            Optional.of(new AptProxy("http://127.0.0.1:3142/")))) {
+      assertTrue(SCRATCH.matcher(c.ask("open")).matches());
+      assertEquals(1, run(executeCommand(c), "", "test", "-e", "/etc/apt").status);
+    }
+  }
+
+  /** The busybox rootfs with the directory apt reads its configuration from. */
+  private Path withAptConfDirectory() throws Exception {
+    Path tree = Files.createDirectories(host.resolve("apt-tree/etc/apt/apt.conf.d"));
+    Path copy = host.resolve("with-apt.tar");
+    Files.copy(tarball, copy);
+    Process append =
+        new ProcessBuilder(
+                "tar",
+                "-rf",
+                copy.toString(),
+                "-C",
+                host.resolve("apt-tree").toString(),
+                "--owner=0",
+                "--group=0",
+                "./etc/apt")
+            .inheritIO()
+            .start();
+    assertEquals(0, append.waitFor());
+    assertTrue(Files.isDirectory(tree));
+    return copy;
   }
 
   @Test
