@@ -246,6 +246,56 @@ class BatchE2ETest {
         "squid outlived the batch");
   }
 
+  @Test
+  void theUsagePagesPlanRunsAsWrittenForANewUser() throws Exception {
+    E2e.requireRoot();
+    E2e.requireCommands("autopkgtest", "sbuild", "apt-get");
+    String usage = Files.readString(E2e.projectRoot().resolve("docs/usage.md"));
+    Matcher plan =
+        Pattern.compile("The plan is YAML:\n\n```yaml\n([^`]*)```\n\n```sh\n([^`]*)```")
+            .matcher(usage);
+    assertTrue(plan.find(), "docs/usage.md has no batch plan and command");
+    String user = E2e.testUser();
+    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
+    Path work = tempDir.resolve("work");
+    Path home = Files.createDirectories(work.resolve("home"));
+    Path tmp = Files.createDirectories(work.resolve("tmp"));
+    Path runtimeDir = Files.createDirectories(work.resolve("run"));
+    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
+    // What the plan names: hello's source as the page's version has it, and two tarballs.
+    E2e.Result fetched =
+        E2e.run(
+            "usage-apt-get-source",
+            null,
+            work,
+            Map.of(),
+            LIMIT,
+            List.of("apt-get", "source", "-q", "--download-only", "hello=2.10-3"));
+    assertEquals(0, fetched.exitCode, fetched.describe());
+    Files.createSymbolicLink(work.resolve("bookworm.tar"), E2e.debianTarball());
+    Files.createSymbolicLink(work.resolve("buildd.tar"), E2e.debianTarball());
+    E2e.write(work.resolve("plan.yaml"), plan.group(1));
+    E2e.chownTree(work, user);
+    leaks.watch(tmp);
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    env.put("HOME", home.toString());
+    env.put("USER", user);
+    env.put("LOGNAME", user);
+    env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
+    env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
+
+    E2e.Result batch =
+        E2e.run("usage-batch", user, work, env, LIMIT, List.of("sh", "-c", plan.group(2).strip()));
+    assertEquals(0, batch.exitCode, batch.describe());
+    JsonNode jobs =
+        new ObjectMapper()
+            .readTree(work.resolve("uchroot-results/plan/results.json").toFile())
+            .get("jobs");
+    List<String> seen = new ArrayList<>();
+    jobs.forEach(job -> seen.add(job.get("id").asText() + " " + job.get("status").asText()));
+    assertEquals(List.of("hello-tests pass", "hello-build pass", "smoke pass"), seen);
+  }
+
   /** The testbeds' apt went through the batch's cache, and a job had from it what one fetched. */
   private static void assertServedFromTheAptCache(E2e.Result batch) {
     assertTrue(batch.output.contains("apt cache: squid on http://127.0.0.1:"), batch.describe());
