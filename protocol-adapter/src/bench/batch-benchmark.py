@@ -554,7 +554,7 @@ def report(args, tarball, jobs, reference, reference_origin, batches, recorded_d
             ratio = '%8.2fx' % (ref_wall / run['wall']) if ref_wall else '%9s' % 'n/a'
             same = run.get('differences')
             same = 'reference' if same is None else ('identical' if not same else
-                                                      '%d differ' % len(same))
+                                                      '%d differences' % len(same))
             print('| %-44s | %8.1f s | %s | %16s | %-10s |' % (
                 name, run['wall'], ratio, mb(run['received']), same))
         print('(ratio: reference wall time / this run\'s; bytes: received on %s during the run)'
@@ -661,7 +661,7 @@ def main():
     dscs = fetch_sources(packages, os.path.join(work, 'src'))
     key = {'tarball': tarball, 'tarball_size': os.path.getsize(tarball), 'jobs': args.jobs,
            'options': args.options, 'ids': [j['id'] for j in jobs],
-           'dscs': [dscs[j['name']] for j in jobs]}
+           'dscs': [os.path.basename(dscs[j['name']]) for j in jobs]}
 
     reference_file = os.path.join(work, 'reference', 'run.json')
     if not args.skip_reference:
