@@ -173,17 +173,28 @@ public final class AptCache implements AutoCloseable {
     }
   }
 
-  /** Stops squid, which has a second to finish what it serves. */
+  /** Stops squid, which has a second to finish what it serves, and its helpers. */
   @Override
   public void close() {
+    List<ProcessHandle> helpers = squid.descendants().toList();
     squid.destroy();
     try {
       if (!squid.waitFor(10, TimeUnit.SECONDS)) {
         squid.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
       }
+      // Its helpers (unlinkd) end when they read the end of their pipe; one that lingers is killed.
+      for (ProcessHandle helper : helpers) {
+        try {
+          helper.onExit().get(5, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException
+            | java.util.concurrent.ExecutionException e) {
+          helper.destroyForcibly();
+        }
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       squid.destroyForcibly();
+      helpers.forEach(ProcessHandle::destroyForcibly);
     }
     release(lock);
   }
@@ -206,6 +217,8 @@ public final class AptCache implements AutoCloseable {
         "cache_store_log none",
         "logfile_rotate 0",
         "shutdown_lifetime 1 seconds",
+        // The pinger measures peers' distances: there are none, and it would outlive squid.
+        "pinger_enable off",
         "coredump_dir " + dir.resolve("cache"),
         // As squid-deb-proxy: packages and by-hash indices never change; the rest is checked.
         "refresh_pattern \\.(u?deb|dsc|tar\\.[a-z0-9]+|diff\\.gz)$ 129600 100% 129600",

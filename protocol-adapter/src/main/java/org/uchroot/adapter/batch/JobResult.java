@@ -40,16 +40,20 @@ public record JobResult(
       Objects.requireNonNull(verdict, "verdict");
     }
 
+    /** What autopkgtest's summary says of a test. */
+    private static final java.util.Set<String> VERDICTS =
+        java.util.Set.of("PASS", "FAIL", "SKIP", "FLAKY");
+
     /**
      * The lines of autopkgtest's {@code --summary-file}: {@code NAME VERDICT [DETAIL]}; lines of
-     * other forms are left out.
+     * other forms, such as the text of a setup command that failed, are left out.
      */
     public static List<TestVerdict> ofSummary(String summary) {
       return summary
           .lines()
           .map(String::strip)
           .map(line -> line.split("\\s+", 3))
-          .filter(words -> words.length >= 2)
+          .filter(words -> words.length >= 2 && VERDICTS.contains(words[1]))
           .map(words -> new TestVerdict(words[0], words[1]))
           .toList();
     }

@@ -32,7 +32,9 @@ class ResultFilesTest {
               1,
               JobResult.TestVerdict.ofSummary(
                   "command1             PASS\nupstream             FAIL non-zero exit status 1\n"
-                      + "needs-root           SKIP Test needs root\n"),
+                      + "needs-root           SKIP Test needs root\n"
+                      // A setup command's text, as a testbed failure's summary quotes it.
+                      + "\"sh -ec 'echo \"$1\"'\nfor retry in 1 2 3; do\n"),
               ""),
           new JobResult(
               "hello-build",
