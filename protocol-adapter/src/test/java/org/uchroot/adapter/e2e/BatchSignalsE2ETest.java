@@ -95,6 +95,71 @@ class BatchSignalsE2ETest {
   }
 
   @Test
+  void ctrlCSendsARunningAutopkgtestSigtermAndItCleansUp() throws Exception {
+    E2e.requireRoot();
+    E2e.requireCommands("script", "autopkgtest");
+    Path work = SignalFixtures.workDir(tempDir, null);
+    // A source tree whose one test runs until it is stopped.
+    Path tree = work.resolve("sleeper");
+    E2e.write(
+        tree.resolve("debian/control"),
+        "Source: sleeper\nMaintainer: Test <test@example.org>\n\nPackage: sleeper\n"
+            + "Architecture: all\nDescription: sleeps\n a test that sleeps\n");
+    E2e.write(
+        tree.resolve("debian/changelog"),
+        "sleeper (1.0) unstable; urgency=medium\n\n  * Test.\n\n"
+            + " -- Test <test@example.org>  Thu, 03 Dec 2026 12:00:00 +0000\n");
+    E2e.write(tree.resolve("debian/source/format"), "3.0 (native)\n");
+    E2e.write(
+        tree.resolve("debian/tests/control"),
+        "Test-Command: echo test-running; sleep 300\nDepends: dpkg\n");
+    E2e.write(
+        work.resolve("plan.yaml"),
+        "defaults: {tarball: "
+            + E2e.debianTarball()
+            + "}\njobs:\n  - {id: sleeper, autopkgtest: sleeper/, options: [--no-built-binaries]}\n"
+            + "  - {id: queued, shell: 'echo never'}\n");
+    Path results = work.resolve("uchroot-results/plan");
+    Process process =
+        RunTerminalE2ETest.onATerminal(
+            work,
+            null,
+            SignalFixtures.environment(work, null, leaks),
+            "uchroot batch -j 1 plan.yaml");
+    try (OutputStream keys = process.getOutputStream()) {
+      RunTerminalE2ETest.Screen screen =
+          new RunTerminalE2ETest.Screen(process.getInputStream(), LIMIT);
+      Path log = results.resolve("sleeper/log");
+      Await.until(
+          "the test to run",
+          LIMIT,
+          () -> {
+            try {
+              return Files.isRegularFile(log) && Files.readString(log).contains("test-running");
+            } catch (IOException e) {
+              return false;
+            }
+          },
+          () -> log.toString());
+      keys.write(3);
+      keys.flush();
+      assertTrue(process.waitFor(LIMIT.toSeconds(), TimeUnit.SECONDS), screen.text());
+      assertEquals(130, process.exitValue(), screen.text());
+      assertTrue(
+          Files.readString(log).contains("Received signal 15, cleaning up"),
+          "autopkgtest got SIGTERM, not the terminal's SIGINT\n" + Files.readString(log));
+    } finally {
+      process.descendants().forEach(ProcessHandle::destroyForcibly);
+      process.destroyForcibly();
+    }
+    JsonNode jobs =
+        new ObjectMapper().readTree(results.resolve("results.json").toFile()).get("jobs");
+    List<String> seen = new ArrayList<>();
+    jobs.forEach(job -> seen.add(job.get("id").asText() + " " + job.get("status").asText()));
+    assertEquals(List.of("sleeper interrupted", "queued interrupted"), seen);
+  }
+
+  @Test
   void aBatchKilledWithSigkillResumesWithoutRunningItsFinishedJobsAgain() throws Exception {
     E2e.requireRoot();
     Path work = SignalFixtures.workDir(tempDir, null);
