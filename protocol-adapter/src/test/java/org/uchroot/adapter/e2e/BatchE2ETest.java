@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -294,6 +297,68 @@ class BatchE2ETest {
     List<String> seen = new ArrayList<>();
     jobs.forEach(job -> seen.add(job.get("id").asText() + " " + job.get("status").asText()));
     assertEquals(List.of("hello-tests pass", "hello-build pass", "smoke pass"), seen);
+  }
+
+  @Test
+  void reverseDependsPlansWhatATestNamesAndItsJobsRunBySourceName() throws Exception {
+    E2e.requireRoot();
+    E2e.requireCommands("autopkgtest");
+    Path work = Files.createDirectories(tempDir.resolve("work"));
+    Path tmp = Files.createDirectories(work.resolve("tmp"));
+    leaks.watch(tmp);
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
+    String uchroot = E2e.distributionDir().resolve("bin/uchroot").toString();
+    // runlim's tests name stress in Testsuite-Triggers, as apt in the plain tarball sees it.
+    E2e.Result planned =
+        E2e.run(
+            "reverse-depends-stress",
+            null,
+            work,
+            env,
+            LIMIT,
+            List.of(
+                uchroot,
+                "batch",
+                "--reverse-depends",
+                "stress",
+                "-t",
+                E2e.debianTarball().toString(),
+                "--write-plan",
+                "stress.yaml"));
+    assertEquals(0, planned.exitCode, planned.describe());
+    ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
+    JsonNode plan = yaml.readTree(work.resolve("stress.yaml").toFile());
+    List<String> ids = new ArrayList<>();
+    plan.get("jobs").forEach(job -> ids.add(job.get("id").asText()));
+    assertTrue(ids.contains("runlim"), ids.toString());
+    assertTrue(planned.output.contains("autopkgtest job(s) in stress.yaml"), planned.describe());
+
+    // The plan as written, cut to runlim's job: fetched by name in its testbed, and tested.
+    ArrayNode kept = yaml.createArrayNode();
+    plan.get("jobs")
+        .forEach(
+            job -> {
+              if (job.get("id").asText().equals("runlim")) {
+                kept.add(job);
+              }
+            });
+    ((ObjectNode) plan).set("jobs", kept);
+    yaml.writeValue(work.resolve("runlim.yaml").toFile(), plan);
+    E2e.Result ran =
+        E2e.run(
+            "reverse-depends-run",
+            null,
+            work,
+            env,
+            LIMIT,
+            List.of(uchroot, "batch", "runlim.yaml"));
+    assertEquals(0, ran.exitCode, ran.describe());
+    JsonNode job =
+        new ObjectMapper()
+            .readTree(work.resolve("uchroot-results/runlim/results.json").toFile())
+            .get("jobs")
+            .get(0);
+    assertEquals(verdicts(realPackage("runlim")), testsOf(job));
   }
 
   /** The testbeds' apt went through the batch's cache, and a job had from it what one fetched. */
