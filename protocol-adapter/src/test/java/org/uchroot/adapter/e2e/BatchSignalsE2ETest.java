@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -49,17 +50,22 @@ class BatchSignalsE2ETest {
       E2e.chownTree(work.resolve("sleeps.txt"), user);
     }
     Path results = work.resolve("uchroot-results/sleeps");
+    // A terminal that moves the cursor, as a user's does: the live status is drawn on it.
+    Map<String, String> env = new LinkedHashMap<>(SignalFixtures.environment(work, user, leaks));
+    env.put("TERM", "xterm");
     Process process =
         RunTerminalE2ETest.onATerminal(
             work,
             user,
-            SignalFixtures.environment(work, user, leaks),
+            env,
             "uchroot batch -t " + SignalFixtures.busyboxTarball() + " -j 2 sleeps.txt");
     try (OutputStream keys = process.getOutputStream()) {
       RunTerminalE2ETest.Screen screen =
           new RunTerminalE2ETest.Screen(process.getInputStream(), LIMIT);
       awaitRunning(results.resolve("line-1/log"));
       awaitRunning(results.resolve("line-2/log"));
+      screen.awaitLines("0/7 done: 0 pass, 0 fail, 0 tmpfail; 2 running; ETA --");
+      screen.awaitLines("  line-2  shell");
       keys.write(3);
       keys.flush();
       assertTrue(process.waitFor(LIMIT.toSeconds(), TimeUnit.SECONDS), screen.text());
