@@ -42,6 +42,9 @@ import subprocess
 import sys
 import time
 
+# The tarball the single-testbed benchmark makes and caches, shared by both.
+from benchmark import default_tarball
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIST = os.path.normpath(os.path.join(HERE, '..', '..', 'target', 'uchroot'))
 PACKAGES = os.path.join(HERE, 'batch-packages.tsv')
@@ -59,18 +62,6 @@ OWN_TOTAL = 'own processes (java + frontends + jobd)'
 OWN_AND_SQUID = 'own processes + squid'
 MEMORY_GOAL_MIB = 300
 SPEED_GOAL = 2.0
-
-
-def default_tarball():
-    cache = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')),
-                         'uchroot-bench')
-    os.makedirs(cache, exist_ok=True)
-    tarball = os.path.join(cache, 'bookworm-apt.tar')
-    if not os.path.exists(tarball):
-        subprocess.run(['mmdebstrap', '--variant=apt', '--format=tar', 'bookworm',
-                        tarball + '.part.tar'], check=True)
-        os.rename(tarball + '.part.tar', tarball)
-    return tarball
 
 
 def default_work():

@@ -16,10 +16,14 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.UserPrincipalLookupService;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.uchroot.adapter.virt.AptProxy;
 import org.uchroot.engine.Host;
 import org.uchroot.engine.UchrootException;
@@ -79,15 +83,15 @@ public final class AptCache implements AutoCloseable {
         throw new UchrootException("another batch uses the apt cache in " + dir);
       }
       stopLeftOver(dir);
+      UserPrincipalLookupService users = dir.getFileSystem().getUserPrincipalLookupService();
       for (String sub : List.of("cache", "log")) {
         Files.createDirectories(dir.resolve(sub));
         if (Host.isRoot()) {
           // squid leaves root for its own user: what it writes must be that user's.
-          UserPrincipalLookupService users = dir.getFileSystem().getUserPrincipalLookupService();
-          Files.setOwner(dir.resolve(sub), users.lookupPrincipalByName(SQUID_USER));
-          Files.getFileAttributeView(
-                  dir.resolve(sub), java.nio.file.attribute.PosixFileAttributeView.class)
-              .setGroup(users.lookupPrincipalByGroupName(SQUID_USER));
+          PosixFileAttributeView owner =
+              Files.getFileAttributeView(dir.resolve(sub), PosixFileAttributeView.class);
+          owner.setOwner(users.lookupPrincipalByName(SQUID_USER));
+          owner.setGroup(users.lookupPrincipalByGroupName(SQUID_USER));
         }
       }
       int port = freePort();
@@ -166,10 +170,7 @@ public final class AptCache implements AutoCloseable {
     @Override
     public String toString() {
       return String.format(
-          java.util.Locale.ROOT,
-          "%.1f MB fetched, %.1f MB from the cache",
-          fetched / 1e6,
-          cached / 1e6);
+          Locale.ROOT, "%.1f MB fetched, %.1f MB from the cache", fetched / 1e6, cached / 1e6);
     }
   }
 
@@ -186,8 +187,7 @@ public final class AptCache implements AutoCloseable {
       for (ProcessHandle helper : helpers) {
         try {
           helper.onExit().get(5, TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException
-            | java.util.concurrent.ExecutionException e) {
+        } catch (TimeoutException | ExecutionException e) {
           helper.destroyForcibly();
         }
       }

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import java.util.OptionalInt;
+import java.util.Set;
 
 /**
  * How a job ended, after its last attempt.
@@ -41,8 +42,7 @@ public record JobResult(
     }
 
     /** What autopkgtest's summary says of a test. */
-    private static final java.util.Set<String> VERDICTS =
-        java.util.Set.of("PASS", "FAIL", "SKIP", "FLAKY");
+    private static final Set<String> VERDICTS = Set.of("PASS", "FAIL", "SKIP", "FLAKY");
 
     /**
      * The lines of autopkgtest's {@code --summary-file}: {@code NAME VERDICT [DETAIL]}; lines of

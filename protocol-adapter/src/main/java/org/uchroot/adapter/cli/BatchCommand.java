@@ -7,6 +7,7 @@ import java.io.PrintStream;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Clock;
@@ -34,6 +35,7 @@ import org.uchroot.adapter.batch.PlanReader;
 import org.uchroot.adapter.batch.Progress;
 import org.uchroot.adapter.batch.ReverseDepends;
 import org.uchroot.adapter.service.EngineService;
+import org.uchroot.adapter.virt.AptProxy;
 import org.uchroot.engine.Engine;
 import org.uchroot.engine.EngineConfig;
 import org.uchroot.engine.SessionRegistry;
@@ -155,6 +157,7 @@ final class BatchCommand implements Callable<Integer> {
       throw new CliException(ExitCode.USAGE, "--jobs must be at least 1");
     }
     Map<String, String> env = System.getenv();
+    Optional<AptProxy> ownProxy = options.aptProxy();
     Optional<Path> tarball = options.tarball(env);
     if (reverseDepends != null) {
       if (file != null) {
@@ -199,7 +202,7 @@ final class BatchCommand implements Callable<Integer> {
     Engine engine = Engine.start(config);
     boolean runners = plan.jobs().stream().anyMatch(job -> !(job instanceof PlanJob.Shell));
     Frontends frontends = runners ? Frontends.serve(engine, config) : null;
-    Optional<AptCache> aptCache = startAptCache(config);
+    Optional<AptCache> aptCache = ownProxy.isPresent() ? Optional.empty() : startAptCache(config);
     Runnable closeAll =
         once(
             () -> {
@@ -217,7 +220,7 @@ final class BatchCommand implements Callable<Integer> {
               frontendProgram(),
               frontends != null ? frontends.environment() : Map.of(),
               config.normalUser(),
-              aptCache.map(AptCache::proxy).or(options::aptProxy));
+              aptCache.map(AptCache::proxy).or(() -> ownProxy));
       PrintStream stdout =
           new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
       // Kept jobs of a resumed batch are not run again, and do not count.
@@ -316,11 +319,11 @@ final class BatchCommand implements Callable<Integer> {
   }
 
   /**
-   * The batch's apt cache: none with {@code --no-apt-cache} or {@code --apt-proxy}, nor where squid
-   * is missing or cannot start, each said in one line.
+   * The batch's apt cache: none with {@code --no-apt-cache}, nor where squid is missing or cannot
+   * start, each said in one line.
    */
   private Optional<AptCache> startAptCache(EngineConfig config) {
-    if (noAptCache || options.aptProxy().isPresent()) {
+    if (noAptCache) {
       return Optional.empty();
     }
     if (!AptCache.available()) {
@@ -483,7 +486,7 @@ final class BatchCommand implements Callable<Integer> {
      * a link; one a killed batch left, too.
      */
     static void remove(Path runtimeDir) {
-      if (!Files.isDirectory(runtimeDir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      if (!Files.isDirectory(runtimeDir, LinkOption.NOFOLLOW_LINKS)) {
         return;
       }
       try (Stream<Path> left = Files.list(runtimeDir)) {

@@ -193,12 +193,8 @@ class BatchE2ETest {
     E2e.requireCommands("autopkgtest", "squid");
     String user = E2e.testUser();
     Path runlimDsc = RealPackageE2ETest.fetchSource(realPackage("runlim"));
-    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
-    Path work = tempDir.resolve("work");
-    Path home = Files.createDirectories(work.resolve("home"));
-    Path tmp = Files.createDirectories(work.resolve("tmp"));
-    Path runtimeDir = Files.createDirectories(work.resolve("run"));
-    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
+    Path work = newUsersWorkDir();
+    Path home = work.resolve("home");
     // Two shell jobs one after the other: the second has the indices the first fetched.
     E2e.write(
         work.resolve("plan.yaml"),
@@ -211,14 +207,7 @@ class BatchE2ETest {
             "  - {id: first, shell: 'apt-get -q update && apt-get -q -y install hello && hello'}",
             "  - {id: second, shell: 'apt-get -q update && apt-get -q -y install hello && hello'}",
             ""));
-    E2e.chownTree(work, user);
-    leaks.watch(tmp);
-    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
-    env.put("HOME", home.toString());
-    env.put("USER", user);
-    env.put("LOGNAME", user);
-    env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
-    env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
+    Map<String, String> env = newUsersEnvironment(work, user);
 
     E2e.Result batch =
         E2e.run(
@@ -259,12 +248,7 @@ class BatchE2ETest {
             .matcher(usage);
     assertTrue(plan.find(), "docs/usage.md has no batch plan and command");
     String user = E2e.testUser();
-    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
-    Path work = tempDir.resolve("work");
-    Path home = Files.createDirectories(work.resolve("home"));
-    Path tmp = Files.createDirectories(work.resolve("tmp"));
-    Path runtimeDir = Files.createDirectories(work.resolve("run"));
-    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
+    Path work = newUsersWorkDir();
     // What the plan names: hello's source as the page's version has it, and two tarballs.
     E2e.Result fetched =
         E2e.run(
@@ -278,14 +262,7 @@ class BatchE2ETest {
     Files.createSymbolicLink(work.resolve("bookworm.tar"), E2e.debianTarball());
     Files.createSymbolicLink(work.resolve("buildd.tar"), E2e.debianTarball());
     E2e.write(work.resolve("plan.yaml"), plan.group(1));
-    E2e.chownTree(work, user);
-    leaks.watch(tmp);
-    Map<String, String> env = leaks.tag(E2e.childEnvironment(tmp));
-    env.put("HOME", home.toString());
-    env.put("USER", user);
-    env.put("LOGNAME", user);
-    env.put("UCHROOT_RUNTIME_DIR", runtimeDir.toString());
-    env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
+    Map<String, String> env = newUsersEnvironment(work, user);
 
     E2e.Result batch =
         E2e.run("usage-batch", user, work, env, LIMIT, List.of("sh", "-c", plan.group(2).strip()));
@@ -359,6 +336,37 @@ class BatchE2ETest {
             .get("jobs")
             .get(0);
     assertEquals(verdicts(realPackage("runlim")), testsOf(job));
+  }
+
+  /**
+   * A work directory for a new user, whom the (root-owned) temporary directory only lets through:
+   * {@code home}, {@code tmp} and a private runtime directory {@code run}.
+   */
+  private Path newUsersWorkDir() throws IOException {
+    Files.setPosixFilePermissions(tempDir, PosixFilePermissions.fromString("rwx--x--x"));
+    Path work = tempDir.resolve("work");
+    Files.createDirectories(work.resolve("home"));
+    Files.createDirectories(work.resolve("tmp"));
+    Path runtimeDir = Files.createDirectories(work.resolve("run"));
+    Files.setPosixFilePermissions(runtimeDir, PosixFilePermissions.fromString("rwx------"));
+    return work;
+  }
+
+  /**
+   * Gives {@code work}, as it now is, to {@code user}; their environment, with its fresh HOME and
+   * caches there (runuser keeps root's environment otherwise).
+   */
+  private Map<String, String> newUsersEnvironment(Path work, String user) throws IOException {
+    E2e.chownTree(work, user);
+    Path home = work.resolve("home");
+    leaks.watch(work.resolve("tmp"));
+    Map<String, String> env = leaks.tag(E2e.childEnvironment(work.resolve("tmp")));
+    env.put("HOME", home.toString());
+    env.put("USER", user);
+    env.put("LOGNAME", user);
+    env.put("UCHROOT_RUNTIME_DIR", work.resolve("run").toString());
+    env.put("XDG_CACHE_HOME", home.resolve(".cache").toString());
+    return env;
   }
 
   /** The testbeds' apt went through the batch's cache, and a job had from it what one fetched. */

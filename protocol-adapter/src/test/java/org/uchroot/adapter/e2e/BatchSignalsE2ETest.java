@@ -136,17 +136,8 @@ class BatchSignalsE2ETest {
       RunTerminalE2ETest.Screen screen =
           new RunTerminalE2ETest.Screen(process.getInputStream(), LIMIT);
       Path log = results.resolve("sleeper/log");
-      Await.until(
-          "the test to run",
-          LIMIT,
-          () -> {
-            try {
-              return Files.isRegularFile(log) && Files.readString(log).contains("test-running");
-            } catch (IOException e) {
-              return false;
-            }
-          },
-          () -> log.toString());
+      // Not just "running": autopkgtest's log names the testbed's running kernel first.
+      awaitInLog(log, "test-running");
       keys.write(3);
       keys.flush();
       assertTrue(process.waitFor(LIMIT.toSeconds(), TimeUnit.SECONDS), screen.text());
@@ -233,12 +224,16 @@ class BatchSignalsE2ETest {
   }
 
   private static void awaitRunning(Path log) {
+    awaitInLog(log, "running");
+  }
+
+  private static void awaitInLog(Path log, String text) {
     Await.until(
-        log + " to say running",
+        log + " to say " + text,
         LIMIT,
         () -> {
           try {
-            return Files.isRegularFile(log) && Files.readString(log).contains("running");
+            return Files.isRegularFile(log) && Files.readString(log).contains(text);
           } catch (IOException e) {
             return false;
           }
